@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The cluster configuration: one YAML file, parsed with a libcyaml schema and validated whole. */
+#ifndef PD_COMMON_CONFIG_H
+#define PD_COMMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define PD_MAX_NODES 64
+#define PD_MAX_TENANTS 64
+#define PD_MAX_FUNCTIONS 256
+#define PD_MAX_ROUTES 256
+#define PD_MAX_CHAIN 32
+#define PD_MAX_INSTANCES 64 /* instances of all functions of one tenant on one node */
+#define PD_NAME_MAX 63      /* names: [a-z0-9_-], 1..63 characters */
+
+enum pd_primitive {
+	PD_PRIMITIVE_TWO_SIDED = 0,
+	PD_PRIMITIVE_ONE_SIDED = 1,
+};
+
+/* A "host:port" or "[v6]:port" endpoint, parsed. */
+struct pd_config_addr {
+	char host[64];
+	uint16_t port;
+};
+
+struct pd_config_fabric {
+	char *provider;              /* libfabric provider name; default "tcp" */
+	enum pd_primitive primitive; /* default two-sided */
+};
+
+struct pd_config_ingress {
+	char *listen;                  /* HTTP listener "host:port"; default "127.0.0.1:8080" */
+	char *admin;                   /* admin listener (/healthz, /metrics); default "127.0.0.1:8081" */
+	char *address;                 /* local fabric address the ingress connects from;
+	                                  default "127.0.0.1" */
+	uint32_t threads;              /* default 1 */
+	uint64_t max_header_bytes;     /* request line + headers; default 8 KiB; 431 above */
+	/* As written in the file (NULL if absent); parsed by validation into the field above: */
+	char *max_header_bytes_text;
+	/* Resolved by validation: */
+	struct pd_config_addr listen_addr;
+	struct pd_config_addr admin_addr;
+};
+
+struct pd_config_node {
+	char *name;
+	char *address; /* fabric address (IPv4/IPv6 literal) */
+	uint16_t port; /* fabric port */
+};
+
+struct pd_config_tenant {
+	char *name;
+	uint32_t weight;       /* 1..1000, default 1 */
+	uint64_t pool;         /* bytes of shared memory per node; default 64 MiB */
+	uint64_t buffer_size;  /* bytes per buffer (header included); default 16 KiB */
+	uint32_t max_inflight; /* requests admitted at the ingress at once; default 1024 */
+	double rate;           /* requests/s admitted at the ingress; 0 = unlimited (default) */
+	char *run_as;          /* optional "user" or "user:group" for its functions */
+	/* As written in the file (NULL if absent); parsed by validation into pool and
+	   buffer_size: */
+	char *pool_text;
+	char *buffer_size_text;
+	/* Resolved by validation: */
+	uint64_t max_body; /* largest request or response body a buffer holds */
+};
+
+struct pd_config_function {
+	char *name;
+	char *tenant;
+	char *exec;          /* path; see pd_config_resolve_exec() */
+	char **args;         /* optional extra argv entries */
+	uint32_t args_count;
+	char *node;          /* either node ... */
+	char **nodes;        /* ... or nodes: [..] */
+	uint32_t nodes_count;
+	uint32_t instances; /* per node; default 1 */
+	uint32_t threads;   /* handler threads per instance; default 1 */
+	/* Resolved by validation: */
+	uint32_t tenant_idx;
+	uint32_t node_idx[PD_MAX_NODES];
+	uint32_t node_idx_count;
+};
+
+struct pd_config_route {
+	char *path;          /* path prefix, starts with '/' */
+	char *tenant;
+	char **chain;        /* function names, run in order */
+	uint32_t chain_count;
+	uint64_t timeout_ms; /* default 5000 */
+	char *timeout_text;  /* as written (NULL if absent); parsed into timeout_ms */
+	/* Resolved by validation: */
+	uint32_t tenant_idx;
+	uint32_t chain_idx[PD_MAX_CHAIN]; /* indexes into functions[] */
+};
+
+struct pd_config_engine {
+	uint64_t spin_us;            /* how long a consumer polls before sleeping; default 50 */
+	uint32_t ring_size;          /* inbound ring slots per function instance; default 1024 */
+	uint64_t restart_backoff_ms; /* first restart delay of a crashed function; default 100 */
+	uint64_t restart_backoff_max_ms; /* cap of the doubling delay; default 5000 */
+	char *functions_dir;         /* where bare exec names are found; default: the
+	                                "functions" folder beside the palladium binary */
+	/* As written in the file (NULL if absent); parsed into the _ms fields above: */
+	char *restart_backoff_text;
+	char *restart_backoff_max_text;
+};
+
+struct pd_config {
+	char *path; /* the file it was loaded from */
+	struct pd_config_fabric fabric;
+	struct pd_config_ingress ingress;
+	struct pd_config_engine engine;
+	struct pd_config_node *nodes;
+	uint32_t nodes_count;
+	struct pd_config_tenant *tenants;
+	uint32_t tenants_count;
+	struct pd_config_function *functions;
+	uint32_t functions_count;
+	struct pd_config_route *routes;
+	uint32_t routes_count;
+};
+
+/*
+ * Load and validate a cluster file. On success *out is the config (free with
+ * pd_config_free) and 0 is returned. On any error nothing is returned in *out, every
+ * error found is written to errs as "FILE:LINE:COLUMN: error: MESSAGE\n", and the
+ * result is -EINVAL (bad content) or another negative errno (file could not be read).
+ */
+int pd_config_load(const char *path, struct pd_config **out, FILE *errs);
+void pd_config_free(struct pd_config *cfg);
+
+/* Index lookups by name; -1 if absent. */
+int pd_config_node_index(const struct pd_config *cfg, const char *name);
+int pd_config_tenant_index(const struct pd_config *cfg, const char *name);
+int pd_config_function_index(const struct pd_config *cfg, const char *name);
+
+/* Does function f run on node n? */
+bool pd_config_function_on_node(const struct pd_config_function *f, uint32_t node_idx);
+
+/*
+ * The executable of a function: an exec with a '/' is taken relative to the config
+ * file's folder (absolute stays absolute); a bare name is looked up in
+ * engine.functions_dir. Writes at most len bytes; returns 0 or -ENAMETOOLONG.
+ * A relative functions_dir is taken relative to the config file's folder. When
+ * functions_dir is unset and /proc/self/exe cannot be read, readlink's negative
+ * errno is returned.
+ */
+int pd_config_resolve_exec(const struct pd_config *cfg, const struct pd_config_function *f,
+			   char *buf, size_t len);
+
+/* Parsers shared with the CLI, exposed for tests. Return 0 or -EINVAL. */
+int pd_parse_size(const char *text, uint64_t *bytes);     /* "16KiB", "64MiB", "4096" */
+int pd_parse_duration(const char *text, uint64_t *ms);    /* "500ms", "2s", "1m" */
+int pd_parse_addr(const char *text, struct pd_config_addr *addr); /* "host:port" */
+
+#endif

@@ -1,0 +1,808 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The node's network engine: one event loop over the fabric, the tenants' engine-bound
+ * rings, the attach and stats sockets and signals. It reads headers and descriptors,
+ * never payload.
+ */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "engine/engine_internal.h"
+#include "shm/msg.h"
+
+#define COMP "engine"
+#define RING_BURST 64
+#define PEND_NONE UINT32_MAX
+
+/* ---------------------------------------------------------------- small helpers */
+
+static void *ctx_encode(uint32_t tenant_local, uint32_t idx)
+{
+	/* Never dereferenced: a (tenant, buffer) pair carried through the fabric. */
+	return (void *)(uintptr_t)(((uint64_t)(tenant_local + 1) << 32) | idx);
+}
+
+static void ctx_decode(const void *ctx, uint32_t *tenant_local, uint32_t *idx)
+{
+	uint64_t v = (uint64_t)(uintptr_t)ctx;
+	*tenant_local = (uint32_t)(v >> 32) - 1;
+	*idx = (uint32_t)v;
+}
+
+int engine_watch(struct engine *e, int fd, int kind)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)kind << 32) | (uint32_t)fd};
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+		return -errno;
+	return 0;
+}
+
+void engine_unwatch(struct engine *e, int fd)
+{
+	epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void pd_engine_stats_socket_name(const struct pd_config *cfg, uint32_t node_idx, char *buf,
+				 size_t len)
+{
+	const struct pd_config_node *n = &cfg->nodes[node_idx];
+	snprintf(buf, len, "palladium-engine.%s.%u.%s", n->address, (unsigned)n->port, n->name);
+}
+
+/* ---------------------------------------------------------------- receives */
+
+static void post_receives(struct engine *e, struct tenant_rt *t)
+{
+	while (t->rx_missing > 0) {
+		uint32_t idx;
+		if (pd_pool_alloc(&t->pool, PD_OWNER_ENGINE, &idx) != 0) {
+			t->c.rx_repost_deferred++;
+			return;
+		}
+		pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_RX_POSTED);
+		int rc = pd_fabric_rx_post(t->rx, t->mr, pd_pool_buf(&t->pool, idx),
+					   t->conf->buffer_size, ctx_encode((uint32_t)(t - e->tenants), idx));
+		if (rc != 0) {
+			pd_pool_free(&t->pool, idx);
+			t->c.rx_repost_deferred++;
+			return;
+		}
+		t->rx_missing--;
+	}
+}
+
+/* ---------------------------------------------------------------- sends */
+
+static void pend_push(struct tenant_rt *t, uint32_t idx)
+{
+	t->pend_next[idx] = PEND_NONE;
+	if (t->pend_tail == PEND_NONE)
+		t->pend_head = idx;
+	else
+		t->pend_next[t->pend_tail] = idx;
+	t->pend_tail = idx;
+	t->pend_count++;
+}
+
+static uint32_t pend_pop(struct tenant_rt *t)
+{
+	uint32_t idx = t->pend_head;
+	if (idx == PEND_NONE)
+		return idx;
+	t->pend_head = t->pend_next[idx];
+	if (t->pend_head == PEND_NONE)
+		t->pend_tail = PEND_NONE;
+	t->pend_count--;
+	return idx;
+}
+
+/* Try to send a response buffer to its ingress. 0 sent or dropped; -EAGAIN keep it. */
+static int try_send_response(struct engine *e, struct tenant_rt *t, uint32_t idx)
+{
+	struct pd_msg_hdr *h = pd_pool_buf(&t->pool, idx);
+	struct pd_msg_hdr snap;
+	pd_msg_hdr_snapshot(&snap, h);
+	struct pd_fabric_conn *conn =
+		snap.origin < ENGINE_MAX_INGRESS ? t->ingress[snap.origin] : NULL;
+	if (conn == NULL) {
+		t->c.dropped++;
+		pd_pool_free(&t->pool, idx);
+		return 0;
+	}
+	uint64_t len = pd_msg_total_len(&snap);
+	pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_SENDING);
+	int rc = pd_fabric_send(conn, t->mr, h, len, ctx_encode((uint32_t)(t - e->tenants), idx));
+	if (rc == -EAGAIN) {
+		pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_ENGINE);
+		return -EAGAIN;
+	}
+	if (rc != 0) {
+		t->c.dropped++;
+		pd_pool_free(&t->pool, idx);
+		return 0;
+	}
+	t->c.msgs_out++;
+	t->c.bytes_out += len;
+	return 0;
+}
+
+static void send_response(struct engine *e, struct tenant_rt *t, uint32_t idx)
+{
+	/* Keep order: nothing overtakes what already waits for a credit. */
+	if (t->pend_count > 0 || try_send_response(e, t, idx) == -EAGAIN)
+		pend_push(t, idx);
+}
+
+static int flush_pending(struct engine *e, struct tenant_rt *t)
+{
+	int sent = 0;
+	while (t->pend_count > 0) {
+		uint32_t idx = t->pend_head;
+		if (try_send_response(e, t, idx) == -EAGAIN)
+			break;
+		pend_pop(t);
+		sent++;
+	}
+	return sent;
+}
+
+void engine_send_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
+		       const char *msg)
+{
+	struct pd_msg_hdr *h = pd_pool_buf(&t->pool, idx);
+	size_t n = strlen(msg);
+	/* The engine writes its own error text; it never reads or copies the payload. */
+	memcpy(pd_msg_payload(h), msg, n);
+	h->magic = PD_MSG_MAGIC;
+	h->version = PD_MSG_VERSION;
+	h->flags = PD_MSG_F_RESPONSE | PD_MSG_F_ERROR;
+	h->tenant = t->tenant;
+	h->status = status;
+	h->payload_len = (uint32_t)n;
+	h->req_meta_len = 0;
+	h->resp_meta_len = 0;
+	t->c.errors_sent++;
+	send_response(e, t, idx);
+}
+
+/* ---------------------------------------------------------------- routing */
+
+/* Pick a local instance of function fn: a running one with the shortest ring. */
+static struct instance *pick_instance(struct tenant_rt *t, uint16_t fn)
+{
+	struct instance *best = NULL, *fallback = NULL;
+	uint32_t best_len = UINT32_MAX;
+	for (uint16_t s = 0; s < t->ninst; s++) {
+		struct instance *in = &t->inst[s];
+		if (in->function != fn)
+			continue;
+		if (fallback == NULL)
+			fallback = in;
+		if (in->state != INST_RUNNING)
+			continue;
+		uint32_t len = pd_ring_count(&t->pool.inst_ring[s]);
+		if (len < best_len) {
+			best = in;
+			best_len = len;
+		}
+	}
+	/* None running (restarting): queue on one anyway; it is served when it is back. */
+	return best != NULL ? best : fallback;
+}
+
+/*
+ * A request (from the fabric or a function) whose header was checked: hand it to an
+ * instance of the function at its hop.
+ */
+static void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx,
+			  const struct pd_msg_hdr *h)
+{
+	const struct pd_config_route *r = &e->cfg->routes[h->route];
+	uint16_t fn = (uint16_t)r->chain_idx[h->hop];
+	struct instance *in = pick_instance(t, fn);
+	if (in == NULL) {
+		/* Cross-node hops are not routed by this engine yet. */
+		engine_send_error(e, t, idx, 502, "function not available on this node\n");
+		return;
+	}
+	pd_pool_set(&t->pool, idx, in->slot, PD_BUF_IN_RING);
+	if (pd_ring_push(&t->pool.inst_ring[in->slot], idx) != 0) {
+		pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_ENGINE);
+		engine_send_error(e, t, idx, 503, "function queue is full\n");
+		return;
+	}
+	t->c.to_functions++;
+	pd_ring_notify(&t->pool.inst_ring[in->slot], in->efd);
+}
+
+/* Check a header against the cluster config and this tenant. */
+static bool header_ok(const struct engine *e, const struct tenant_rt *t,
+		      const struct pd_msg_hdr *h, uint64_t received_len)
+{
+	if (pd_msg_validate(h, t->conf->buffer_size, received_len) != 0)
+		return false;
+	if (h->tenant != t->tenant || h->route >= e->cfg->routes_count)
+		return false;
+	const struct pd_config_route *r = &e->cfg->routes[h->route];
+	if (r->tenant_idx != t->tenant)
+		return false;
+	if ((h->flags & PD_MSG_F_REQUEST) && h->hop >= r->chain_count)
+		return false;
+	return true;
+}
+
+static int drain_engine_ring(struct engine *e, struct tenant_rt *t)
+{
+	int n = 0;
+	for (; n < RING_BURST; n++) {
+		uint64_t v;
+		if (pd_ring_pop(&t->pool.engine_ring, &v) != 0)
+			break;
+		/* The descriptor comes from tenant memory: check it before anything else. */
+		if (!pd_pool_index_ok(&t->pool, v)) {
+			t->c.bad_descriptors++;
+			continue;
+		}
+		uint32_t idx = (uint32_t)v;
+		uint32_t expected = PD_BUF_TO_ENGINE;
+		if (!atomic_compare_exchange_strong(&t->pool.ctl[idx].state, &expected,
+						    PD_BUF_ENGINE)) {
+			t->c.bad_descriptors++;
+			continue;
+		}
+		atomic_store(&t->pool.ctl[idx].owner, PD_OWNER_ENGINE);
+		struct pd_msg_hdr snap;
+		pd_msg_hdr_snapshot(&snap, pd_pool_buf(&t->pool, idx));
+		if (!header_ok(e, t, &snap, 0)) {
+			t->c.bad_headers++;
+			pd_pool_free(&t->pool, idx);
+			continue;
+		}
+		if (snap.flags & PD_MSG_F_RESPONSE)
+			send_response(e, t, idx);
+		else
+			route_request(e, t, idx, &snap);
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- fabric callbacks */
+
+static struct tenant_rt *tenant_of_ctx(struct engine *e, const void *ctx, uint32_t *idx)
+{
+	uint32_t tl;
+	ctx_decode(ctx, &tl, idx);
+	PD_ASSERT(tl < e->ntenants);
+	return &e->tenants[tl];
+}
+
+static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_t len)
+{
+	(void)conn;
+	struct engine *e = app;
+	uint32_t idx;
+	struct tenant_rt *t = tenant_of_ctx(e, buf_ctx, &idx);
+	t->rx_missing++;
+	pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_ENGINE);
+	post_receives(e, t);
+	t->c.msgs_in++;
+	t->c.bytes_in += len;
+
+	struct pd_msg_hdr snap;
+	if (len < PD_MSG_HDR_SIZE) {
+		t->c.bad_headers++;
+		pd_pool_free(&t->pool, idx);
+		return;
+	}
+	pd_msg_hdr_snapshot(&snap, pd_pool_buf(&t->pool, idx));
+	if (!header_ok(e, t, &snap, len) || !(snap.flags & PD_MSG_F_REQUEST)) {
+		t->c.bad_headers++;
+		pd_pool_free(&t->pool, idx);
+		return;
+	}
+	route_request(e, t, idx, &snap);
+}
+
+static void on_recv_cancel(void *app, void *buf_ctx)
+{
+	struct engine *e = app;
+	uint32_t idx;
+	struct tenant_rt *t = tenant_of_ctx(e, buf_ctx, &idx);
+	pd_pool_free(&t->pool, idx);
+}
+
+static void on_send_done(void *app, void *send_ctx, int status)
+{
+	struct engine *e = app;
+	uint32_t idx;
+	struct tenant_rt *t = tenant_of_ctx(e, send_ctx, &idx);
+	if (status != 0)
+		t->c.dropped++;
+	pd_pool_free(&t->pool, idx);
+}
+
+static int on_connect_request(void *app, const struct pd_fabric_hello *hello,
+			      struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
+{
+	struct engine *e = app;
+	if (hello->tenant >= PD_MAX_TENANTS || e->tenant_map[hello->tenant] < 0) {
+		PD_LOG_WARN(COMP, 0, "refused peer %#x: tenant %u has no functions on node %s",
+			    hello->peer_id, hello->tenant, e->node_conf->name);
+		return -ENOENT;
+	}
+	if ((hello->peer_id & PD_FABRIC_PEER_INGRESS) == 0 ||
+	    (hello->peer_id & ~PD_FABRIC_PEER_INGRESS) >= ENGINE_MAX_INGRESS) {
+		PD_LOG_WARN(COMP, 0, "refused peer %#x: not a known ingress", hello->peer_id);
+		return -EPERM;
+	}
+	struct tenant_rt *t = &e->tenants[e->tenant_map[hello->tenant]];
+	*rx = t->rx;
+	uint32_t c = t->rx_depth - 2;
+	*credits = (uint16_t)(c > UINT16_MAX ? UINT16_MAX : c);
+	*conn_ctx = t;
+	return 0;
+}
+
+static void on_up(void *app, struct pd_fabric_conn *conn)
+{
+	struct engine *e = app;
+	struct tenant_rt *t = pd_fabric_conn_ctx(conn);
+	uint16_t peer = pd_fabric_conn_peer(conn);
+	uint16_t origin = peer & (uint16_t)~PD_FABRIC_PEER_INGRESS;
+	if (origin < ENGINE_MAX_INGRESS) {
+		if (t->ingress[origin] != NULL && t->ingress[origin] != conn)
+			pd_fabric_disconnect(t->ingress[origin]);
+		t->ingress[origin] = conn;
+	}
+	PD_LOG_INFO(COMP, "node %s: ingress %u connected for tenant %s", e->node_conf->name,
+		    origin, t->conf->name);
+}
+
+static void on_down(void *app, struct pd_fabric_conn *conn, int err)
+{
+	struct engine *e = app;
+	struct tenant_rt *t = pd_fabric_conn_ctx(conn);
+	if (t == NULL)
+		return;
+	for (int i = 0; i < ENGINE_MAX_INGRESS; i++) {
+		if (t->ingress[i] == conn) {
+			t->ingress[i] = NULL;
+			PD_LOG_INFO(COMP, "node %s: ingress %d disconnected for tenant %s (%s)",
+				    e->node_conf->name, i, t->conf->name, strerror(-err));
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- stats */
+
+static void stats_answer(struct engine *e, int fd)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (f == NULL)
+		return;
+	fprintf(f, "node %s pid %d\n", e->node_conf->name, (int)getpid());
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		struct tenant_rt *t = &e->tenants[i];
+		uint64_t census[PD_BUF_STATE_COUNT];
+		pd_pool_census(&t->pool, census);
+		uint64_t fn_handled = 0, fn_bad = 0, fn_copied = 0, fn_meta = 0;
+		for (uint16_t s = 0; s < t->ninst; s++) {
+			struct pd_inst_status *st = t->pool.inst_status[s];
+			fn_handled += atomic_load(&st->handled);
+			fn_bad += atomic_load(&st->bad_input);
+			fn_copied += atomic_load(&st->copied_bytes);
+			fn_meta += atomic_load(&st->meta_bytes);
+		}
+		const struct tenant_counters *c = &t->c;
+		fprintf(f,
+			"tenant %s buffers_total=%u buffers_free=%lu buffers_in_use=%lu "
+			"buffers_rx_posted=%lu msgs_in=%lu bytes_in=%lu msgs_out=%lu bytes_out=%lu "
+			"to_functions=%lu bad_descriptors=%lu bad_headers=%lu dropped=%lu "
+			"engine_payload_copied_bytes=%lu function_payload_copied_bytes=%lu "
+			"function_meta_copied_bytes=%lu function_handled=%lu function_bad_input=%lu "
+			"errors_sent=%lu reclaimed=%lu restarts=%lu hung_killed=%lu "
+			"pending_sends=%u\n",
+			t->conf->name, t->pool.nbuffers, census[PD_BUF_FREE],
+			t->pool.nbuffers - census[PD_BUF_FREE] - census[PD_BUF_RX_POSTED],
+			census[PD_BUF_RX_POSTED], c->msgs_in, c->bytes_in, c->msgs_out,
+			c->bytes_out, c->to_functions, c->bad_descriptors, c->bad_headers,
+			c->dropped, c->payload_copied, fn_copied, fn_meta, fn_handled, fn_bad,
+			c->errors_sent, c->reclaimed, c->function_restarts, c->hung_killed,
+			t->pend_count);
+		for (uint16_t s = 0; s < t->ninst; s++) {
+			const struct instance *in = &t->inst[s];
+			static const char *const names[] = {"down", "starting", "running",
+							    "stopping"};
+			fprintf(f, "  instance %s/%u pid=%d state=%s restarts=%u ring=%u\n",
+				e->cfg->functions[in->function].name, (unsigned)s, (int)in->pid,
+				names[in->state], in->restarts,
+				pd_ring_count(&t->pool.inst_ring[s]));
+		}
+	}
+	struct pd_fabric_stats fs;
+	pd_fabric_get_stats(e->fab, &fs);
+	fprintf(f,
+		"fabric msgs_sent=%lu bytes_sent=%lu msgs_recv=%lu bytes_recv=%lu "
+		"credit_msgs_sent=%lu credit_msgs_recv=%lu send_errors=%lu refused=%lu "
+		"no_credit=%lu\n",
+		fs.msgs_sent, fs.bytes_sent, fs.msgs_recv, fs.bytes_recv, fs.credit_msgs_sent,
+		fs.credit_msgs_recv, fs.send_errors, fs.refused, fs.no_credit);
+	fclose(f);
+	/* One datagram; large clusters may need a larger limit some day. */
+	ssize_t n = send(fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+	free(text);
+}
+
+static void on_stats_listen(struct engine *e)
+{
+	int fd = accept4(e->stats_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0)
+		return;
+	stats_answer(e, fd);
+	close(fd);
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+static int listen_abstract(const char *name, int type)
+{
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = strlen(name);
+	if (n + 1 >= sizeof(sa.sun_path)) {
+		close(fd);
+		return -ENAMETOOLONG;
+	}
+	memcpy(sa.sun_path + 1, name, n);
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	if (bind(fd, (struct sockaddr *)&sa, salen) != 0 || listen(fd, 64) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int tenants_init(struct engine *e)
+{
+	const struct pd_config *cfg = e->cfg;
+	memset(e->tenant_map, -1, sizeof(e->tenant_map));
+	e->tenants = calloc(cfg->tenants_count, sizeof(*e->tenants));
+	if (e->tenants == NULL)
+		return -ENOMEM;
+	for (uint32_t ti = 0; ti < cfg->tenants_count; ti++) {
+		uint32_t ninst = 0;
+		for (uint32_t f = 0; f < cfg->functions_count; f++)
+			if (cfg->functions[f].tenant_idx == ti &&
+			    pd_config_function_on_node(&cfg->functions[f], e->node))
+				ninst += cfg->functions[f].instances;
+		if (ninst == 0)
+			continue;
+		struct tenant_rt *t = &e->tenants[e->ntenants];
+		e->tenant_map[ti] = (int16_t)e->ntenants;
+		e->ntenants++;
+		t->tenant = (uint16_t)ti;
+		t->conf = &cfg->tenants[ti];
+		t->engine_efd = -1;
+		t->pend_head = t->pend_tail = PEND_NONE;
+		uint64_t max_timeout = 0;
+		for (uint32_t r = 0; r < cfg->routes_count; r++)
+			if (cfg->routes[r].tenant_idx == ti && cfg->routes[r].timeout_ms > max_timeout)
+				max_timeout = cfg->routes[r].timeout_ms;
+		/* A handler still busy this long after its request timed out is hung. */
+		t->hang_ns = (max_timeout + 1000) * 1000000ull;
+
+		struct pd_pool_attr attr = {
+			.tenant = (uint16_t)ti,
+			.pool_size = t->conf->pool,
+			.buffer_size = (uint32_t)t->conf->buffer_size,
+			.ring_size = cfg->engine.ring_size,
+			.ninst = ninst,
+		};
+		char name[80];
+		snprintf(name, sizeof(name), "palladium.%s.%s", e->node_conf->name, t->conf->name);
+		int rc = pd_pool_create(&attr, name, &t->pool);
+		if (rc != 0) {
+			PD_LOG_ERR(COMP, rc, "tenant %s: pool of %lu bytes", t->conf->name,
+				   (unsigned long)attr.pool_size);
+			return rc;
+		}
+		t->pool_ok = true;
+		t->ninst = (uint16_t)ninst;
+		t->pend_next = calloc(t->pool.nbuffers, sizeof(uint32_t));
+		if (t->pend_next == NULL)
+			return -ENOMEM;
+		t->engine_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (t->engine_efd < 0)
+			return -errno;
+		rc = engine_watch(e, t->engine_efd, W_RING);
+		if (rc != 0)
+			return rc;
+
+		rc = pd_fabric_mr_reg(e->fab, t->pool.buffers,
+				      (size_t)t->pool.nbuffers * t->conf->buffer_size, &t->mr);
+		if (rc != 0) {
+			PD_LOG_ERR(COMP, rc, "tenant %s: register pool with the fabric",
+				   t->conf->name);
+			return rc;
+		}
+		t->rx_depth = t->pool.nbuffers / 4;
+		if (t->rx_depth > 1024)
+			t->rx_depth = 1024;
+		if (t->rx_depth < 8)
+			t->rx_depth = 8;
+		rc = pd_fabric_rx_create(e->fab, (uint16_t)ti, t->rx_depth, &t->rx);
+		if (rc != 0) {
+			PD_LOG_ERR(COMP, rc, "tenant %s: receive context", t->conf->name);
+			return rc;
+		}
+		t->rx_missing = t->rx_depth;
+		post_receives(e, t);
+	}
+	return 0;
+}
+
+static void tenants_fini(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		struct tenant_rt *t = &e->tenants[i];
+		if (t->engine_efd >= 0)
+			close(t->engine_efd);
+		free(t->pend_next);
+	}
+}
+
+static void tenants_release_fabric(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		struct tenant_rt *t = &e->tenants[i];
+		if (t->rx != NULL)
+			pd_fabric_rx_destroy(t->rx);
+		if (t->mr != NULL)
+			pd_fabric_mr_dereg(t->mr);
+		t->rx = NULL;
+		t->mr = NULL;
+	}
+}
+
+static void tenants_close_pools(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->ntenants; i++)
+		if (e->tenants[i].pool_ok)
+			pd_pool_close(&e->tenants[i].pool);
+	free(e->tenants);
+	e->tenants = NULL;
+}
+
+/* ---------------------------------------------------------------- the loop */
+
+static void handle_signal(struct engine *e)
+{
+	struct signalfd_siginfo si;
+	while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			sup_on_sigchld(e);
+		else
+			e->stopping = true;
+	}
+}
+
+static void drain_eventfd(int fd)
+{
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof(v));
+	(void)n;
+}
+
+static int poll_work(struct engine *e)
+{
+	int work = pd_fabric_progress(e->fab);
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		struct tenant_rt *t = &e->tenants[i];
+		work += drain_engine_ring(e, t);
+		if (t->pend_count > 0)
+			work += flush_pending(e, t);
+	}
+	return work;
+}
+
+static void handle_events(struct engine *e, struct epoll_event *evs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int kind = (int)(evs[i].data.u64 >> 32);
+		int fd = (int)(uint32_t)evs[i].data.u64;
+		switch (kind) {
+		case W_SIGNAL:
+			handle_signal(e);
+			break;
+		case W_ATTACH:
+			sup_on_attach_ready(e);
+			break;
+		case W_CTL:
+			sup_on_ctl_event(e, fd, evs[i].events);
+			break;
+		case W_STATS:
+			on_stats_listen(e);
+			break;
+		case W_RING:
+			drain_eventfd(fd);
+			break;
+		default: /* fabric: progress runs at the top of the loop */
+			break;
+		}
+	}
+}
+
+static void run_loop(struct engine *e)
+{
+	uint64_t idle_since = pd_now_ns();
+	uint64_t next_tick = idle_since + ENGINE_TICK_MS * 1000000ull;
+	struct epoll_event evs[32];
+	while (!e->stopping) {
+		uint64_t now = pd_now_ns();
+		if (now >= next_tick) {
+			sup_tick(e, now);
+			for (uint32_t i = 0; i < e->ntenants; i++)
+				post_receives(e, &e->tenants[i]);
+			next_tick = now + ENGINE_TICK_MS * 1000000ull;
+		}
+		if (poll_work(e) > 0) {
+			idle_since = now;
+			int n = epoll_wait(e->epfd, evs, PD_ARRAY_SIZE(evs), 0);
+			if (n > 0)
+				handle_events(e, evs, n);
+			continue;
+		}
+		if (now - idle_since < e->spin_ns) {
+			pd_cpu_relax();
+			continue;
+		}
+		/* Going to sleep: announce it on every engine ring, then look once more. */
+		for (uint32_t i = 0; i < e->ntenants; i++)
+			pd_ring_sleep_begin(&e->tenants[i].pool.engine_ring);
+		bool busy = pd_fabric_trywait(e->fab) != 0;
+		for (uint32_t i = 0; i < e->ntenants && !busy; i++)
+			busy = !pd_ring_looks_empty(&e->tenants[i].pool.engine_ring) ||
+			       e->tenants[i].pend_count > 0;
+		int timeout = (int)((next_tick - now) / 1000000ull) + 1;
+		int n = epoll_wait(e->epfd, evs, PD_ARRAY_SIZE(evs), busy ? 0 : timeout);
+		for (uint32_t i = 0; i < e->ntenants; i++)
+			pd_ring_sleep_end(&e->tenants[i].pool.engine_ring);
+		if (n > 0) {
+			handle_events(e, evs, n);
+			idle_since = pd_now_ns();
+		}
+	}
+}
+
+int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
+{
+	struct engine eng = {
+		.cfg = cfg,
+		.node = node_idx,
+		.node_conf = &cfg->nodes[node_idx],
+		.epfd = -1,
+		.sigfd = -1,
+		.attach_fd = -1,
+		.stats_fd = -1,
+		.spin_ns = cfg->engine.spin_us * 1000,
+	};
+	struct engine *e = &eng;
+	int rc;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (e->epfd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	e->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (e->sigfd < 0) {
+		rc = -errno;
+		goto close_epoll;
+	}
+	engine_watch(e, e->sigfd, W_SIGNAL);
+
+	struct pd_fabric_attr fattr = {
+		.provider = cfg->fabric.provider,
+		.listen_host = e->node_conf->address,
+		.listen_port = e->node_conf->port,
+		.local_id = (uint16_t)node_idx,
+		.cb = {
+			.on_recv = on_recv,
+			.on_recv_cancel = on_recv_cancel,
+			.on_send_done = on_send_done,
+			.on_connect_request = on_connect_request,
+			.on_up = on_up,
+			.on_down = on_down,
+		},
+		.app = e,
+	};
+	rc = pd_fabric_open(&fattr, &e->fab);
+	if (rc != 0) {
+		PD_LOG_ERR(COMP, rc, "node %s: open fabric provider %s on %s:%u", e->node_conf->name,
+			   cfg->fabric.provider, e->node_conf->address, e->node_conf->port);
+		goto close_signal;
+	}
+	rc = tenants_init(e);
+	if (rc != 0)
+		goto close_tenants;
+	int fds[PD_MAX_TENANTS + 1];
+	int nfds = pd_fabric_wait_fds(e->fab, fds, (int)PD_ARRAY_SIZE(fds));
+	for (int i = 0; i < nfds; i++)
+		engine_watch(e, fds[i], W_FABRIC);
+
+	snprintf(e->attach_name, sizeof(e->attach_name), "palladium-attach.%d.%s", (int)getpid(),
+		 e->node_conf->name);
+	e->attach_fd = listen_abstract(e->attach_name, SOCK_SEQPACKET);
+	if (e->attach_fd < 0) {
+		rc = e->attach_fd;
+		PD_LOG_ERR(COMP, rc, "attach socket");
+		goto close_tenants;
+	}
+	engine_watch(e, e->attach_fd, W_ATTACH);
+	char stats_name[128];
+	pd_engine_stats_socket_name(cfg, node_idx, stats_name, sizeof(stats_name));
+	e->stats_fd = listen_abstract(stats_name, SOCK_SEQPACKET);
+	if (e->stats_fd < 0) {
+		rc = e->stats_fd;
+		PD_LOG_ERR(COMP, rc, "stats socket @%s (is another engine of node %s running?)",
+			   stats_name, e->node_conf->name);
+		goto close_attach;
+	}
+	engine_watch(e, e->stats_fd, W_STATS);
+
+	rc = sup_init(e);
+	if (rc != 0)
+		goto close_stats;
+	PD_LOG_INFO(COMP, "node %s: listening on %s:%u (%s, %s), %u tenant(s)", e->node_conf->name,
+		    e->node_conf->address, e->node_conf->port, cfg->fabric.provider,
+		    cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? "one-sided" : "two-sided",
+		    e->ntenants);
+	sup_start_all(e);
+	run_loop(e);
+	PD_LOG_INFO(COMP, "node %s: stopping", e->node_conf->name);
+	sup_stop_all(e, 3000);
+	sup_fini(e);
+	rc = 0;
+close_stats:
+	close(e->stats_fd);
+close_attach:
+	close(e->attach_fd);
+close_tenants:
+	tenants_fini(e);
+	tenants_release_fabric(e);
+	if (e->fab != NULL)
+		pd_fabric_close(e->fab);
+	tenants_close_pools(e);
+close_signal:
+	close(e->sigfd);
+close_epoll:
+	close(e->epfd);
+out:
+	return rc;
+}

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The engine's private state, shared between its loop (engine.c) and supervisor. */
+#ifndef PD_ENGINE_INTERNAL_H
+#define PD_ENGINE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/config.h"
+#include "fabric/fabric.h"
+#include "shm/pool.h"
+
+#define ENGINE_TICK_MS 100
+#define ENGINE_MAX_INGRESS 1
+
+enum instance_state {
+	INST_DOWN,     /* not running; restart at restart_at_ns (0 = never) */
+	INST_STARTING, /* forked, not attached yet */
+	INST_RUNNING,  /* attached */
+	INST_STOPPING, /* asked to stop */
+};
+
+struct instance {
+	uint16_t function; /* global function index */
+	uint16_t slot;     /* instance slot in the tenant pool */
+	struct tenant_rt *tenant;
+	enum instance_state state;
+	pid_t pid;
+	int efd;    /* inbound ring wake-up */
+	int ctl_fd; /* attach connection, -1 if none */
+	uint64_t started_ns;
+	uint64_t restart_at_ns;
+	uint64_t backoff_ms;
+	uint32_t restarts;
+};
+
+struct tenant_counters {
+	uint64_t msgs_in, bytes_in, msgs_out, bytes_out;
+	uint64_t to_functions;       /* descriptors pushed to function rings */
+	uint64_t bad_descriptors;    /* from the engine ring: index, state */
+	uint64_t bad_headers;        /* header or routing checks failed */
+	uint64_t dropped;            /* answers with nowhere to go */
+	uint64_t payload_copied;     /* payload bytes this engine copied */
+	uint64_t errors_sent;        /* error responses the engine made (502/503) */
+	uint64_t reclaimed;          /* buffers taken back from dead functions */
+	uint64_t function_restarts;
+	uint64_t hung_killed;
+	uint64_t rx_repost_deferred; /* receive could not be reposted at once */
+};
+
+struct tenant_rt {
+	uint16_t tenant; /* global tenant index */
+	const struct pd_config_tenant *conf;
+	struct pd_pool pool;
+	bool pool_ok;
+	struct pd_fabric_mr *mr;
+	struct pd_fabric_rx *rx;
+	uint32_t rx_depth;
+	uint32_t rx_missing; /* receives consumed and not yet reposted */
+	int engine_efd;
+	uint16_t ninst;
+	struct instance inst[PD_MAX_INSTANCES]; /* by slot */
+	struct pd_fabric_conn *ingress[ENGINE_MAX_INGRESS];
+	/* Buffers waiting for a send credit: FIFO linked through pend_next. */
+	uint32_t *pend_next;
+	uint32_t pend_head, pend_tail, pend_count;
+	uint64_t hang_ns;
+	struct tenant_counters c;
+};
+
+struct engine {
+	const struct pd_config *cfg;
+	uint32_t node;
+	const struct pd_config_node *node_conf;
+	int epfd;
+	int sigfd;
+	int attach_fd;
+	int stats_fd;
+	char attach_name[96];
+	struct pd_fabric *fab;
+	struct tenant_rt *tenants; /* one per tenant with functions on this node */
+	uint32_t ntenants;
+	int16_t tenant_map[PD_MAX_TENANTS]; /* global tenant -> index in tenants, -1 */
+	bool stopping;
+	uint64_t spin_ns;
+};
+
+/* supervisor.c */
+int sup_init(struct engine *e);
+void sup_start_all(struct engine *e);
+void sup_on_sigchld(struct engine *e);
+void sup_on_attach_ready(struct engine *e);
+void sup_on_ctl_event(struct engine *e, int fd, uint32_t events);
+void sup_tick(struct engine *e, uint64_t now_ns);
+int sup_stop_all(struct engine *e, int timeout_ms);
+void sup_fini(struct engine *e);
+
+/* engine.c, used by the supervisor */
+void engine_send_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
+		       const char *msg);
+int engine_watch(struct engine *e, int fd, int kind);
+void engine_unwatch(struct engine *e, int fd);
+
+/* Encodings of epoll user data: low 32 bits fd, high bits a kind tag. */
+enum watch_kind { W_FABRIC = 1, W_SIGNAL, W_ATTACH, W_CTL, W_STATS, W_RING };
+
+#endif

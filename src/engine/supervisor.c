@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The engine's supervisor: starts the node's function processes, attaches them (pool fd
+ * and eventfds over SCM_RIGHTS, identity from SO_PEERCRED), restarts crashed ones with
+ * backoff, kills hung ones, and takes back every buffer a dead process held.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "engine/engine_internal.h"
+#include "shm/attach.h"
+
+#define COMP "supervisor"
+#define STABLE_RUN_NS (10ull * 1000000000ull)
+
+static struct instance *find_pid(struct engine *e, pid_t pid)
+{
+	for (uint32_t i = 0; i < e->ntenants; i++)
+		for (uint16_t s = 0; s < e->tenants[i].ninst; s++)
+			if (e->tenants[i].inst[s].pid == pid)
+				return &e->tenants[i].inst[s];
+	return NULL;
+}
+
+static struct instance *find_ctl(struct engine *e, int fd)
+{
+	for (uint32_t i = 0; i < e->ntenants; i++)
+		for (uint16_t s = 0; s < e->tenants[i].ninst; s++)
+			if (e->tenants[i].inst[s].ctl_fd == fd)
+				return &e->tenants[i].inst[s];
+	return NULL;
+}
+
+int sup_init(struct engine *e)
+{
+	const struct pd_config *cfg = e->cfg;
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		struct tenant_rt *t = &e->tenants[i];
+		uint16_t slot = 0;
+		for (uint32_t f = 0; f < cfg->functions_count; f++) {
+			const struct pd_config_function *fc = &cfg->functions[f];
+			if (fc->tenant_idx != t->tenant || !pd_config_function_on_node(fc, e->node))
+				continue;
+			for (uint32_t k = 0; k < fc->instances; k++, slot++) {
+				struct instance *in = &t->inst[slot];
+				in->function = (uint16_t)f;
+				in->slot = slot;
+				in->tenant = t;
+				in->state = INST_DOWN;
+				in->ctl_fd = -1;
+				in->backoff_ms = cfg->engine.restart_backoff_ms;
+				in->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+				if (in->efd < 0)
+					return -errno;
+			}
+		}
+	}
+	return 0;
+}
+
+static void spawn(struct engine *e, struct instance *in)
+{
+	const struct pd_config_function *fc = &e->cfg->functions[in->function];
+	char path[PATH_MAX];
+	if (pd_config_resolve_exec(e->cfg, fc, path, sizeof(path)) != 0 || access(path, X_OK) != 0) {
+		PD_LOG_ERR(COMP, errno, "function %s: cannot execute %s", fc->name, path);
+		in->state = INST_DOWN;
+		in->restart_at_ns = pd_now_ns() + in->backoff_ms * 1000000ull;
+		return;
+	}
+	char *argv[2 + 64];
+	int argc = 0;
+	argv[argc++] = path;
+	for (uint32_t i = 0; i < fc->args_count && argc < 64; i++)
+		argv[argc++] = fc->args[i];
+	argv[argc] = NULL;
+
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		PD_LOG_ERR(COMP, errno, "function %s: fork", fc->name);
+		in->restart_at_ns = pd_now_ns() + in->backoff_ms * 1000000ull;
+		return;
+	}
+	if (pid == 0) {
+		/* Child: its own process group (terminal signals go to the engine, which
+		 * stops it), dies with the engine, and gets a clean signal mask. */
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setenv(PD_ENGINE_SOCKET_ENV, e->attach_name, 1);
+		setenv("PD_FUNCTION", fc->name, 1);
+		setenv("PD_TENANT", in->tenant->conf->name, 1);
+		execv(path, argv);
+		fprintf(stderr, "palladium: exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	in->pid = pid;
+	in->state = INST_STARTING;
+	in->started_ns = pd_now_ns();
+}
+
+void sup_start_all(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->ntenants; i++)
+		for (uint16_t s = 0; s < e->tenants[i].ninst; s++)
+			spawn(e, &e->tenants[i].inst[s]);
+}
+
+/* ---------------------------------------------------------------- attach */
+
+static void attach_reply(struct engine *e, struct instance *in, int fd)
+{
+	struct tenant_rt *t = in->tenant;
+	const struct pd_config *cfg = e->cfg;
+	struct pd_attach_reply *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return;
+	r->magic = PD_ATTACH_MAGIC;
+	r->version = PD_ATTACH_VERSION;
+	r->tenant = t->tenant;
+	r->function = in->function;
+	r->slot = in->slot;
+	r->threads = (uint16_t)cfg->functions[in->function].threads;
+	r->spin_ns = cfg->engine.spin_us * 1000;
+	r->pool = t->pool.attr;
+	for (uint32_t ri = 0; ri < cfg->routes_count; ri++) {
+		const struct pd_config_route *rc = &cfg->routes[ri];
+		if (rc->tenant_idx != t->tenant)
+			continue;
+		struct pd_attach_route *ar = &r->routes[r->nroutes++];
+		ar->route = (uint16_t)ri;
+		ar->chain_len = (uint16_t)rc->chain_count;
+		for (uint32_t k = 0; k < rc->chain_count; k++)
+			ar->chain[k] = (uint16_t)rc->chain_idx[k];
+	}
+	int fds[PD_ATTACH_FIXED_FDS + PD_MAX_INSTANCES];
+	fds[0] = t->pool.fd;
+	fds[1] = t->engine_efd;
+	for (uint16_t s = 0; s < t->ninst; s++) {
+		r->inst[s].function = t->inst[s].function;
+		r->inst[s].slot = s;
+		fds[PD_ATTACH_FIXED_FDS + s] = t->inst[s].efd;
+	}
+	r->ninst = t->ninst;
+	int nfds = PD_ATTACH_FIXED_FDS + t->ninst;
+
+	char cbuf[CMSG_SPACE(sizeof(fds))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = {.iov_base = r, .iov_len = sizeof(*r)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
+		PD_LOG_WARN(COMP, errno, "function %s: attach reply",
+			    cfg->functions[in->function].name);
+	free(r);
+}
+
+static void refuse(int fd, int status)
+{
+	struct pd_attach_reply *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return;
+	r->magic = PD_ATTACH_MAGIC;
+	r->version = PD_ATTACH_VERSION;
+	r->status = status;
+	ssize_t n = send(fd, r, sizeof(*r), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+	free(r);
+}
+
+void sup_on_attach_ready(struct engine *e)
+{
+	for (;;) {
+		int fd = accept4(e->attach_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		struct ucred cred;
+		socklen_t len = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+			close(fd);
+			continue;
+		}
+		/* Identity comes from the kernel, never from what the process says. */
+		struct instance *in = find_pid(e, cred.pid);
+		if (in == NULL || in->state != INST_STARTING || in->ctl_fd >= 0) {
+			PD_LOG_WARN(COMP, 0, "refused attach from pid %d: not a function this engine "
+					     "started", (int)cred.pid);
+			refuse(fd, -EPERM);
+			close(fd);
+			continue;
+		}
+		in->ctl_fd = fd;
+		engine_watch(e, fd, W_CTL);
+	}
+}
+
+static void close_ctl(struct engine *e, struct instance *in)
+{
+	if (in->ctl_fd < 0)
+		return;
+	engine_unwatch(e, in->ctl_fd);
+	close(in->ctl_fd);
+	in->ctl_fd = -1;
+}
+
+void sup_on_ctl_event(struct engine *e, int fd, uint32_t events)
+{
+	struct instance *in = find_ctl(e, fd);
+	if (in == NULL) {
+		engine_unwatch(e, fd);
+		close(fd);
+		return;
+	}
+	if (events & EPOLLIN) {
+		struct pd_attach_hello hello;
+		ssize_t n = recv(fd, &hello, sizeof(hello), MSG_DONTWAIT);
+		if (n == (ssize_t)sizeof(hello) && hello.magic == PD_ATTACH_MAGIC &&
+		    hello.version == PD_ATTACH_VERSION && in->state == INST_STARTING) {
+			attach_reply(e, in, fd);
+			in->state = INST_RUNNING;
+			PD_LOG_DEBUG(COMP, "function %s pid %d attached",
+				     e->cfg->functions[in->function].name, (int)in->pid);
+			return;
+		}
+		if (n > 0 || in->state != INST_RUNNING) {
+			/* Anything else on the socket is a protocol error: stop the process. */
+			refuse(fd, -EPROTO);
+			close_ctl(e, in);
+			if (in->pid > 0)
+				kill(in->pid, SIGKILL);
+			return;
+		}
+	}
+	if (events & (EPOLLHUP | EPOLLERR))
+		close_ctl(e, in);
+}
+
+/* ---------------------------------------------------------------- death and reclaim */
+
+/* Take back what a dead instance held; requests it was working on fail with 502. */
+static void reclaim(struct engine *e, struct instance *in)
+{
+	struct tenant_rt *t = in->tenant;
+	uint64_t failed[64];
+	int nfailed = 0;
+	for (uint32_t i = 0; i < t->pool.nbuffers; i++) {
+		struct pd_buf_ctl *c = &t->pool.ctl[i];
+		if (atomic_load(&c->owner) != in->slot ||
+		    atomic_load(&c->state) != PD_BUF_IN_FUNCTION)
+			continue;
+		uint32_t expected = PD_BUF_IN_FUNCTION;
+		if (!atomic_compare_exchange_strong(&c->state, &expected, PD_BUF_ENGINE))
+			continue;
+		atomic_store(&c->owner, PD_OWNER_ENGINE);
+		t->c.reclaimed++;
+		struct pd_msg_hdr snap;
+		pd_msg_hdr_snapshot(&snap, pd_pool_buf(&t->pool, i));
+		bool dup = false;
+		for (int k = 0; k < nfailed; k++)
+			dup |= failed[k] == snap.request_id;
+		if (dup || pd_msg_validate(&snap, t->conf->buffer_size, 0) != 0 ||
+		    snap.tenant != t->tenant) {
+			pd_pool_free(&t->pool, i);
+			continue;
+		}
+		if (nfailed < (int)PD_ARRAY_SIZE(failed))
+			failed[nfailed++] = snap.request_id;
+		engine_send_error(e, t, i, 502, "function crashed\n");
+	}
+}
+
+void sup_on_sigchld(struct engine *e)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			return;
+		struct instance *in = find_pid(e, pid);
+		if (in == NULL)
+			continue;
+		const char *name = e->cfg->functions[in->function].name;
+		bool expected = in->state == INST_STOPPING || e->stopping;
+		close_ctl(e, in);
+		in->pid = 0;
+		reclaim(e, in);
+		in->state = INST_DOWN;
+		if (expected) {
+			in->restart_at_ns = 0;
+			continue;
+		}
+		uint64_t now = pd_now_ns();
+		if (now - in->started_ns > STABLE_RUN_NS)
+			in->backoff_ms = e->cfg->engine.restart_backoff_ms;
+		if (WIFSIGNALED(status))
+			PD_LOG_WARN(COMP, 0, "function %s pid %d killed by signal %d; restart in %lu ms",
+				    name, (int)pid, WTERMSIG(status), (unsigned long)in->backoff_ms);
+		else
+			PD_LOG_WARN(COMP, 0, "function %s pid %d exited with status %d; restart in "
+					     "%lu ms", name, (int)pid, WEXITSTATUS(status),
+				    (unsigned long)in->backoff_ms);
+		in->restart_at_ns = now + in->backoff_ms * 1000000ull;
+		in->backoff_ms *= 2;
+		if (in->backoff_ms > e->cfg->engine.restart_backoff_max_ms)
+			in->backoff_ms = e->cfg->engine.restart_backoff_max_ms;
+		in->restarts++;
+		in->tenant->c.function_restarts++;
+	}
+}
+
+/* Kill instances that hold a request far longer than any of its routes allows. */
+static void find_hung(struct engine *e, struct tenant_rt *t, uint64_t now)
+{
+	for (uint32_t i = 0; i < t->pool.nbuffers; i++) {
+		struct pd_buf_ctl *c = &t->pool.ctl[i];
+		if (atomic_load_explicit(&c->state, memory_order_relaxed) != PD_BUF_IN_FUNCTION)
+			continue;
+		uint64_t since = atomic_load_explicit(&c->since_ns, memory_order_relaxed);
+		if (since == 0 || since > now || now - since < t->hang_ns)
+			continue;
+		uint32_t owner = atomic_load_explicit(&c->owner, memory_order_relaxed);
+		if (owner >= t->ninst)
+			continue;
+		struct instance *in = &t->inst[owner];
+		if (in->state == INST_RUNNING && in->pid > 0) {
+			PD_LOG_WARN(COMP, 0, "function %s pid %d is stuck on a request: killing it",
+				    e->cfg->functions[in->function].name, (int)in->pid);
+			/* Its death is handled like a crash: reclaim, 502s, restart. */
+			kill(in->pid, SIGKILL);
+			t->c.hung_killed++;
+			atomic_store(&c->since_ns, 0);
+		}
+	}
+}
+
+void sup_tick(struct engine *e, uint64_t now)
+{
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		struct tenant_rt *t = &e->tenants[i];
+		find_hung(e, t, now);
+		for (uint16_t s = 0; s < t->ninst; s++) {
+			struct instance *in = &t->inst[s];
+			if (in->state == INST_DOWN && in->restart_at_ns != 0 &&
+			    now >= in->restart_at_ns && !e->stopping)
+				spawn(e, in);
+		}
+	}
+}
+
+int sup_stop_all(struct engine *e, int timeout_ms)
+{
+	int alive = 0;
+	for (uint32_t i = 0; i < e->ntenants; i++)
+		for (uint16_t s = 0; s < e->tenants[i].ninst; s++) {
+			struct instance *in = &e->tenants[i].inst[s];
+			if (in->pid > 0) {
+				in->state = INST_STOPPING;
+				kill(in->pid, SIGTERM);
+				alive++;
+			}
+		}
+	uint64_t deadline = pd_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	while (alive > 0) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid > 0) {
+			struct instance *in = find_pid(e, pid);
+			if (in != NULL) {
+				in->pid = 0;
+				alive--;
+			}
+			continue;
+		}
+		if (pid < 0 && errno == ECHILD)
+			break;
+		if (pd_now_ns() >= deadline) {
+			for (uint32_t i = 0; i < e->ntenants; i++)
+				for (uint16_t s = 0; s < e->tenants[i].ninst; s++) {
+					struct instance *in = &e->tenants[i].inst[s];
+					if (in->pid > 0) {
+						PD_LOG_WARN(COMP, 0, "function %s pid %d did not stop: "
+								     "killing it",
+							    e->cfg->functions[in->function].name,
+							    (int)in->pid);
+						kill(in->pid, SIGKILL);
+						waitpid(in->pid, &status, 0);
+						in->pid = 0;
+					}
+				}
+			break;
+		}
+		/* Child exits are not signalled while SIGCHLD is blocked: poll gently. */
+		usleep(5000);
+	}
+	return 0;
+}
+
+void sup_fini(struct engine *e)
+{
+	for (uint32_t i = 0; i < e->ntenants; i++)
+		for (uint16_t s = 0; s < e->tenants[i].ninst; s++) {
+			struct instance *in = &e->tenants[i].inst[s];
+			close_ctl(e, in);
+			if (in->efd >= 0)
+				close(in->efd);
+			in->efd = -1;
+		}
+}

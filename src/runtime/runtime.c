@@ -1,0 +1,540 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* libpalladium: attaches a function process to its engine and runs its handler on requests. */
+#include <ctype.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "palladium/function.h"
+#include "shm/attach.h"
+#include "shm/msg.h"
+#include "shm/pool.h"
+
+#define RESP_META_MAX 8192
+#define MAX_THREADS 64
+
+struct runtime {
+	struct pd_attach_reply cfg;
+	struct pd_pool pool;
+	int ctl_fd;
+	int engine_efd;
+	int stop_efd;
+	int inst_efd[PD_MAX_INSTANCES]; /* by attach inst[] position */
+	pd_handler handler;
+	void *arg;
+	atomic_bool stopping;
+	atomic_uint rr; /* round robin among local instances */
+};
+
+struct pd_request {
+	struct pd_msg_hdr hdr; /* snapshot */
+	const char *body;
+	const uint8_t *meta;
+	size_t meta_len;
+	unsigned chain_len;
+};
+
+struct pd_response {
+	struct pd_msg_hdr *out;
+	size_t capacity; /* bytes the body may use */
+	size_t reserved;
+	size_t len;
+	int status;
+	bool error;
+	struct pd_meta_writer headers;
+	uint8_t header_buf[RESP_META_MAX];
+};
+
+static struct runtime rt;
+
+static void fail(const char *what, int err)
+{
+	if (err < 0)
+		err = -err;
+	fprintf(stderr, "palladium function %d: %s%s%s\n", (int)getpid(), what,
+		err ? ": " : "", err ? strerror(err) : "");
+}
+
+/* ---------------------------------------------------------------- request accessors */
+
+PD_API const char *pd_request_body(const pd_request *req, size_t *len)
+{
+	*len = req->hdr.payload_len;
+	return req->body;
+}
+
+static const char *meta_value(const pd_request *req, const char *name, size_t *len)
+{
+	struct pd_meta_entry e;
+	if (pd_meta_find(req->meta, req->meta_len, name, &e) != 1)
+		return NULL;
+	if (len != NULL)
+		*len = e.value_len;
+	return e.value;
+}
+
+static const char *meta_or_empty(const pd_request *req, const char *name, size_t *len)
+{
+	const char *v = meta_value(req, name, len);
+	if (v == NULL) {
+		if (len != NULL)
+			*len = 0;
+		return "";
+	}
+	return v;
+}
+
+PD_API const char *pd_request_method(const pd_request *req, size_t *len)
+{
+	return meta_or_empty(req, ":method", len);
+}
+
+PD_API const char *pd_request_path(const pd_request *req, size_t *len)
+{
+	return meta_or_empty(req, ":path", len);
+}
+
+PD_API const char *pd_request_query(const pd_request *req, size_t *len)
+{
+	return meta_or_empty(req, ":query", len);
+}
+
+PD_API const char *pd_request_header(const pd_request *req, const char *name, size_t *len)
+{
+	if (name == NULL || name[0] == ':')
+		return NULL;
+	return meta_value(req, name, len);
+}
+
+PD_API unsigned pd_request_hop(const pd_request *req)
+{
+	return req->hdr.hop;
+}
+
+PD_API unsigned pd_request_chain_length(const pd_request *req)
+{
+	return req->chain_len;
+}
+
+/* ---------------------------------------------------------------- response */
+
+PD_API char *pd_response_reserve(pd_response *res, size_t n)
+{
+	if (n > res->capacity)
+		return NULL;
+	if (n > res->reserved)
+		res->reserved = n;
+	return (char *)pd_msg_payload(res->out);
+}
+
+PD_API size_t pd_response_capacity(const pd_response *res)
+{
+	return res->capacity;
+}
+
+PD_API int pd_response_commit(pd_response *res, size_t n)
+{
+	if (n > res->reserved)
+		return -1;
+	res->len = n;
+	return 0;
+}
+
+PD_API int pd_response_append(pd_response *res, const void *data, size_t n)
+{
+	if (n > res->capacity - res->len)
+		return -1;
+	char *p = pd_response_reserve(res, res->len + n);
+	memcpy(p + res->len, data, n);
+	res->len += n;
+	return 0;
+}
+
+PD_API void pd_response_set_status(pd_response *res, int status)
+{
+	if (status >= 100 && status <= 599)
+		res->status = status;
+}
+
+static bool token_ok(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
+			return false;
+	}
+	return true;
+}
+
+static bool value_ok(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c < 32 && c != '\t') || c == 127)
+			return false;
+	}
+	return true;
+}
+
+PD_API int pd_response_set_header(pd_response *res, const char *name, const char *value)
+{
+	if (name == NULL || value == NULL || !token_ok(name) || !value_ok(value))
+		return -1;
+	char lower[256];
+	size_t n = strlen(name);
+	if (n >= sizeof(lower))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		lower[i] = (char)tolower((unsigned char)name[i]);
+	return pd_meta_add(&res->headers, lower, n, value, strlen(value)) == 0 ? 0 : -1;
+}
+
+PD_API int pd_response_error(pd_response *res, int status, const char *message)
+{
+	if (status < 400 || status > 599)
+		status = 500;
+	res->status = status;
+	res->error = true;
+	size_t n = message != NULL ? strlen(message) : 0;
+	if (n > res->capacity)
+		n = res->capacity;
+	memcpy(pd_msg_payload(res->out), message != NULL ? message : "", n);
+	res->len = n;
+	res->reserved = n;
+	return 0;
+}
+
+/* ---------------------------------------------------------------- forwarding */
+
+static const struct pd_attach_route *find_route(uint16_t route)
+{
+	for (uint16_t i = 0; i < rt.cfg.nroutes; i++)
+		if (rt.cfg.routes[i].route == route)
+			return &rt.cfg.routes[i];
+	return NULL;
+}
+
+static void to_engine(uint32_t idx)
+{
+	pd_pool_set(&rt.pool, idx, rt.cfg.slot, PD_BUF_TO_ENGINE);
+	/* Cannot be full: the engine ring has room for every buffer of the pool. */
+	(void)pd_ring_push(&rt.pool.engine_ring, idx);
+	pd_ring_notify(&rt.pool.engine_ring, rt.engine_efd);
+}
+
+/* Push to a local instance of function fn; false if there is none or all are full. */
+static bool to_local(uint32_t idx, uint16_t fn)
+{
+	int cand[PD_MAX_INSTANCES];
+	int n = 0;
+	for (uint16_t i = 0; i < rt.cfg.ninst; i++)
+		if (rt.cfg.inst[i].function == fn)
+			cand[n++] = i;
+	if (n == 0)
+		return false;
+	unsigned start = atomic_fetch_add_explicit(&rt.rr, 1, memory_order_relaxed);
+	for (int k = 0; k < n; k++) {
+		int i = cand[(start + (unsigned)k) % (unsigned)n];
+		uint16_t slot = rt.cfg.inst[i].slot;
+		pd_pool_set(&rt.pool, idx, slot, PD_BUF_IN_RING);
+		if (pd_ring_push(&rt.pool.inst_ring[slot], idx) == 0) {
+			pd_ring_notify(&rt.pool.inst_ring[slot], rt.inst_efd[i]);
+			return true;
+		}
+	}
+	pd_pool_set(&rt.pool, idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
+	return false;
+}
+
+static void make_error(struct pd_msg_hdr *h, uint16_t status, const char *msg)
+{
+	size_t n = strlen(msg);
+	memcpy(pd_msg_payload(h), msg, n);
+	h->flags = PD_MSG_F_RESPONSE | PD_MSG_F_ERROR;
+	h->status = status;
+	h->payload_len = (uint32_t)n;
+	h->req_meta_len = 0;
+	h->resp_meta_len = 0;
+}
+
+/* ---------------------------------------------------------------- one request */
+
+static void handle_one(uint32_t in_idx, pd_response *res)
+{
+	struct pd_pool *pool = &rt.pool;
+	struct pd_inst_status *st = pool->inst_status[rt.cfg.slot];
+	uint32_t bufsz = pool->attr.buffer_size;
+	struct pd_msg_hdr *in = pd_pool_buf(pool, in_idx);
+	pd_request req;
+
+	pd_pool_set(pool, in_idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
+	atomic_store_explicit(&pool->ctl[in_idx].since_ns, pd_now_ns(), memory_order_relaxed);
+	pd_msg_hdr_snapshot(&req.hdr, in);
+	const struct pd_attach_route *route = find_route(req.hdr.route);
+	if (pd_msg_validate(&req.hdr, bufsz, 0) != 0 || !(req.hdr.flags & PD_MSG_F_REQUEST) ||
+	    req.hdr.tenant != rt.cfg.tenant || route == NULL || req.hdr.hop >= route->chain_len ||
+	    route->chain[req.hdr.hop] != rt.cfg.function) {
+		atomic_fetch_add_explicit(&st->bad_input, 1, memory_order_relaxed);
+		pd_pool_free(pool, in_idx);
+		return;
+	}
+	req.body = (const char *)pd_msg_payload(in);
+	req.meta = (const uint8_t *)req.body + req.hdr.payload_len;
+	req.meta_len = req.hdr.req_meta_len;
+	req.chain_len = route->chain_len;
+
+	uint32_t out_idx;
+	if (pd_pool_alloc(pool, rt.cfg.slot, &out_idx) != 0) {
+		/* No buffer for the output: answer 503 in the input buffer itself. */
+		make_error(in, 503, "no free buffer\n");
+		to_engine(in_idx);
+		return;
+	}
+	pd_pool_set(pool, out_idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
+	atomic_store_explicit(&pool->ctl[out_idx].since_ns, pd_now_ns(), memory_order_relaxed);
+	struct pd_msg_hdr *out = pd_pool_buf(pool, out_idx);
+
+	res->out = out;
+	res->capacity = bufsz - PD_MSG_HDR_SIZE - req.meta_len;
+	res->reserved = 0;
+	res->len = 0;
+	res->status = 200;
+	res->error = false;
+	pd_meta_writer_init(&res->headers, res->header_buf, sizeof(res->header_buf));
+
+	atomic_store_explicit(&st->busy_request_id, req.hdr.request_id, memory_order_relaxed);
+	atomic_store_explicit(&st->busy_since_ns, pd_now_ns(), memory_order_relaxed);
+	int rc = rt.handler(&req, res, rt.arg);
+	atomic_store_explicit(&st->busy_since_ns, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->handled, 1, memory_order_relaxed);
+
+	*out = req.hdr;
+	if (rc != 0 && !res->error && res->status < 400)
+		pd_response_error(res, 500, "function failed\n");
+	bool last = req.hdr.hop + 1u >= route->chain_len;
+	if (res->error || res->status >= 400 || last) {
+		out->flags = PD_MSG_F_RESPONSE | (res->error ? PD_MSG_F_ERROR : 0);
+		out->status = (uint16_t)res->status;
+	} else {
+		out->flags = PD_MSG_F_REQUEST;
+		out->hop = (uint16_t)(req.hdr.hop + 1);
+		out->status = 0;
+	}
+	out->payload_len = (uint32_t)res->len;
+	/* Carry the request metadata forward (metadata, not payload) and add the response
+	 * headers after it. */
+	int64_t hlen = pd_meta_finish(&res->headers);
+	uint8_t *tail = (uint8_t *)pd_msg_payload(out) + res->len;
+	size_t room = bufsz - PD_MSG_HDR_SIZE - res->len;
+	if (hlen < 0 || (size_t)hlen + req.meta_len > room) {
+		make_error(out, 500, "response headers do not fit in the buffer\n");
+		out->request_id = req.hdr.request_id;
+	} else {
+		memcpy(tail, req.meta, req.meta_len);
+		memcpy(tail + req.meta_len, res->header_buf, (size_t)hlen);
+		out->req_meta_len = (uint32_t)req.meta_len;
+		out->resp_meta_len = (uint32_t)hlen;
+		atomic_fetch_add_explicit(&st->meta_bytes, req.meta_len + (uint64_t)hlen,
+					  memory_order_relaxed);
+	}
+	pd_pool_free(pool, in_idx);
+
+	if (out->flags & PD_MSG_F_REQUEST) {
+		uint16_t next = route->chain[out->hop];
+		if (to_local(out_idx, next))
+			return;
+		bool any_local = false;
+		for (uint16_t i = 0; i < rt.cfg.ninst; i++)
+			any_local |= rt.cfg.inst[i].function == next;
+		if (any_local) {
+			uint64_t id = out->request_id;
+			make_error(out, 503, "next function is overloaded\n");
+			out->request_id = id;
+		}
+	}
+	to_engine(out_idx);
+}
+
+static void *worker(void *unused)
+{
+	(void)unused;
+	pd_response *res = malloc(sizeof(*res));
+	if (res == NULL)
+		return NULL;
+	struct pd_ring *ring = &rt.pool.inst_ring[rt.cfg.slot];
+	struct pd_inst_status *st = rt.pool.inst_status[rt.cfg.slot];
+	int self_efd = -1;
+	for (uint16_t i = 0; i < rt.cfg.ninst; i++)
+		if (rt.cfg.inst[i].slot == rt.cfg.slot)
+			self_efd = rt.inst_efd[i];
+	while (!atomic_load(&rt.stopping)) {
+		uint64_t v;
+		if (pd_ring_pop(ring, &v) == 0) {
+			uint32_t state = pd_pool_index_ok(&rt.pool, v)
+						 ? atomic_load(&rt.pool.ctl[v].state)
+						 : PD_BUF_STATE_COUNT;
+			if (state != PD_BUF_IN_RING) {
+				atomic_fetch_add_explicit(&st->bad_input, 1, memory_order_relaxed);
+				continue;
+			}
+			handle_one((uint32_t)v, res);
+			continue;
+		}
+		int rc = pd_ring_wait(ring, self_efd, rt.stop_efd, rt.cfg.spin_ns, -1);
+		if (rc == -ECANCELED)
+			break;
+	}
+	free(res);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- attach */
+
+static int attach(void)
+{
+	const char *name = getenv(PD_ENGINE_SOCKET_ENV);
+	if (name == NULL || name[0] == '\0' || strlen(name) >= sizeof(((struct sockaddr_un *)0)->sun_path) - 1) {
+		fail("not started by a Palladium engine (" PD_ENGINE_SOCKET_ENV " is not set)", 0);
+		return -EINVAL;
+	}
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path + 1, name, strlen(name));
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(name));
+	if (connect(fd, (struct sockaddr *)&sa, salen) != 0) {
+		int err = -errno;
+		fail("connect to the engine", err);
+		close(fd);
+		return err;
+	}
+	struct pd_attach_hello hello = {PD_ATTACH_MAGIC, PD_ATTACH_VERSION, (int32_t)getpid()};
+	if (send(fd, &hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+
+	int nfds = PD_ATTACH_FIXED_FDS + PD_MAX_INSTANCES;
+	char cbuf[CMSG_SPACE(sizeof(int) * (PD_ATTACH_FIXED_FDS + PD_MAX_INSTANCES))];
+	struct iovec iov = {.iov_base = &rt.cfg, .iov_len = sizeof(rt.cfg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n != (ssize_t)sizeof(rt.cfg) || rt.cfg.magic != PD_ATTACH_MAGIC ||
+	    rt.cfg.version != PD_ATTACH_VERSION) {
+		fail("bad attach reply from the engine", n < 0 ? -errno : 0);
+		close(fd);
+		return -EPROTO;
+	}
+	if (rt.cfg.status != 0) {
+		fail("the engine refused to attach this process", rt.cfg.status);
+		close(fd);
+		return rt.cfg.status;
+	}
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	int fds[PD_ATTACH_FIXED_FDS + PD_MAX_INSTANCES];
+	int got = 0;
+	if (cm != NULL && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+		got = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		if (got > nfds)
+			got = nfds;
+		memcpy(fds, CMSG_DATA(cm), sizeof(int) * (size_t)got);
+	}
+	if (rt.cfg.ninst > PD_MAX_INSTANCES || rt.cfg.nroutes > PD_MAX_ROUTES ||
+	    got != PD_ATTACH_FIXED_FDS + rt.cfg.ninst || rt.cfg.slot >= rt.cfg.pool.ninst) {
+		fail("attach reply carries the wrong number of descriptors", 0);
+		for (int i = 0; i < got; i++)
+			close(fds[i]);
+		close(fd);
+		return -EPROTO;
+	}
+	int rc = pd_pool_attach(fds[0], &rt.cfg.pool, &rt.pool);
+	if (rc != 0) {
+		fail("map the tenant pool", rc);
+		for (int i = 0; i < got; i++)
+			close(fds[i]);
+		close(fd);
+		return rc;
+	}
+	rt.engine_efd = fds[1];
+	for (int i = 0; i < rt.cfg.ninst; i++)
+		rt.inst_efd[i] = fds[PD_ATTACH_FIXED_FDS + i];
+	rt.ctl_fd = fd;
+	return 0;
+}
+
+PD_API int pd_serve(int argc, char **argv, pd_handler handler, void *arg)
+{
+	(void)argc;
+	(void)argv;
+	rt.handler = handler;
+	rt.arg = arg;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	/* Block before creating threads so that only the signalfd sees them. */
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		fail("signalfd", -errno);
+		return 1;
+	}
+	/* Private to this process: written once to release every handler thread. */
+	rt.stop_efd = eventfd(0, EFD_CLOEXEC);
+	if (rt.stop_efd < 0 || attach() != 0) {
+		close(sfd);
+		return 1;
+	}
+
+	unsigned nthreads = rt.cfg.threads == 0 ? 1 : rt.cfg.threads;
+	if (nthreads > MAX_THREADS)
+		nthreads = MAX_THREADS;
+	pthread_t tids[MAX_THREADS];
+	unsigned started = 0;
+	for (; started < nthreads; started++)
+		if (pthread_create(&tids[started], NULL, worker, NULL) != 0)
+			break;
+	if (started == 0) {
+		fail("no handler thread could start", 0);
+		return 1;
+	}
+
+	/* The main thread waits for a stop signal or for the engine to go away. */
+	struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = rt.ctl_fd, .events = POLLIN}};
+	for (;;) {
+		int rc = poll(pfd, 2, -1);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0 || (pfd[0].revents & POLLIN) ||
+		    (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			break;
+	}
+	atomic_store(&rt.stopping, true);
+	uint64_t one = 1;
+	ssize_t w = write(rt.stop_efd, &one, sizeof(one));
+	(void)w;
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	pd_pool_close(&rt.pool);
+	close(rt.ctl_fd);
+	close(rt.stop_efd);
+	close(sfd);
+	return 0;
+}

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A tenant pool: one memfd per (node, tenant) holding a control area (buffer states, the
+ * free list, the engine-bound ring, one inbound ring and status block per function
+ * instance) and fixed-size buffers. Descriptors are buffer indexes, never pointers.
+ *
+ * The geometry is computed from pd_pool_attr by each process on its own; nothing that
+ * locates memory is ever read back from the shared area.
+ */
+#ifndef PD_SHM_POOL_H
+#define PD_SHM_POOL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "shm/msg.h"
+#include "shm/ring.h"
+
+#define PD_POOL_MAGIC 0x4c4f4f50u /* "POOL" */
+#define PD_POOL_VERSION 1u
+
+/* Owners of a buffer: an instance slot (0..PD_MAX_INSTANCES-1) or one of these. */
+#define PD_OWNER_ENGINE 0xfffeu
+#define PD_OWNER_NONE 0xffffu
+
+enum pd_buf_state {
+	PD_BUF_FREE = 0,
+	PD_BUF_RX_POSTED,   /* posted to the fabric for a receive (engine) */
+	PD_BUF_ENGINE,      /* held by the engine */
+	PD_BUF_IN_RING,     /* in the inbound ring of instance `owner` */
+	PD_BUF_IN_FUNCTION, /* taken by instance `owner` */
+	PD_BUF_TO_ENGINE,   /* in the engine-bound ring, pushed by `owner` */
+	PD_BUF_SENDING,     /* handed to the fabric for a send */
+	PD_BUF_STATE_COUNT,
+};
+
+struct pd_buf_ctl {
+	_Atomic uint32_t owner;
+	_Atomic uint32_t state;
+	_Atomic uint64_t since_ns; /* when it entered its state (set for IN_FUNCTION) */
+};
+
+/* Per function instance, written by the instance, read (untrusted) by the engine. */
+struct pd_inst_status {
+	_Alignas(64) _Atomic uint64_t busy_since_ns; /* 0 when idle */
+	_Atomic uint64_t busy_request_id;
+	_Atomic uint64_t handled;
+	_Atomic uint64_t bad_input; /* descriptors it refused */
+	_Atomic uint64_t copied_bytes; /* payload bytes the runtime copied (stays 0) */
+	_Atomic uint64_t meta_bytes;   /* metadata bytes the runtime copied forward */
+};
+
+struct pd_pool_attr {
+	uint16_t tenant;
+	uint64_t pool_size;   /* bytes requested for the whole pool */
+	uint32_t buffer_size; /* bytes per buffer */
+	uint32_t ring_size;   /* slots per instance ring (power of two) */
+	uint32_t ninst;       /* instance slots (<= PD_MAX_INSTANCES) */
+};
+
+/* The control area's first bytes, for debugging tools and sanity checks only. */
+struct pd_pool_shared {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t tenant;
+	uint32_t nbuffers;
+	uint32_t buffer_size;
+	uint32_t ninst;
+	_Atomic uint64_t alloc_failures;
+};
+
+struct pd_pool {
+	int fd;
+	bool owner; /* created here (engine) */
+	uint8_t *base;
+	size_t map_size;
+	struct pd_pool_attr attr;
+	uint32_t nbuffers;
+	struct pd_pool_shared *sh;
+	struct pd_buf_ctl *ctl;
+	struct pd_ring free_ring;
+	struct pd_ring engine_ring;
+	struct pd_ring inst_ring[PD_MAX_INSTANCES];
+	struct pd_inst_status *inst_status[PD_MAX_INSTANCES];
+	uint8_t *buffers;
+};
+
+/* Create (engine): memfd, size, map, format. Hugepages when the system has them. */
+int pd_pool_create(const struct pd_pool_attr *attr, const char *name, struct pd_pool *pool);
+/* Attach (function): map an existing pool fd with the same attr; checks the file size. */
+int pd_pool_attach(int fd, const struct pd_pool_attr *attr, struct pd_pool *pool);
+/* Unmap and close the fd. */
+void pd_pool_close(struct pd_pool *pool);
+
+/* Number of buffers a pool of this attr holds (0 if the attr is unusable). */
+uint32_t pd_pool_buffer_count(const struct pd_pool_attr *attr);
+/* Size of the memfd for this attr. */
+size_t pd_pool_file_size(const struct pd_pool_attr *attr);
+
+/* Take a free buffer for owner. 0 and *idx, or -ENOBUFS. */
+int pd_pool_alloc(struct pd_pool *pool, uint32_t owner, uint32_t *idx);
+/* Return a buffer to the free list. */
+void pd_pool_free(struct pd_pool *pool, uint32_t idx);
+
+static inline bool pd_pool_index_ok(const struct pd_pool *pool, uint64_t idx)
+{
+	return idx < pool->nbuffers;
+}
+
+static inline struct pd_msg_hdr *pd_pool_buf(const struct pd_pool *pool, uint32_t idx)
+{
+	return (struct pd_msg_hdr *)(pool->buffers + (size_t)idx * pool->attr.buffer_size);
+}
+
+/* Index of the buffer containing p, or -1. */
+int64_t pd_pool_index_of(const struct pd_pool *pool, const void *p);
+
+static inline void pd_pool_set(struct pd_pool *pool, uint32_t idx, uint32_t owner,
+			       enum pd_buf_state state)
+{
+	atomic_store_explicit(&pool->ctl[idx].owner, owner, memory_order_relaxed);
+	atomic_store_explicit(&pool->ctl[idx].state, state, memory_order_release);
+}
+
+/* Count buffers by state (a racy snapshot). */
+void pd_pool_census(const struct pd_pool *pool, uint64_t counts[PD_BUF_STATE_COUNT]);
+
+#endif
