@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: Apache-2.0
+# The two set-up commands (make run, make test) and a few conveniences around Meson.
+
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+CONFIG ?= examples/quickstart.yaml
+
+.PHONY: all deps build run test test-fast bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+run: build
+	./$(BUILD)/palladium up $(CONFIG)
+
+# Every suite in the normal build, then unit + integration under ASan+UBSan.
+test: build $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+	scripts/run-tests $(BUILD) $(ASAN_BUILD)
+
+test-fast: build
+	scripts/run-tests $(BUILD)
+
+bench: build
+	bench/echo/run
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
