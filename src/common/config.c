@@ -282,8 +282,11 @@ static int parse_addr(const char *text, struct pd_config_addr *addr, const char 
 		host_len = (size_t)(close - host);
 		colon = close + 1;
 		family = AF_INET6;
-		if (*colon != ':')
+		if (*colon != ':') {
+			if (*colon == '\0')
+				*why = "the port is missing";
 			return -EINVAL;
+		}
 	} else {
 		colon = strrchr(text, ':');
 		if (colon == NULL) {

@@ -494,9 +494,14 @@ static void walk_integer(struct walk *w, const cyaml_schema_value_t *schema, yam
 	unsigned bits = schema->data_size >= 8 ? 64 : schema->data_size * 8;
 	char quoted[QUOTE_LEN];
 
-	if (!all_digits(digits) || strlen(text) != node->data.scalar.length ||
-	    (digits[0] == '0' && digits[1] != '\0')) {
+	if (!all_digits(digits) || strlen(text) != node->data.scalar.length) {
 		expected(w, node, "an integer");
+		return;
+	}
+	if (digits[0] == '0' && digits[1] != '\0') {
+		/* YAML 1.1 and libcyaml would read it as octal. */
+		walk_error(w, node->start_mark, "%s: leading zeros are not allowed",
+			   pd_config_quote(quoted, sizeof(quoted), text));
 		return;
 	}
 	for (const char *p = digits; *p != '\0'; p++) {

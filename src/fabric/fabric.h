@@ -63,7 +63,8 @@ struct pd_fabric_callbacks {
 	 * to refuse (the reason is logged here and sent to the peer). A request with a
 	 * wrong protocol version is refused before this is called. A new connection from a
 	 * peer id that already has an accepted one on the same rx replaces it (the peer
-	 * restarted): the old one goes down with -ECONNRESET.
+	 * restarted): the old one goes down with -ECONNRESET, and its on_down may come
+	 * after the new one's on_up.
 	 */
 	int (*on_connect_request)(void *app, const struct pd_fabric_hello *hello,
 				  struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx);

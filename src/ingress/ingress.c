@@ -1,2 +1,465 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* placeholder */
+/* The ingress's life: tables, h2o set-up, listeners, signals, the event loop, teardown. */
+#include "ingress/ingress.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "ingress/ingress_internal.h"
+
+
+#define ACCEPT_BURST 32
+#define DRAIN_SOFT_MS 500 /* after a stop: answers may still go out */
+#define DRAIN_HARD_MS 300 /* then connections are cut */
+
+/* ---- tables ------------------------------------------------------------------------- */
+
+static int cmp_route_order(const void *a, const void *b, void *arg)
+{
+	const struct ingress *ing = arg;
+	size_t la = ing->routes[*(const uint32_t *)a].prefix_len;
+	size_t lb = ing->routes[*(const uint32_t *)b].prefix_len;
+	return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+static int tables_create(struct ingress *ing)
+{
+	const struct pd_config *cfg = ing->cfg;
+	ing->ntenants = cfg->tenants_count;
+	ing->nroutes = cfg->routes_count;
+	ing->tenants = calloc(ing->ntenants ? ing->ntenants : 1, sizeof(*ing->tenants));
+	ing->routes = calloc(ing->nroutes ? ing->nroutes : 1, sizeof(*ing->routes));
+	ing->route_order = calloc(ing->nroutes ? ing->nroutes : 1, sizeof(*ing->route_order));
+	ing->route_stats = calloc(ing->nroutes + 1, sizeof(*ing->route_stats));
+	if (ing->tenants == NULL || ing->routes == NULL || ing->route_order == NULL ||
+	    ing->route_stats == NULL)
+		return -ENOMEM;
+	h2o_linklist_init_anchor(&ing->backlogged);
+
+	uint64_t nslots = 0;
+	uint64_t now = now_ns();
+	for (uint32_t i = 0; i < ing->ntenants; i++) {
+		const struct pd_config_tenant *tc = &cfg->tenants[i];
+		struct ing_tenant *t = &ing->tenants[i];
+		t->ing = ing;
+		t->index = i;
+		t->cfg = tc;
+		t->buf_size = tc->buffer_size;
+		if (t->buf_size <= PD_MSG_HDR_SIZE) {
+			PD_LOG_ERR(LOG_COMP, EINVAL, "tenant %s: buffer_size %lu too small", tc->name,
+				   (unsigned long)tc->buffer_size);
+			return -EINVAL;
+		}
+		uint64_t room = t->buf_size - PD_MSG_HDR_SIZE;
+		t->max_body = tc->max_body != 0 && tc->max_body < room ? tc->max_body : room;
+		t->max_inflight = tc->max_inflight;
+		t->rate = tc->rate > 0 ? tc->rate : 0;
+		t->burst = t->rate > 1 ? t->rate : 1;
+		t->tokens = t->burst;
+		t->tokens_ns = now;
+		nslots += tc->max_inflight;
+	}
+	if (nslots > UINT32_MAX / 2) {
+		PD_LOG_ERR(LOG_COMP, EINVAL, "sum of max_inflight too large");
+		return -EINVAL;
+	}
+	ing->nslots = (uint32_t)nslots;
+	ing->slots = calloc(nslots ? nslots : 1, sizeof(*ing->slots));
+	ing->free_slots = calloc(nslots ? nslots : 1, sizeof(*ing->free_slots));
+	if (ing->slots == NULL || ing->free_slots == NULL)
+		return -ENOMEM;
+	ing_slots_init(ing);
+
+	for (uint32_t r = 0; r < ing->nroutes; r++) {
+		const struct pd_config_route *rc = &cfg->routes[r];
+		struct ing_route *rt = &ing->routes[r];
+		if (rc->tenant_idx >= ing->ntenants || rc->path == NULL || rc->path[0] != '/' ||
+		    (rc->chain_count > 0 && rc->chain_idx[0] >= cfg->functions_count)) {
+			PD_LOG_ERR(LOG_COMP, EINVAL, "route %u is not resolved", r);
+			return -EINVAL;
+		}
+		rt->cfg = rc;
+		rt->prefix = rc->path;
+		rt->prefix_len = strlen(rc->path);
+		rt->tenant = &ing->tenants[rc->tenant_idx];
+		ing->route_order[r] = r;
+	}
+	qsort_r(ing->route_order, ing->nroutes, sizeof(*ing->route_order), cmp_route_order, ing);
+	return 0;
+}
+
+static void tables_destroy(struct ingress *ing)
+{
+	free(ing->tenants);
+	free(ing->routes);
+	free(ing->route_order);
+	free(ing->route_stats);
+	free(ing->slots);
+	free(ing->free_slots);
+	free(ing->route_timeouts);
+}
+
+/* One h2o_timeout_t per distinct route timeout, plus the reconnect delays. */
+static int timeouts_init(struct ingress *ing)
+{
+	static const uint64_t backoff_ms[NBACKOFF] = {50, 100, 200, 400, 800, 1600, 2000};
+	ing->route_timeouts = calloc(ing->nroutes ? ing->nroutes : 1, sizeof(*ing->route_timeouts));
+	if (ing->route_timeouts == NULL)
+		return -ENOMEM;
+	for (uint32_t r = 0; r < ing->nroutes; r++) {
+		uint64_t ms = ing->routes[r].cfg->timeout_ms;
+		uint32_t k = 0;
+		while (k < ing->nroute_timeouts && ing->route_timeouts[k].timeout != ms)
+			k++;
+		if (k == ing->nroute_timeouts)
+			h2o_timeout_init(ing->loop, &ing->route_timeouts[ing->nroute_timeouts++], ms);
+		ing->routes[r].timeout = &ing->route_timeouts[k];
+	}
+	for (int i = 0; i < NBACKOFF; i++)
+		h2o_timeout_init(ing->loop, &ing->backoff[i], backoff_ms[i]);
+	ing->backoff_inited = true;
+	return 0;
+}
+
+static void timeouts_dispose(struct ingress *ing)
+{
+	for (uint32_t k = 0; k < ing->nroute_timeouts; k++)
+		h2o_timeout_dispose(ing->loop, &ing->route_timeouts[k]);
+	ing->nroute_timeouts = 0;
+	if (ing->backoff_inited)
+		for (int i = 0; i < NBACKOFF; i++)
+			h2o_timeout_dispose(ing->loop, &ing->backoff[i]);
+	ing->backoff_inited = false;
+}
+
+/* ---- listeners and signals ---------------------------------------------------------- */
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+	h2o_accept_ctx_t *actx = listener->data;
+	if (err != NULL)
+		return;
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+		if (sock == NULL)
+			break;
+		h2o_accept(actx, sock);
+	}
+}
+
+static int listener_open(struct ingress *ing, const struct pd_config_addr *addr,
+			 h2o_accept_ctx_t *actx, h2o_socket_t **out)
+{
+	char port[8];
+	snprintf(port, sizeof(port), "%u", addr->port);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int gai = getaddrinfo(addr->host[0] != '\0' ? addr->host : NULL, port, &hints, &res);
+	if (gai != 0) {
+		PD_LOG_ERR(LOG_COMP, 0, "cannot resolve %s:%s: %s", addr->host, port,
+			   gai_strerror(gai));
+		return -EINVAL;
+	}
+	int fd = -1, err = 0;
+	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+		int one = 1;
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			err = -errno;
+			continue;
+		}
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+		    bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0)
+			break;
+		err = -errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		PD_LOG_ERR(LOG_COMP, err, "cannot listen on %s:%u", addr->host, addr->port);
+		return err != 0 ? err : -EADDRNOTAVAIL;
+	}
+	h2o_socket_t *sock = h2o_evloop_socket_create(ing->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+	sock->data = actx;
+	h2o_socket_read_start(sock, on_accept);
+	*out = sock;
+	return 0;
+}
+
+static void listener_close(h2o_socket_t **sock)
+{
+	if (*sock == NULL)
+		return;
+	h2o_socket_read_stop(*sock);
+	h2o_socket_close(*sock);
+	*sock = NULL;
+}
+
+static void on_signal(h2o_socket_t *sock, const char *err)
+{
+	struct ingress *ing = sock->data;
+	struct signalfd_siginfo si;
+	(void)err;
+	while (read(h2o_socket_get_fd(sock), &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (!ing->stop)
+			PD_LOG_INFO(LOG_COMP, "signal %u: stopping", si.ssi_signo);
+		ing->stop = true;
+	}
+}
+
+/* ---- h2o ---------------------------------------------------------------------------- */
+
+static int h2o_setup(struct ingress *ing)
+{
+	const struct pd_config *cfg = ing->cfg;
+	h2o_config_init(&ing->globalconf);
+	ing->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("palladium"));
+	uint64_t max_body = 0;
+	for (uint32_t t = 0; t < ing->ntenants; t++)
+		if (ing->tenants[t].max_body > max_body)
+			max_body = ing->tenants[t].max_body;
+	/* h2o refuses larger bodies itself (413) before buffering them; +1 because its
+	 * chunked decoder refuses at >= the limit. */
+	ing->globalconf.max_request_entity_size = (size_t)max_body + 1;
+
+	h2o_hostconf_t *main_host = h2o_config_register_host(
+		&ing->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	h2o_pathconf_t *pc = h2o_config_register_path(main_host, "/", 0);
+	struct ing_handler *h = (void *)h2o_create_handler(pc, sizeof(*h));
+	h->super.on_req = ing_on_req;
+	h->ing = ing;
+
+	h2o_hostconf_t *admin_host = h2o_config_register_host(
+		&ing->globalconf, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
+	pc = h2o_config_register_path(admin_host, "/", 0);
+	h = (void *)h2o_create_handler(pc, sizeof(*h));
+	h->super.on_req = ing_on_admin_req;
+	h->ing = ing;
+
+	ing->loop = h2o_evloop_create();
+	h2o_context_init(&ing->ctx, ing->loop, &ing->globalconf);
+	ing->hosts_main[0] = main_host;
+	ing->hosts_admin[0] = admin_host;
+	ing->accept_main = (h2o_accept_ctx_t){.ctx = &ing->ctx, .hosts = ing->hosts_main};
+	ing->accept_admin = (h2o_accept_ctx_t){.ctx = &ing->ctx, .hosts = ing->hosts_admin};
+	(void)cfg;
+	return 0;
+}
+
+static bool conns_left(struct ingress *ing)
+{
+	return !h2o_linklist_is_empty(&ing->ctx.http1._conns) ||
+	       !h2o_linklist_is_empty(&ing->ctx.http2._conns);
+}
+
+static uint16_t local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+/*
+ * Make client connections end: h2o sees EOF (SHUT_RD) or errors (SHUT_RDWR) and closes
+ * them itself. h2o 2.2 does not list idle HTTP/2 connections, so the connected sockets
+ * are found by their local port: the listeners' (the listeners themselves are closed).
+ */
+static void shutdown_conns(struct ingress *ing, int how)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir == NULL)
+		return;
+	int dfd = dirfd(dir);
+	struct dirent *de;
+	while ((de = readdir(dir)) != NULL) {
+		char *end;
+		long fd = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || end == de->d_name || fd == dfd)
+			continue;
+		int listening = 1;
+		socklen_t len = sizeof(listening);
+		if (getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+		    listening)
+			continue;
+		uint16_t port = local_port((int)fd);
+		if (port != 0 && (port == ing->cfg->ingress.listen_addr.port ||
+				  port == ing->cfg->ingress.admin_addr.port))
+			shutdown((int)fd, how);
+	}
+	closedir(dir);
+}
+
+/* ---- the loop ----------------------------------------------------------------------- */
+
+/*
+ * Fabric progress is manual: the loop reads the fabric once per turn, and lets h2o sleep
+ * (bounded only by its timers) only when pd_fabric_trywait() says nothing is pending;
+ * otherwise h2o polls without waiting. The fabric's fds (dups in h2o's epoll) wake the
+ * loop when it sleeps, and their callback drains the fabric in bounded bursts.
+ */
+static void loop_turn(struct ingress *ing, int32_t max_wait)
+{
+	ing_fabric_poll(ing, 1);
+	/* Answers written just now (outside h2o_evloop_run) leave h2o callbacks pending that
+	 * its poll does not count as work: they must run before the loop may sleep. */
+	bool h2o_pending = ing->loop->_pending_as_server != NULL ||
+			   ing->loop->_pending_as_client != NULL;
+	int32_t wait = !h2o_pending && pd_fabric_trywait(ing->fab) == 0 ? max_wait : 0;
+	if (h2o_evloop_run(ing->loop, wait) != 0 && errno != EINTR)
+		PD_LOG_WARN(LOG_COMP, errno, "h2o_evloop_run");
+}
+
+static void run_until(struct ingress *ing, uint64_t deadline_ns)
+{
+	uint64_t now;
+	while (conns_left(ing) && (now = now_ns()) < deadline_ns)
+		loop_turn(ing, (int32_t)((deadline_ns - now) / 1000000 + 1));
+}
+
+static void stop_http(struct ingress *ing)
+{
+	listener_close(&ing->listener_main);
+	listener_close(&ing->listener_admin);
+	h2o_context_request_shutdown(&ing->ctx); /* no more keep-alive; HTTP/2 GOAWAY */
+	ing_fail_all(ing, 503, "shutting down\n");
+	shutdown_conns(ing, SHUT_RD);
+	run_until(ing, now_ns() + DRAIN_SOFT_MS * 1000000ull);
+	if (conns_left(ing)) {
+		shutdown_conns(ing, SHUT_RDWR);
+		run_until(ing, now_ns() + DRAIN_HARD_MS * 1000000ull);
+	}
+	/* One more turn lets h2o free what it closed last. */
+	h2o_evloop_run(ing->loop, 0);
+	/* The HTTP/2 graceful shutdown timer would outlive the context. */
+	if (h2o_timeout_is_linked(&ing->ctx.http2._graceful_shutdown_timeout))
+		h2o_timeout_unlink(&ing->ctx.http2._graceful_shutdown_timeout);
+}
+
+int pd_ingress_run(const struct pd_config *cfg)
+{
+	if (cfg->ingress.threads != 1) {
+		PD_LOG_ERR(LOG_COMP, EINVAL, "ingress.threads must be 1 (is %u)",
+			   cfg->ingress.threads);
+		return -EINVAL;
+	}
+	struct ingress *ing = calloc(1, sizeof(*ing));
+	if (ing == NULL)
+		return -ENOMEM;
+	ing->cfg = cfg;
+	int rc;
+
+	sigset_t mask, old_mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, &old_mask);
+	/* A client that goes away must not kill us through a write. */
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
+	sigaction(SIGPIPE, &ign, &old_pipe);
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0) {
+		rc = -errno;
+		PD_LOG_ERR(LOG_COMP, rc, "signalfd");
+		goto restore_signals;
+	}
+
+	rc = tables_create(ing);
+	if (rc < 0)
+		goto free_tables;
+	rc = h2o_setup(ing);
+	if (rc < 0)
+		goto free_tables;
+	rc = timeouts_init(ing);
+	if (rc < 0)
+		goto close_fabric;
+	rc = ing_fabric_open(ing);
+	if (rc < 0)
+		goto close_fabric;
+	rc = listener_open(ing, &cfg->ingress.listen_addr, &ing->accept_main,
+			   &ing->listener_main);
+	if (rc < 0)
+		goto close_fabric;
+	rc = listener_open(ing, &cfg->ingress.admin_addr, &ing->accept_admin,
+			   &ing->listener_admin);
+	if (rc < 0)
+		goto close_listeners;
+	ing->signal_sock = h2o_evloop_socket_create(ing->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
+	sfd = -1; /* h2o closes it */
+	ing->signal_sock->data = ing;
+	h2o_socket_read_start(ing->signal_sock, on_signal);
+
+	rc = ing_fabric_sync_waitfds(ing);
+	if (rc < 0) {
+		PD_LOG_ERR(LOG_COMP, rc, "pd_fabric_wait_fds");
+		goto close_listeners;
+	}
+	ing_links_start(ing);
+	PD_LOG_INFO(LOG_COMP, "listening on %s:%u (admin %s:%u), %u routes, %u fabric links",
+		    cfg->ingress.listen_addr.host, cfg->ingress.listen_addr.port,
+		    cfg->ingress.admin_addr.host, cfg->ingress.admin_addr.port, ing->nroutes,
+		    ing->nlinks);
+
+	while (!ing->stop)
+		loop_turn(ing, INT32_MAX);
+
+	stop_http(ing);
+	rc = 0;
+	if (conns_left(ing))
+		PD_LOG_WARN(LOG_COMP, 0, "client connections still open at exit");
+
+close_listeners:
+	listener_close(&ing->listener_main);
+	listener_close(&ing->listener_admin);
+	if (ing->signal_sock != NULL) {
+		h2o_socket_read_stop(ing->signal_sock);
+		h2o_socket_close(ing->signal_sock);
+		ing->signal_sock = NULL;
+	}
+close_fabric:
+	ing_fail_all(ing, 503, "shutting down\n");
+	ing_fabric_close(ing);
+	timeouts_dispose(ing);
+	if (!conns_left(ing)) {
+		h2o_context_dispose(&ing->ctx);
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
+		/* h2o 2.2's evloop h2o_multithread_destroy_queue() leaves the queue itself. */
+		free(ing->ctx.queue);
+#endif
+		h2o_evloop_destroy(ing->loop);
+	} /* else h2o would abort on the connections' timers: leave it (the process ends) */
+	h2o_config_dispose(&ing->globalconf);
+free_tables:
+	tables_destroy(ing);
+	if (sfd >= 0)
+		close(sfd);
+restore_signals:
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	{
+		/* Take the stop signals still pending before unblocking them. */
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&mask, NULL, &zero) > 0)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+	free(ing);
+	return rc;
+}

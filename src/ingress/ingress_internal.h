@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private state of the ingress, shared by its files (HTTP side, fabric side, admin). */
+#ifndef PD_INGRESS_INGRESS_INTERNAL_H
+#define PD_INGRESS_INGRESS_INTERNAL_H
+
+/* libh2o-evloop's headers pick libuv unless told which poller the library was built with. */
+#ifndef H2O_USE_EPOLL
+#define H2O_USE_EPOLL 1
+#endif
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <h2o.h>
+
+#include "common/config.h"
+#include "fabric/fabric.h"
+#include "shm/msg.h"
+
+#define LOG_COMP "ingress"
+
+#define ORIGIN_ID 0           /* this ingress's id: responses carry it back */
+#define SEND_BUFS_CAP 8192    /* send buffers per tenant, at most */
+#define RX_DEPTH_CAP 4096     /* receives posted per tenant, before the per-node slack */
+#define MAX_WAIT_FDS 256      /* fabric wait fds followed in the loop */
+#define PROGRESS_BURST 64     /* pd_fabric_progress() calls per wake-up, at most */
+#define NBACKOFF 7            /* reconnect delays: 50 ms doubling to 2 s */
+#define NBUCKETS 16           /* latency histogram buckets (plus +Inf) */
+#define STATUS_MIN 100
+#define STATUS_MAX 599
+
+enum reject_reason {
+	REJECT_INFLIGHT,
+	REJECT_RATE,
+	REJECT_NO_BUFFER,
+	REJECT_NO_ENGINE,
+	REJECT_MAX,
+};
+
+enum buf_state {
+	BUF_FREE,
+	BUF_POSTED,  /* posted for receive: the fabric's */
+	BUF_FILLED,  /* holds a request waiting for a credit */
+	BUF_SENDING, /* handed to pd_fabric_send: the fabric's until on_send_done */
+	BUF_HELD,    /* holds a response h2o is writing from */
+};
+
+struct ing_tenant;
+
+/* One buffer of a tenant's registered area. Its address is the fabric context. */
+struct ing_buf {
+	struct ing_tenant *tenant;
+	uint8_t *data;
+	uint64_t request_id; /* of the request it carries, while it is a send buffer */
+	uint8_t state;
+};
+
+struct ing_tenant {
+	struct ingress *ing;
+	uint32_t index;
+	const struct pd_config_tenant *cfg;
+	uint64_t buf_size;
+	uint64_t max_body;
+	/* fabric resources; region == NULL if no route uses the tenant */
+	uint8_t *region;
+	size_t region_len;
+	struct pd_fabric_mr *mr;
+	struct pd_fabric_rx *rx;
+	struct ing_buf *bufs;
+	uint32_t nbufs;
+	uint32_t *free_stack;
+	uint32_t nfree;
+	uint32_t rx_depth;
+	uint32_t owed_posts; /* receives still to post (no buffer was free when one was due) */
+	uint32_t nlinks;
+	/* admission */
+	uint32_t inflight;
+	uint32_t max_inflight;
+	double rate, burst, tokens;
+	uint64_t tokens_ns;
+	uint64_t rejected[REJECT_MAX];
+};
+
+enum link_logged { LINK_LOGGED_NONE, LINK_LOGGED_UP, LINK_LOGGED_DOWN };
+
+/* The fabric connection to one node for one tenant. */
+struct ing_link {
+	struct ingress *ing;
+	struct ing_tenant *tenant;
+	uint32_t node_idx;
+	uint16_t credits;
+	struct pd_fabric_conn *conn; /* set while connecting or up */
+	bool up;
+	uint32_t outstanding; /* requests sent or queued on it, not yet finished */
+	uint32_t epoch;       /* bumped on every down: older requests no longer count */
+	h2o_linklist_t backlog;        /* slots whose request waits for a credit, FIFO */
+	h2o_linklist_t backlogged;     /* in ingress.backlogged while backlog is not empty */
+	h2o_timeout_entry_t retry;
+	uint32_t backoff_step;
+	enum link_logged logged;
+};
+
+struct ing_route_stats {
+	uint64_t status[STATUS_MAX - STATUS_MIN + 1];
+	uint64_t bucket[NBUCKETS + 1];
+	uint64_t count;
+	double sum;
+};
+
+struct ing_route {
+	const struct pd_config_route *cfg;
+	const char *prefix;
+	size_t prefix_len;
+	struct ing_tenant *tenant;
+	struct ing_link **hop0; /* the tenant's links to nodes running the route's hop 0 */
+	uint32_t nhop0;
+	h2o_timeout_t *timeout;
+};
+
+enum slot_state { SLOT_FREE, SLOT_QUEUED, SLOT_SENT };
+
+struct req_ref;
+
+/* One entry of the request table; request_id = index | generation << 32. */
+struct ing_slot {
+	struct ingress *ing;
+	uint32_t gen;
+	uint8_t state;
+	uint32_t route;
+	struct ing_buf *buf; /* the request message while it waits in a backlog */
+	uint32_t msg_len;
+	struct ing_link *link;
+	uint32_t link_epoch;
+	h2o_req_t *req;      /* NULL once the client is gone */
+	struct req_ref *ref;
+	uint64_t start_ns;
+	h2o_timeout_entry_t timeout;
+	h2o_linklist_t queued; /* in link->backlog */
+};
+
+/*
+ * Lives in req->pool (h2o_mem_alloc_shared): its dispose callback is how the ingress
+ * learns that h2o is done with a request, either because the client went away while the
+ * request was in flight, or because the response has been written from a receive buffer.
+ */
+struct req_ref {
+	struct ingress *ing;
+	uint32_t slot;     /* valid while waiting */
+	bool waiting;      /* the slot still points at this request */
+	struct ing_buf *held; /* receive buffer the response body points into */
+};
+
+struct ing_handler {
+	h2o_handler_t super;
+	struct ingress *ing;
+};
+
+struct ing_stats {
+	uint64_t copied_bytes;
+	uint64_t response_copied_bytes;
+	uint64_t bad_messages;
+	uint64_t late_responses;
+	uint64_t skipped_headers;
+	uint64_t invalid_headers;
+	uint64_t send_failures;
+	uint64_t post_failures;
+};
+
+struct ing_waitfd {
+	int fd;      /* the fabric's */
+	h2o_socket_t *sock; /* over a dup of fd */
+	dev_t dev;
+	ino_t ino;
+};
+
+struct ingress {
+	const struct pd_config *cfg;
+	h2o_globalconf_t globalconf;
+	h2o_context_t ctx;
+	h2o_evloop_t *loop;
+	h2o_hostconf_t *hosts_main[2];
+	h2o_hostconf_t *hosts_admin[2];
+	h2o_accept_ctx_t accept_main;
+	h2o_accept_ctx_t accept_admin;
+	h2o_socket_t *listener_main;
+	h2o_socket_t *listener_admin;
+	h2o_socket_t *signal_sock;
+	bool stop;
+	bool closing; /* tearing down: fabric callbacks must not start anything */
+
+	struct pd_fabric *fab;
+	struct ing_waitfd waitfds[MAX_WAIT_FDS];
+	uint32_t nwaitfds;
+	bool waitfds_dirty;
+
+	struct ing_tenant *tenants;
+	uint32_t ntenants;
+	struct ing_link *links;
+	uint32_t nlinks;
+	h2o_linklist_t backlogged;
+
+	struct ing_route *routes;
+	uint32_t nroutes;
+	uint32_t *route_order; /* route indexes, longest prefix first */
+	struct ing_route_stats *route_stats; /* nroutes + 1: the last one is "no route" */
+	h2o_timeout_t *route_timeouts;
+	uint32_t nroute_timeouts;
+	h2o_timeout_t backoff[NBACKOFF];
+	bool backoff_inited;
+
+	struct ing_slot *slots;
+	uint32_t nslots;
+	uint32_t *free_slots;
+	uint32_t nfree_slots;
+
+	struct ing_stats stats;
+};
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* upstream.c: buffers, fabric links, callbacks. */
+int ing_fabric_open(struct ingress *ing);
+void ing_fabric_close(struct ingress *ing);
+void ing_fabric_poll(struct ingress *ing, int max_rounds);
+int ing_fabric_sync_waitfds(struct ingress *ing);
+void ing_links_start(struct ingress *ing);
+struct ing_buf *ing_buf_get(struct ing_tenant *t);
+void ing_buf_release(struct ing_buf *b);
+int ing_dispatch(struct ingress *ing, struct ing_slot *s);
+void ing_flush_backlogs(struct ingress *ing);
+bool ing_route_reachable(const struct ing_route *rt);
+
+/* request.c: the HTTP side of a request. */
+int ing_on_req(h2o_handler_t *self, h2o_req_t *req);
+void ing_slots_init(struct ingress *ing);
+void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *kept);
+void ing_slot_fail(struct ingress *ing, struct ing_slot *s, int status, const char *body);
+void ing_fail_all(struct ingress *ing, int status, const char *body);
+void ing_record(struct ingress *ing, uint32_t route, int status, uint64_t start_ns);
+void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len);
+
+/* admin.c: /healthz and /metrics. */
+int ing_on_admin_req(h2o_handler_t *self, h2o_req_t *req);
+
+#endif

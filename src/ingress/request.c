@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The HTTP side of a request: routing, admission, the message, the response, the timeout. */
+#include <errno.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "ingress/ingress_internal.h"
+
+/* Every response here is complete in one h2o_send(): nothing to proceed or stop. */
+static h2o_generator_t final_generator = {NULL, NULL};
+
+static const double bucket_le[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+					   0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+					   1,      2.5,     5,      10};
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 418: return "I'm a teapot";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	switch (status / 100) {
+	case 2: return "OK";
+	case 3: return "Redirection";
+	case 4: return "Client Error";
+	default: return "Server Error";
+	}
+}
+
+static bool is_head(const h2o_req_t *req)
+{
+	return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+}
+
+void ing_record(struct ingress *ing, uint32_t route, int status, uint64_t start_ns)
+{
+	struct ing_route_stats *st = &ing->route_stats[route];
+	if (status >= STATUS_MIN && status <= STATUS_MAX)
+		st->status[status - STATUS_MIN]++;
+	double d = (double)(now_ns() - start_ns) / 1e9;
+	int i = 0;
+	while (i < NBUCKETS && d > bucket_le[i])
+		i++;
+	st->bucket[i]++;
+	st->count++;
+	st->sum += d;
+}
+
+/* A platform answer: body (static or in req->pool) as text/plain. */
+void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len)
+{
+	req->res.status = status;
+	req->res.reason = reason_phrase(status);
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+		       H2O_STRLIT("text/plain; charset=utf-8"));
+	req->res.content_length = len;
+	h2o_start_response(req, &final_generator);
+	h2o_iovec_t buf = h2o_iovec_init(body, len);
+	if (is_head(req))
+		h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+	else
+		h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
+static void reply(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns,
+		  int status, const char *body)
+{
+	ing_send_text(req, status, body, strlen(body));
+	ing_record(ing, route, status, start_ns);
+}
+
+static void reply_429(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns)
+{
+	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+	reply(ing, req, route, start_ns, 429, "too many requests\n");
+}
+
+/* ---- the request table -------------------------------------------------------------- */
+
+static uint64_t request_id_of(const struct ingress *ing, const struct ing_slot *s)
+{
+	return (uint64_t)(uint32_t)(s - ing->slots) | (uint64_t)s->gen << 32;
+}
+
+/* Free a slot: whatever answers for it later is late. */
+static void slot_release(struct ingress *ing, struct ing_slot *s)
+{
+	if (h2o_timeout_is_linked(&s->timeout))
+		h2o_timeout_unlink(&s->timeout);
+	if (h2o_linklist_is_linked(&s->queued))
+		h2o_linklist_unlink(&s->queued);
+	if (s->buf != NULL) {
+		ing_buf_release(s->buf);
+		s->buf = NULL;
+	}
+	if (s->link != NULL && s->link_epoch == s->link->epoch && s->link->outstanding > 0)
+		s->link->outstanding--;
+	s->link = NULL;
+	ing->routes[s->route].tenant->inflight--;
+	if (s->ref != NULL) {
+		s->ref->waiting = false;
+		s->ref = NULL;
+	}
+	s->req = NULL;
+	s->state = SLOT_FREE;
+	s->gen++;
+	ing->free_slots[ing->nfree_slots++] = (uint32_t)(s - ing->slots);
+}
+
+/* Answer the client of s (if still there) with a platform error, and free s. */
+void ing_slot_fail(struct ingress *ing, struct ing_slot *s, int status, const char *body)
+{
+	h2o_req_t *req = s->req;
+	uint32_t route = s->route;
+	uint64_t start_ns = s->start_ns;
+	slot_release(ing, s);
+	if (req != NULL)
+		reply(ing, req, route, start_ns, status, body);
+}
+
+void ing_fail_all(struct ingress *ing, int status, const char *body)
+{
+	for (uint32_t i = 0; i < ing->nslots; i++)
+		if (ing->slots[i].state != SLOT_FREE)
+			ing_slot_fail(ing, &ing->slots[i], status, body);
+}
+
+static void on_slot_timeout(h2o_timeout_entry_t *entry)
+{
+	struct ing_slot *s = PD_CONTAINER_OF(entry, struct ing_slot, timeout);
+	ing_slot_fail(s->ing, s, 504, "timeout\n");
+}
+
+/* h2o is done with the request: its client is gone, or its response has been written. */
+static void on_ref_dispose(void *p)
+{
+	struct req_ref *ref = p;
+	struct ingress *ing = ref->ing;
+	if (ref->waiting) {
+		/* The slot stays taken until the response or the timeout comes. */
+		struct ing_slot *s = &ing->slots[ref->slot];
+		s->req = NULL;
+		s->ref = NULL;
+		ref->waiting = false;
+	}
+	if (ref->held != NULL) {
+		struct ing_buf *b = ref->held;
+		ref->held = NULL;
+		ing_buf_release(b);
+	}
+}
+
+void ing_slots_init(struct ingress *ing)
+{
+	for (uint32_t i = 0; i < ing->nslots; i++) {
+		struct ing_slot *s = &ing->slots[i];
+		s->ing = ing;
+		s->timeout.cb = on_slot_timeout;
+		ing->free_slots[i] = ing->nslots - 1 - i;
+	}
+	ing->nfree_slots = ing->nslots;
+}
+
+/* ---- a request arrives -------------------------------------------------------------- */
+
+/* Longest prefix on a segment boundary: "/shout" takes "/shout", "/shout/x", not "/shouting". */
+static int route_find(const struct ingress *ing, h2o_iovec_t path)
+{
+	for (uint32_t k = 0; k < ing->nroutes; k++) {
+		const struct ing_route *rt = &ing->routes[ing->route_order[k]];
+		size_t n = rt->prefix_len;
+		if (path.len < n || memcmp(path.base, rt->prefix, n) != 0)
+			continue;
+		if (path.len == n || rt->prefix[n - 1] == '/' || path.base[n] == '/' ||
+		    path.base[n] == '?')
+			return (int)ing->route_order[k];
+	}
+	return -1;
+}
+
+/* Bytes of the request line and header block as HTTP/1.1 would carry them. */
+static size_t header_bytes(const h2o_req_t *req)
+{
+	size_t n = req->input.method.len + 1 + req->input.path.len + sizeof(" HTTP/1.1\r\n") - 1;
+	if (req->input.authority.len != 0)
+		n += sizeof("host: \r\n") - 1 + req->input.authority.len;
+	for (size_t i = 0; i < req->headers.size; i++) {
+		const h2o_header_t *h = &req->headers.entries[i];
+		n += h->name->len + 2 + h->value.len + 2;
+	}
+	return n + 2;
+}
+
+static bool take_token(struct ing_tenant *t, uint64_t now)
+{
+	double elapsed = (double)(now - t->tokens_ns) / 1e9;
+	t->tokens_ns = now;
+	t->tokens += elapsed * t->rate;
+	if (t->tokens > t->burst)
+		t->tokens = t->burst;
+	if (t->tokens < 1.0)
+		return false;
+	t->tokens -= 1.0;
+	return true;
+}
+
+/* Request metadata after the payload; its length, or -ENOSPC. */
+static int64_t write_meta(const h2o_req_t *req, uint8_t *base, size_t cap)
+{
+	struct pd_meta_writer w;
+	pd_meta_writer_init(&w, base, cap);
+	pd_meta_add(&w, H2O_STRLIT(":method"), req->method.base, req->method.len);
+	pd_meta_add(&w, H2O_STRLIT(":path"), req->path_normalized.base, req->path_normalized.len);
+	if (req->query_at != SIZE_MAX && req->query_at < req->path.len)
+		pd_meta_add(&w, H2O_STRLIT(":query"), req->path.base + req->query_at + 1,
+			    req->path.len - req->query_at - 1);
+	else
+		pd_meta_add(&w, H2O_STRLIT(":query"), "", 0);
+	/* h2o keeps Host aside (HTTP/1 Host, HTTP/2 :authority); functions see it as "host". */
+	if (req->input.authority.len != 0)
+		pd_meta_add(&w, H2O_STRLIT("host"), req->input.authority.base,
+			    req->input.authority.len);
+	for (size_t i = 0; i < req->headers.size; i++) {
+		const h2o_header_t *h = &req->headers.entries[i];
+		pd_meta_add(&w, h->name->base, h->name->len, h->value.base, h->value.len);
+	}
+	return pd_meta_finish(&w);
+}
+
+int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+	struct ingress *ing = ((struct ing_handler *)self)->ing;
+	uint64_t start = now_ns();
+
+	int ri = route_find(ing, req->path_normalized);
+	if (ri < 0) {
+		h2o_iovec_t body = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("no route for ")),
+					      req->path_normalized, h2o_iovec_init(H2O_STRLIT("\n")));
+		ing_send_text(req, 404, body.base, body.len);
+		ing_record(ing, ing->nroutes, 404, start);
+		return 0;
+	}
+	uint32_t route = (uint32_t)ri;
+	struct ing_route *rt = &ing->routes[route];
+	struct ing_tenant *t = rt->tenant;
+
+	uint64_t max_header = ing->cfg->ingress.max_header_bytes;
+	if (max_header != 0 && header_bytes(req) > max_header) {
+		reply(ing, req, route, start, 431, "request header fields too large\n");
+		return 0;
+	}
+	size_t body_len = req->entity.base != NULL ? req->entity.len : 0;
+	if (body_len > t->max_body) {
+		reply(ing, req, route, start, 413, "request body too large\n");
+		return 0;
+	}
+	if (t->inflight >= t->max_inflight) {
+		t->rejected[REJECT_INFLIGHT]++;
+		reply_429(ing, req, route, start);
+		return 0;
+	}
+	if (t->rate > 0 && !take_token(t, start)) {
+		t->rejected[REJECT_RATE]++;
+		reply_429(ing, req, route, start);
+		return 0;
+	}
+	if (!ing_route_reachable(rt)) {
+		t->rejected[REJECT_NO_ENGINE]++;
+		reply(ing, req, route, start, 503, "no engine available\n");
+		return 0;
+	}
+	struct ing_buf *b = ing->nfree_slots > 0 ? ing_buf_get(t) : NULL;
+	if (b == NULL) {
+		t->rejected[REJECT_NO_BUFFER]++;
+		reply(ing, req, route, start, 503, "no buffer available\n");
+		return 0;
+	}
+	struct ing_slot *s = &ing->slots[ing->free_slots[--ing->nfree_slots]];
+	s->route = route;
+	s->state = SLOT_QUEUED;
+	s->start_ns = start;
+	s->buf = b;
+	t->inflight++;
+
+	/* The metadata goes first (its place is known): no payload copy for a 431. */
+	size_t meta_off = PD_MSG_HDR_SIZE + body_len;
+	int64_t meta_len = write_meta(req, b->data + meta_off, t->buf_size - meta_off);
+	if (meta_len < 0) {
+		slot_release(ing, s);
+		reply(ing, req, route, start, 431, "request header fields too large\n");
+		return 0;
+	}
+	struct pd_msg_hdr *h = (struct pd_msg_hdr *)b->data;
+	*h = (struct pd_msg_hdr){
+		.magic = PD_MSG_MAGIC,
+		.version = PD_MSG_VERSION,
+		.flags = PD_MSG_F_REQUEST,
+		.tenant = (uint16_t)t->index,
+		.route = (uint16_t)route,
+		.hop = 0,
+		.status = 0,
+		.request_id = request_id_of(ing, s),
+		.origin = ORIGIN_ID,
+		.payload_len = (uint32_t)body_len,
+		.req_meta_len = (uint32_t)meta_len,
+		.resp_meta_len = 0,
+		.sent_ns = start,
+	};
+	if (body_len > 0)
+		memcpy(b->data + PD_MSG_HDR_SIZE, req->entity.base, body_len); /* the one copy */
+	ing->stats.copied_bytes += body_len;
+	b->request_id = h->request_id;
+	s->msg_len = (uint32_t)(meta_off + (uint64_t)meta_len);
+
+	int rc = ing_dispatch(ing, s);
+	if (rc < 0) {
+		slot_release(ing, s);
+		if (rc == -ENOTCONN) {
+			t->rejected[REJECT_NO_ENGINE]++;
+			reply(ing, req, route, start, 503, "no engine available\n");
+		} else {
+			ing->stats.send_failures++;
+			reply(ing, req, route, start, 502, "fabric send failed\n");
+		}
+		return 0;
+	}
+	struct req_ref *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_ref_dispose);
+	*ref = (struct req_ref){.ing = ing, .slot = (uint32_t)(s - ing->slots), .waiting = true};
+	s->ref = ref;
+	s->req = req;
+	h2o_timeout_link(ing->loop, rt->timeout, &s->timeout);
+	return 0;
+}
+
+/* ---- a response arrives ------------------------------------------------------------- */
+
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool header_name_ok(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)p[i]))
+			return false;
+	return true;
+}
+
+static bool header_value_ok(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
+			return false;
+	return true;
+}
+
+static bool is_framing_header(const char *p, size_t n)
+{
+	static const char *const names[] = {"connection", "transfer-encoding", "content-length",
+					    "keep-alive", "upgrade"};
+	for (size_t i = 0; i < PD_ARRAY_SIZE(names); i++)
+		if (h2o_lcstris(p, n, names[i], strlen(names[i])))
+			return true;
+	return false;
+}
+
+static void add_response_headers(struct ingress *ing, h2o_req_t *req, const uint8_t *meta,
+				 size_t len)
+{
+	size_t cursor = 0;
+	struct pd_meta_entry e;
+	while (pd_meta_next(meta, len, &cursor, &e) == 1) {
+		if (!header_name_ok(e.name, e.name_len) || !header_value_ok(e.value, e.value_len)) {
+			ing->stats.invalid_headers++;
+			continue;
+		}
+		if (is_framing_header(e.name, e.name_len)) {
+			ing->stats.skipped_headers++;
+			continue;
+		}
+		/* HTTP/2 wants lower-case names; values stay in the receive buffer. */
+		const char *name = e.name;
+		for (size_t i = 0; i < e.name_len; i++)
+			if (e.name[i] >= 'A' && e.name[i] <= 'Z') {
+				char *lc = h2o_mem_alloc_pool(&req->pool, e.name_len);
+				for (size_t j = 0; j < e.name_len; j++)
+					lc[j] = (char)h2o_tolower(e.name[j]);
+				name = lc;
+				break;
+			}
+		h2o_add_header_by_str(&req->pool, &req->res.headers, name, e.name_len, 1, NULL,
+				      e.value, e.value_len);
+	}
+}
+
+/*
+ * A message arrived for the ingress in receive buffer rx. On return *kept says whether
+ * rx now backs a response that h2o is writing (it comes back through on_ref_dispose);
+ * otherwise the caller reposts it at once.
+ */
+void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *kept)
+{
+	struct ing_tenant *t = rx->tenant;
+	struct pd_msg_hdr h;
+	*kept = 0;
+	if (len < PD_MSG_HDR_SIZE)
+		goto bad;
+	pd_msg_hdr_snapshot(&h, rx->data);
+	if (pd_msg_validate(&h, t->buf_size, len) != 0 || (h.flags & PD_MSG_F_RESPONSE) == 0 ||
+	    h.tenant != t->index || h.origin != ORIGIN_ID)
+		goto bad;
+	uint32_t idx = (uint32_t)h.request_id;
+	if (idx >= ing->nslots)
+		goto bad;
+	const uint8_t *payload = rx->data + PD_MSG_HDR_SIZE;
+	const uint8_t *meta = payload + h.payload_len + h.req_meta_len;
+	if (pd_meta_check(meta, h.resp_meta_len) != 0)
+		goto bad;
+	struct ing_slot *s = &ing->slots[idx];
+	if (s->state != SLOT_SENT || s->gen != (uint32_t)(h.request_id >> 32))
+		goto late;
+	if (ing->routes[s->route].tenant != t)
+		goto bad;
+	if (s->req == NULL) { /* the client went away: the slot waited for this */
+		slot_release(ing, s);
+		goto late;
+	}
+
+	h2o_req_t *req = s->req;
+	struct req_ref *ref = s->ref;
+	uint32_t route = s->route;
+	uint64_t start_ns = s->start_ns;
+	slot_release(ing, s);
+
+	int status = h.status;
+	if (status < 200 || status > 599) /* a 1xx is no final answer either */
+		status = 502;
+	req->res.status = status;
+	req->res.reason = reason_phrase(status);
+	add_response_headers(ing, req, meta, h.resp_meta_len);
+	if (h.flags & PD_MSG_F_ERROR)
+		h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
+			       H2O_STRLIT("text/plain; charset=utf-8"), 1);
+	bool no_body = status == 204 || status == 304;
+	req->res.content_length = no_body ? SIZE_MAX : h.payload_len;
+
+	/* The body goes out from the receive buffer, which stays held until h2o is done. */
+	rx->state = BUF_HELD;
+	ref->held = rx;
+	*kept = 1;
+	h2o_start_response(req, &final_generator);
+	h2o_iovec_t body = h2o_iovec_init(payload, h.payload_len);
+	if (no_body || is_head(req) || h.payload_len == 0)
+		h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+	else
+		h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+	ing_record(ing, route, status, start_ns);
+	return;
+
+bad:
+	ing->stats.bad_messages++;
+	return;
+late:
+	ing->stats.late_responses++;
+}

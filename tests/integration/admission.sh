@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Admission control answers at once instead of queueing without bound:
+#   over a tenant's max_inflight -> 429 with Retry-After
+#   over a tenant's rate         -> 429, counted in /metrics
+#   no free buffer               -> 503
+#   no engine reachable          -> 503
+source "$(dirname "$0")/lib.sh"
+init_test
+[[ -x "$MISBEHAVE" ]] || fail "test function $MISBEHAVE is not built"
+
+cluster_yaml() {
+	yaml_common 1
+	cat <<EOF
+tenants:
+  - { name: lim, pool: 4MiB, buffer_size: 16KiB, max_inflight: 2 }
+  - { name: slow, pool: 4MiB, buffer_size: 16KiB, rate: 5 }
+  - { name: tiny, pool: 1MiB, buffer_size: 16KiB, max_inflight: 1000 }
+functions:
+  - { name: mis_lim, tenant: lim, exec: "$MISBEHAVE", node: a, instances: 1, threads: 1 }
+  - { name: echo_slow, tenant: slow, exec: echo, node: a }
+  - { name: mis_tiny, tenant: tiny, exec: "$MISBEHAVE", node: a, instances: 1, threads: 1 }
+routes:
+  - { path: /lim, tenant: lim, chain: [mis_lim], timeout: 3s }
+  - { path: /slow, tenant: slow, chain: [echo_slow], timeout: 3s }
+  - { path: /tiny, tenant: tiny, chain: [mis_tiny], timeout: 3s }
+EOF
+}
+
+start_cluster cluster_yaml 1
+wait_ready /lim
+wait_ready /tiny
+wait_ready /slow
+fetch_metrics
+metric_present palladium_ingress_inflight || fail "/metrics has no palladium_ingress_inflight"
+
+# ------------------------------------------------------------- max_inflight: 2 -> 429
+hang_lim() {
+	curl -sS --max-time $((20 * TIME_SCALE)) -o /dev/null -w '%{http_code}' \
+		--data-binary hang "http://127.0.0.1:$HTTP_PORT/lim" >"$TMP/lim.$1" 2>&1
+}
+bg h1 hang_lim 1
+bg h2 hang_lim 2
+two_inflight() {
+	fetch_metrics
+	(($(metric_sum palladium_ingress_inflight) >= 2))
+}
+wait_for 10 two_inflight || fail "the two hanging requests never showed in palladium_ingress_inflight: $(grep inflight "$TMP/metrics")"
+pass "two requests in flight for tenant lim"
+post /lim third
+assert_status 429 "third concurrent request over max_inflight 2"
+ra=$(resp_header retry-after)
+[[ "$ra" =~ ^[0-9]+$ ]] || fail "429 without a numeric Retry-After header (got '$ra')"
+pass "429 carries Retry-After: $ra"
+bg_wait "$h1"
+bg_wait "$h2"
+assert_eq 504 "$(cat "$TMP/lim.1")" "first hanging request: 504 at the timeout"
+assert_eq 504 "$(cat "$TMP/lim.2")" "second hanging request: 504 at the timeout"
+fetch_metrics
+n=$(metric_sum palladium_ingress_rejected_total 'tenant="lim"')
+assert_int -ge "$n" 1 "rejected_total{tenant=\"lim\"}"
+lim_ok() { route_ok /lim back; }
+wait_for 30 lim_ok || fail "/lim did not answer 200 again after the hang"
+pass "/lim answers again after its hung instance was replaced"
+
+# ---------------------------------------------------------------------- rate: 5/s -> 429
+fetch_metrics
+rej_before=$(metric_sum palladium_ingress_rejected_total 'tenant="slow"')
+{
+	echo 'data-binary = "r"'
+	echo "max-time = $((10 * TIME_SCALE))"
+	echo 'write-out = "%{http_code} %header{retry-after}\n"'
+	for i in $(seq 30); do
+		echo "url = \"http://127.0.0.1:$HTTP_PORT/slow\""
+		echo 'output = "/dev/null"'
+	done
+} >"$TMP/burst.curl"
+curl -sS -K "$TMP/burst.curl" >"$TMP/burst.out" 2>"$TMP/burst.err"
+n200=$(grep -c '^200' "$TMP/burst.out")
+n429=$(grep -c '^429' "$TMP/burst.out")
+log "burst of 30 at rate 5/s: $n200 x 200, $n429 x 429"
+assert_int -eq $((n200 + n429)) 30 "every burst answer is 200 or 429 ($(sort "$TMP/burst.out" | uniq -c | tr '\n' ';'))"
+assert_int -ge "$n200" 1 "some of the burst admitted"
+assert_int -ge "$n429" 1 "some of the burst rejected by the rate limit"
+grep '^429' "$TMP/burst.out" | grep -qv '^429 [0-9]' && fail "a rate-limited 429 without Retry-After: $(grep '^429' "$TMP/burst.out" | head -3)"
+pass "rate-limited 429s carry Retry-After"
+fetch_metrics
+rej_after=$(metric_sum palladium_ingress_rejected_total 'tenant="slow"')
+assert_int -eq $((rej_after - rej_before)) "$n429" "rejected_total{tenant=\"slow\"} grew by the 429s"
+grep '^palladium_ingress_rejected_total' "$TMP/metrics" | while read -r l; do log "  $l"; done
+
+# ------------------------------------------------------------------- no free buffer -> 503
+# tiny: 1 MiB pool of 16 KiB buffers (64), one instance that hangs on every request.
+fetch_stats
+idle_tiny=$(stat_sum tiny buffers_in_use)
+killed_before=$(stat_sum tiny hung_killed)
+N=200
+{
+	echo 'data-binary = "hang"'
+	echo "max-time = $((20 * TIME_SCALE))"
+	echo 'write-out = "%{http_code}\n"'
+	for i in $(seq $N); do
+		echo "url = \"http://127.0.0.1:$HTTP_PORT/tiny\""
+		echo 'output = "/dev/null"'
+	done
+} >"$TMP/flood.curl"
+curl -sS -Z --parallel-max $N --parallel-immediate -K "$TMP/flood.curl" >"$TMP/flood.out" 2>"$TMP/flood.err"
+summary=$(sort "$TMP/flood.out" | uniq -c | tr '\n' ';' | tr -s ' ')
+log "$N concurrent hanging requests to tiny: $summary"
+n503=$(grep -c '^503' "$TMP/flood.out")
+n504=$(grep -c '^504' "$TMP/flood.out")
+assert_int -ge "$n503" 1 "no free buffer: some requests answered 503"
+assert_int -eq $((n503 + n504)) $N "every request answered 503 or 504 ($summary)"
+fetch_metrics
+n=$(metric_sum palladium_ingress_rejected_total 'tenant="tiny"')
+log "rejected_total{tenant=\"tiny\"}=$n (503s made by the ingress; the engine may make others)"
+wait_for 30 stat_is -gt tiny hung_killed "$killed_before" || fail "the hung tiny instance was not killed"
+tiny_ok() { route_ok /tiny back; }
+wait_for 30 tiny_ok || fail "/tiny did not answer 200 again after the flood"
+pass "/tiny answers again after the flood"
+wait_for 30 stat_is -le tiny buffers_in_use "$idle_tiny" ||
+	fail "tiny: buffers_in_use did not come back to (at most) $idle_tiny: $(grep '^tenant tiny ' "$TMP/stats")"
+pass "tiny: every buffer came back (buffers_in_use <= $idle_tiny)"
+fetch_metrics
+assert_int -eq "$(metric_sum palladium_ingress_inflight)" 0 "nothing in flight at the end"
+
+stop_cluster TERM
+assert_eq 0 "$UP_RC" "palladium up exit status"
+
+# ------------------------------------------------------------------ no engine -> 503
+# The ingress alone (`palladium ingress`), its node engine never started.
+UP_CMD=ingress start_cluster cluster_yaml 1
+post /slow hi
+assert_status 503 "no engine reachable"
+stop_cluster TERM
+assert_eq 0 "$UP_RC" "palladium ingress exit status"
+exit 0

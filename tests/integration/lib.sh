@@ -1,0 +1,567 @@
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+#
+# Helpers of the integration tests. Each test is a bash script that sources this file,
+# writes a cluster file, starts a real cluster with `palladium up` on random loopback
+# ports, drives it with curl (and wrk), and stops it.
+#
+# Rules kept here so that no test is flaky on a small, busy machine:
+#   - no fixed sleeps: every wait polls (every 50 ms) up to a deadline;
+#   - no timing assertions: deadlines only bound how long a test may hang;
+#   - every curl has --max-time;
+#   - processes are stopped by the pid (or process group) this file recorded, never by
+#     name.
+#
+# Environment (set by tests/integration/meson.build; defaults for a manual run):
+#   PALLADIUM           the palladium executable
+#   FUNCTIONS_DIR       the built example functions (echo, upper, exclaim, wordcount)
+#   TEST_FUNCTIONS_DIR  the built test functions (misbehave)
+#   SOURCE_ROOT         the source tree
+#   KEEP_TMP=1          keep the test's temporary folder (its path is printed)
+# Exit status: 0 pass, 1 fail, 77 skip (meson reports 77 as SKIP).
+
+set -uo pipefail
+export LC_ALL=C
+
+TEST_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
+SOURCE_ROOT=${SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+PALLADIUM=${PALLADIUM:-$SOURCE_ROOT/build/palladium}
+FUNCTIONS_DIR=${FUNCTIONS_DIR:-$(dirname "$PALLADIUM")/functions}
+TEST_FUNCTIONS_DIR=${TEST_FUNCTIONS_DIR:-$(dirname "$PALLADIUM")/tests/functions}
+MISBEHAVE=$TEST_FUNCTIONS_DIR/misbehave
+
+TMP=""
+UP_PID=""
+UP_PGID=""
+UP_LOG=""
+UP_RC=""
+CFG=""
+HTTP_PORT=""
+ADMIN_PORT=""
+NODE_PORTS=()
+USED_PORTS=()
+BG_PIDS=()
+declare -A RECORDED=() # pid -> start time (field 22 of /proc/PID/stat) of up's processes
+CURL_MAX_TIME=${CURL_MAX_TIME:-10}
+T0=${EPOCHREALTIME/[.,]/}
+
+# ------------------------------------------------------------------------------- output
+
+log() {
+	local now=${EPOCHREALTIME/[.,]/}
+	printf '[%s %6.2fs] %s\n' "$TEST_NAME" "$(((now - T0) / 10000))e-2" "$*" >&2
+}
+
+pass() { log "ok: $*"; }
+
+fail() {
+	log "FAIL: $*"
+	exit 1
+}
+
+skip() {
+	log "SKIP: $*"
+	exit 77
+}
+
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "needs '$c', which is not installed"
+	done
+}
+
+# --------------------------------------------------------------------------- assertions
+
+# assert_eq EXPECTED GOT WHAT
+assert_eq() {
+	[[ "$2" == "$1" ]] || fail "$3: expected '$1', got '$2'"
+	pass "$3"
+}
+
+# assert_ne UNEXPECTED GOT WHAT
+assert_ne() {
+	[[ "$2" != "$1" ]] || fail "$3: expected anything but '$1', got it"
+	pass "$3"
+}
+
+# assert_contains HAYSTACK NEEDLE WHAT
+assert_contains() {
+	[[ "$1" == *"$2"* ]] || fail "$3: expected to contain '$2', got '$(head -c 600 <<<"$1")'"
+	pass "$3"
+}
+
+# assert_not_contains HAYSTACK NEEDLE WHAT
+assert_not_contains() {
+	[[ "$1" != *"$2"* ]] || fail "$3: expected not to contain '$2', got '$(head -c 600 <<<"$1")'"
+	pass "$3"
+}
+
+# assert_int OP A B WHAT   (OP: -eq -ne -lt -le -gt -ge); A is what was measured
+assert_int() {
+	local op=$1 got=$2 ref=$3 what=$4
+	[[ "$got" =~ ^-?[0-9]+$ ]] || fail "$what: expected a number $op $ref, got '$got'"
+	# shellcheck disable=SC2086
+	[ "$got" $op "$ref" ] || fail "$what: expected $op $ref, got $got"
+	pass "$what ($got $op $ref)"
+}
+
+# assert_status EXPECTED WHAT: checks HTTP_STATUS of the last request (see req)
+assert_status() {
+	if [[ "$HTTP_STATUS" != "$1" ]]; then
+		fail "$2: expected HTTP $1, got '$HTTP_STATUS' (body: '$(head -c 300 "$TMP/resp.body" 2>/dev/null)'; curl: '$(head -c 300 "$TMP/resp.err" 2>/dev/null)')"
+	fi
+	pass "$2 (HTTP $1)"
+}
+
+# ---------------------------------------------------------------------------- deadlines
+
+now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	echo $((t / 1000))
+}
+
+# Sanitizer builds run several times slower: stretch the deadlines, not the assertions.
+TIME_SCALE=1
+if ldd "$PALLADIUM" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+	TIME_SCALE=3
+fi
+
+# wait_for SECONDS CMD [ARGS...]: run CMD every 50 ms until it succeeds (return 0) or
+# SECONDS (scaled for sanitizer builds) have passed (return 1).
+wait_for() {
+	local secs=$1
+	shift
+	local deadline=$(($(now_ms) + secs * 1000 * TIME_SCALE))
+	while :; do
+		"$@" && return 0
+		(($(now_ms) >= deadline)) && return 1
+		sleep 0.05
+	done
+}
+
+# ---------------------------------------------------------------------------- temp dir
+
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	set +e
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	if [[ -n "$UP_PID" ]]; then
+		# The test stopped early: stop the cluster, then make sure of it.
+		kill -TERM "$UP_PID" 2>/dev/null
+		wait_for 10 up_exited
+		[[ -n "$UP_PGID" ]] && kill -KILL -- "-$UP_PGID" 2>/dev/null
+		for p in "${!RECORDED[@]}"; do
+			pid_alive "$p" && kill -KILL "$p" 2>/dev/null
+		done
+		wait "$UP_PID" 2>/dev/null
+	fi
+	for p in "${BG_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	if [[ $rc -ne 0 && $rc -ne 77 && -n "$TMP" ]]; then
+		local f
+		for f in "$TMP"/up*.log; do
+			[[ -f "$f" ]] || continue
+			echo "----- $f (last 150 lines)" >&2
+			tail -n 150 "$f" >&2
+		done
+		[[ -f "$TMP/stats" ]] && { echo "----- last palladium stats" >&2; cat "$TMP/stats" >&2; }
+	fi
+	if [[ -n "$TMP" ]]; then
+		if [[ "${KEEP_TMP:-0}" == 1 ]]; then
+			log "kept $TMP"
+		else
+			rm -rf "$TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+init_test() {
+	[[ -x "$PALLADIUM" ]] || fail "PALLADIUM=$PALLADIUM is not an executable (build first)"
+	need_cmd curl ss setsid
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/palladium-$TEST_NAME.XXXXXX") || fail "mktemp"
+	CFG=$TMP/cluster.yaml
+	trap cleanup EXIT
+	trap 'exit 1' INT TERM
+	log "palladium=$PALLADIUM tmp=$TMP time_scale=$TIME_SCALE"
+}
+
+# ------------------------------------------------------------------------------- ports
+
+# pick_port VAR: a random free TCP port in 20000-60000 (not one this test already took).
+pick_port() {
+	local _pp _pi _pu _taken
+	for ((_pi = 0; _pi < 500; _pi++)); do
+		_pp=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+		_taken=0
+		for _pu in "${USED_PORTS[@]}"; do
+			[[ $_pu == "$_pp" ]] && _taken=1
+		done
+		((_taken)) && continue
+		# -a: listening sockets and also connections using it as their local port.
+		if [[ -z "$(ss -Hatn "sport = :$_pp" 2>/dev/null)" ]]; then
+			USED_PORTS+=("$_pp")
+			printf -v "$1" '%d' "$_pp"
+			return 0
+		fi
+	done
+	fail "found no free port"
+}
+
+# alloc_ports NNODES: HTTP_PORT, ADMIN_PORT and NODE_PORTS[0..NNODES-1].
+alloc_ports() {
+	local i port
+	pick_port HTTP_PORT
+	pick_port ADMIN_PORT
+	NODE_PORTS=()
+	for ((i = 0; i < $1; i++)); do
+		pick_port port
+		NODE_PORTS+=("$port")
+	done
+}
+
+port_listening() {
+	[[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]
+}
+
+# ----------------------------------------------------------------------- cluster files
+
+NODE_NAMES=(a b c d)
+
+# yaml_common NNODES: the fabric, ingress, engine and nodes sections, on the ports of
+# alloc_ports. Extra engine keys may be given in ENGINE_EXTRA (", key: value" form), extra
+# ingress keys in INGRESS_EXTRA.
+yaml_common() {
+	local n=$1 i
+	cat <<EOF
+# written by tests/integration/$TEST_NAME.sh
+fabric: { provider: tcp, primitive: two-sided }
+ingress:
+  listen: "127.0.0.1:$HTTP_PORT"
+  admin: "127.0.0.1:$ADMIN_PORT"
+  address: "127.0.0.1"${INGRESS_EXTRA:-}
+engine: { functions_dir: "$FUNCTIONS_DIR", restart_backoff: 100ms, restart_backoff_max: 1s${ENGINE_EXTRA:-} }
+nodes:
+EOF
+	for ((i = 0; i < n; i++)); do
+		echo "  - { name: ${NODE_NAMES[$i]}, address: \"127.0.0.1\", port: ${NODE_PORTS[$i]} }"
+	done
+}
+
+# ------------------------------------------------------------------------ the cluster
+
+# Fields of /proc/PID/stat after the command name: $1 state (field 3), $2 ppid, $3 pgrp,
+# ..., $12 utime (14), $13 stime (15), $20 starttime (22).
+proc_fields() {
+	local line
+	read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+	echo "${line##*) }"
+}
+
+# pid_alive PID: PID runs (not a zombie) and, if it was recorded, is still the same
+# process (same start time).
+pid_alive() {
+	local pid=$1 f
+	f=$(proc_fields "$pid") || return 1
+	# shellcheck disable=SC2086
+	set -- $f
+	[[ $1 != Z && $1 != X ]] || return 1
+	[[ -z "${RECORDED[$pid]:-}" || ${20} == "${RECORDED[$pid]}" ]]
+}
+
+# descendants PID: PID and every process below it, as "pid starttime" lines.
+descendants() {
+	local root=$1 f line pid rest c
+	local -A kids=() start=()
+	for f in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$f" || continue
+		pid=${line%% *}
+		rest=${line##*) }
+		# shellcheck disable=SC2086
+		set -- $rest
+		kids[$2]+=" $pid"
+		start[$pid]=${20}
+	done
+	local -a queue=("$root")
+	local -A seen=()
+	while ((${#queue[@]})); do
+		pid=${queue[0]}
+		queue=("${queue[@]:1}")
+		[[ -n "${start[$pid]:-}" && -z "${seen[$pid]:-}" ]] || continue
+		seen[$pid]=1
+		echo "$pid ${start[$pid]}"
+		for c in ${kids[$pid]:-}; do
+			queue+=("$c")
+		done
+	done
+}
+
+# record_pids: remember every process of the running cluster (functions are restarted,
+# so this is called again whenever the test looks at the cluster).
+record_pids() {
+	[[ -n "$UP_PID" ]] || return 0
+	local pid st
+	while read -r pid st; do
+		RECORDED[$pid]=$st
+	done < <(descendants "$UP_PID")
+}
+
+recorded_alive() {
+	local pid
+	for pid in "${!RECORDED[@]}"; do
+		pid_alive "$pid" && echo "$pid"
+	done
+	return 0
+}
+
+none_alive() {
+	[[ -z "$(recorded_alive)" ]]
+}
+
+up_exited() {
+	local f
+	f=$(proc_fields "$UP_PID") || return 0
+	[[ ${f%% *} == Z ]]
+}
+
+own_group_or_exited() {
+	local f
+	f=$(proc_fields "$1") || return 0
+	# shellcheck disable=SC2086
+	set -- $f
+	[[ $1 == Z || $3 == "${UP_PID}" ]]
+}
+
+healthy() {
+	[[ "$(curl -fsS --max-time 2 -o /dev/null -w '%{http_code}' \
+		"http://127.0.0.1:$ADMIN_PORT/healthz" 2>/dev/null)" == 200 ]]
+}
+
+healthy_or_exited() {
+	up_exited || healthy
+}
+
+# start_cluster GENERATOR [NNODES]: pick ports, write $CFG with GENERATOR (a function
+# that prints the file), start `palladium up $CFG` in its own session, wait for the
+# admin /healthz. Retries with new ports if a port was taken meanwhile. With UP_CMD=ingress
+# it starts `palladium ingress $CFG` alone instead.
+start_cluster() {
+	local gen=$1 nnodes=${2:-1} attempt
+	for attempt in 1 2 3; do
+		alloc_ports "$nnodes"
+		"$gen" >"$CFG" || fail "writing the cluster file"
+		UP_LOG=$TMP/up.$attempt.log
+		setsid "$PALLADIUM" "${UP_CMD:-up}" "$CFG" >"$UP_LOG" 2>&1 </dev/null &
+		UP_PID=$!
+		UP_PGID=""
+		# setsid runs in the background job's process and execs palladium: wait until
+		# that process leads its own group (or has already exited).
+		if ! wait_for 10 own_group_or_exited "$UP_PID"; then
+			fail "palladium up (pid $UP_PID) did not become a process group leader"
+		fi
+		up_exited || UP_PGID=$UP_PID
+		log "palladium ${UP_CMD:-up} $CFG: pid $UP_PID, http :$HTTP_PORT admin :$ADMIN_PORT nodes :${NODE_PORTS[*]}"
+		if ! wait_for 30 healthy_or_exited; then
+			fail "no 200 from http://127.0.0.1:$ADMIN_PORT/healthz within $((30 * TIME_SCALE)) s"
+		fi
+		if ! up_exited; then
+			record_pids
+			return 0
+		fi
+		wait "$UP_PID"
+		UP_RC=$?
+		UP_PID=""
+		if grep -qi 'in use' "$UP_LOG"; then
+			log "a port was taken meanwhile (attempt $attempt): retrying on new ports"
+			continue
+		fi
+		cat "$UP_LOG" >&2
+		fail "palladium up exited with status $UP_RC before it was healthy"
+	done
+	fail "palladium up could not bind its ports in 3 attempts"
+}
+
+# wait_ready PATH [BODY]: poll POST PATH until 200 (links to the engines are up).
+route_ok() {
+	[[ "$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --data-binary "$2" \
+		"http://127.0.0.1:$HTTP_PORT$1" 2>/dev/null)" == 200 ]]
+}
+
+wait_ready() {
+	local path=$1 body=${2:-ready}
+	wait_for 30 route_ok "$path" "$body" ||
+		fail "route $path did not answer 200 within $((30 * TIME_SCALE)) s (last: $(curl -sS --max-time 5 -w ' HTTP %{http_code}' --data-binary "$body" "http://127.0.0.1:$HTTP_PORT$path" 2>&1 | head -c 300))"
+	record_pids
+	pass "route $path ready"
+}
+
+# stop_cluster [SIGNAL [SECONDS]]: SIGNAL (TERM default) to palladium up, or with
+# SIGNAL=INT-GROUP a SIGINT to its whole process group as Ctrl-C in a terminal does.
+# Waits up to SECONDS (default 10, scaled) for up to exit, then checks that none of the
+# processes recorded for the cluster is still alive (no orphans). Sets UP_RC.
+stop_cluster() {
+	local sig=${1:-TERM} secs=${2:-10}
+	[[ -n "$UP_PID" ]] || fail "stop_cluster: no cluster is running"
+	record_pids
+	local n=${#RECORDED[@]}
+	local t0
+	t0=$(now_ms)
+	if [[ "$sig" == INT-GROUP ]]; then
+		[[ -n "$UP_PGID" ]] || fail "no process group recorded for palladium up"
+		kill -INT -- "-$UP_PGID" || fail "kill -INT -$UP_PGID"
+	else
+		kill "-$sig" "$UP_PID" || fail "kill -$sig $UP_PID"
+	fi
+	local deadline=$((t0 + secs * 1000 * TIME_SCALE))
+	while ! up_exited && (($(now_ms) < deadline)); do sleep 0.05; done
+	up_exited || fail "palladium up (pid $UP_PID) still runs $((secs * TIME_SCALE)) s after SIG$sig"
+	wait "$UP_PID"
+	UP_RC=$?
+	local up=$UP_PID
+	UP_PID=""
+	while [[ -n "$(recorded_alive)" ]] && (($(now_ms) < deadline)); do sleep 0.05; done
+	local left
+	left=$(recorded_alive)
+	if [[ -n "$left" ]]; then
+		local p
+		for p in $left; do
+			log "orphan: pid $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+		done
+		UP_PID=$up # so that cleanup kills them
+		fail "$(wc -w <<<"$left") process(es) of the cluster still alive $((secs * TIME_SCALE)) s after SIG$sig"
+	fi
+	pass "cluster stopped by SIG${sig/INT-GROUP/INT to the process group} in $(($(now_ms) - t0)) ms: all $n processes gone, up exit status $UP_RC"
+	RECORDED=()
+}
+
+# ------------------------------------------------------------------- background jobs
+
+# bg VAR CMD [ARGS...]: run CMD in the background; its pid goes to VAR (and is killed by
+# the cleanup if the test ends early). Collect it with bg_wait.
+bg() {
+	local var=$1
+	shift
+	"$@" &
+	BG_PIDS+=("$!")
+	printf -v "$var" '%d' "$!"
+}
+
+# bg_wait PID: wait for a job started by bg; returns its exit status.
+bg_wait() {
+	local rc i
+	wait "$1"
+	rc=$?
+	for i in "${!BG_PIDS[@]}"; do
+		[[ ${BG_PIDS[$i]} == "$1" ]] && unset 'BG_PIDS[i]'
+	done
+	return $rc
+}
+
+# ------------------------------------------------------------------------------- HTTP
+
+# req METHOD PATH [CURL ARGS...]: one request to the HTTP listener. Sets HTTP_STATUS
+# ("000" if no answer); body in $TMP/resp.body, headers in $TMP/resp.headers.
+req() {
+	local method=$1 path=$2
+	shift 2
+	local -a m=(-X "$method")
+	[[ "$method" == HEAD ]] && m=(-I)
+	HTTP_STATUS=$(curl -sS --max-time "$CURL_MAX_TIME" "${m[@]}" -H 'Expect:' \
+		-o "$TMP/resp.body" -D "$TMP/resp.headers" -w '%{http_code}' "$@" \
+		"http://127.0.0.1:$HTTP_PORT$path" 2>"$TMP/resp.err")
+	[[ -n "$HTTP_STATUS" ]] || HTTP_STATUS=000
+}
+
+# post PATH DATA [CURL ARGS...]
+post() {
+	local path=$1 data=$2
+	shift 2
+	req POST "$path" --data-binary "$data" "$@"
+}
+
+# post_file PATH FILE [CURL ARGS...]
+post_file() {
+	local path=$1 file=$2
+	shift 2
+	req POST "$path" --data-binary "@$file" "$@"
+}
+
+resp_body() { cat "$TMP/resp.body" 2>/dev/null; }
+
+# resp_header NAME: value of a response header of the last request (case-insensitive).
+resp_header() {
+	awk -v n="$(tr '[:upper:]' '[:lower:]' <<<"$1")" -F': *' '
+		{ k = tolower($1); sub(/\r$/, "") }
+		k == n { sub(/^[^:]*: */, ""); print; exit }' "$TMP/resp.headers" 2>/dev/null
+}
+
+# ------------------------------------------------------------------------ observability
+
+fetch_metrics() {
+	curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$TMP/metrics" 2>"$TMP/metrics.err" ||
+		fail "GET /metrics: $(cat "$TMP/metrics.err")"
+}
+
+# metric_sum NAME [LABEL="VALUE"...]: sum of the samples of NAME (from the last
+# fetch_metrics) whose labels include all the given ones; "0" if there are none.
+metric_sum() {
+	local name=$1
+	shift
+	awk -v name="$name" -v want="$*" '
+		BEGIN { n = split(want, w, " ") }
+		/^#/ { next }
+		{
+			key = $1; val = $NF
+			lab = ""
+			i = index(key, "{")
+			if (i > 0) { lab = substr($0, i); lab = substr(lab, 1, index(lab, "}")); key = substr(key, 1, i - 1) }
+			if (key != name) next
+			for (j = 1; j <= n; j++) if (index(lab, w[j]) == 0) next
+			sum += val
+		}
+		END { printf "%.0f\n", sum }' "$TMP/metrics"
+}
+
+# metric_present NAME: the last fetch_metrics has a sample of NAME.
+metric_present() {
+	grep -Eq "^$1(\\{| )" "$TMP/metrics"
+}
+
+fetch_stats() {
+	"$PALLADIUM" stats "$CFG" >"$TMP/stats" 2>&1 || fail "palladium stats failed: $(head -c 600 "$TMP/stats")"
+	record_pids
+}
+
+# stat_sum TENANT KEY: sum over the nodes of KEY=VALUE on "tenant TENANT ..." lines of
+# the last fetch_stats; empty if the key is missing.
+stat_sum() {
+	awk -v t="$1" -v k="$2" '
+		$1 == "tenant" && $2 == t {
+			for (i = 3; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == k) { sum += kv[2]; found = 1 }
+			}
+		}
+		END { if (found) printf "%.0f\n", sum }' "$TMP/stats"
+}
+
+# stat_now TENANT KEY: fetch_stats, then stat_sum.
+stat_now() {
+	fetch_stats
+	stat_sum "$1" "$2"
+}
+
+# stat_is OP TENANT KEY VALUE: for wait_for.
+stat_is() {
+	local v
+	"$PALLADIUM" stats "$CFG" >"$TMP/stats" 2>&1 || return 1
+	record_pids
+	v=$(stat_sum "$2" "$3")
+	[[ -n "$v" ]] && [ "$v" "$1" "$4" ]
+}
