@@ -324,8 +324,10 @@ static void loop_turn(struct ingress *ing, int32_t max_wait)
 	bool h2o_pending = ing->loop->_pending_as_server != NULL ||
 			   ing->loop->_pending_as_client != NULL;
 	int32_t wait = !h2o_pending && pd_fabric_trywait(ing->fab) == 0 ? max_wait : 0;
-	if (h2o_evloop_run(ing->loop, wait) != 0 && errno != EINTR)
-		PD_LOG_WARN(LOG_COMP, errno, "h2o_evloop_run");
+	if (h2o_evloop_run(ing->loop, wait) != 0 && errno != EINTR && !ing->stop) {
+		PD_LOG_ERR(LOG_COMP, errno, "h2o_evloop_run: stopping");
+		ing->stop = true;
+	}
 }
 
 static void run_until(struct ingress *ing, uint64_t deadline_ns)
