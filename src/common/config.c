@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Loads the cluster file: libcyaml schema for the typed load, then defaults and whole-file validation. */
+/* Loads the cluster file: a libcyaml typed load, then defaults and whole-file validation. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,23 +18,23 @@
 #define MiB (UINT64_C(1) << 20)
 #define GiB (UINT64_C(1) << 30)
 
-#define CONFIG_FILE_MAX (16 * MiB) /* a cluster file is a few KiB; refuse to slurp a disk */
-#define TEXT_MAX 4095              /* paths and other free text */
-#define ARGS_MAX 64
+#define CONFIG_FILE_MAX (1 * MiB) /* the largest legal cluster is ~100 KiB; bounds parse memory */
+#define TEXT_MAX 4095             /* paths and other free text */
+#define ARGS_MAX 63 /* the supervisor builds argv[64]: the path, the args, NULL */
 #define ROUTE_PATH_MAX 255
 
 /* ---- schema ---- */
 
 static const cyaml_schema_value_t text_entry = {
-	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, TEXT_MAX),
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, TEXT_MAX),
 };
 static const cyaml_schema_value_t name_entry = {
-	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, PD_NAME_MAX),
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, PD_NAME_MAX),
 };
 
 static const cyaml_strval_t primitive_strings[] = {
-	{ "two-sided", PD_PRIMITIVE_TWO_SIDED },
-	{ "one-sided", PD_PRIMITIVE_ONE_SIDED },
+    {"two-sided", PD_PRIMITIVE_TWO_SIDED},
+    {"one-sided", PD_PRIMITIVE_ONE_SIDED},
 };
 
 #define OPT (CYAML_FLAG_OPTIONAL)
@@ -42,106 +42,103 @@ static const cyaml_strval_t primitive_strings[] = {
 #define OPT_PTR (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER)
 
 static const cyaml_schema_field_t fabric_fields[] = {
-	CYAML_FIELD_STRING_PTR("provider", OPT_PTR, struct pd_config_fabric, provider, 1,
-			       PD_NAME_MAX),
-	CYAML_FIELD_ENUM("primitive", OPT | CYAML_FLAG_STRICT, struct pd_config_fabric, primitive,
-			 primitive_strings, CYAML_ARRAY_LEN(primitive_strings)),
-	CYAML_FIELD_END,
+    CYAML_FIELD_STRING_PTR("provider", OPT_PTR, struct pd_config_fabric, provider, 1, PD_NAME_MAX),
+    CYAML_FIELD_ENUM("primitive", OPT | CYAML_FLAG_STRICT, struct pd_config_fabric, primitive,
+                     primitive_strings, CYAML_ARRAY_LEN(primitive_strings)),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t ingress_fields[] = {
-	CYAML_FIELD_STRING_PTR("listen", OPT_PTR, struct pd_config_ingress, listen, 1, 127),
-	CYAML_FIELD_STRING_PTR("admin", OPT_PTR, struct pd_config_ingress, admin, 1, 127),
-	CYAML_FIELD_STRING_PTR("address", OPT_PTR, struct pd_config_ingress, address, 1, 127),
-	CYAML_FIELD_UINT("threads", OPT, struct pd_config_ingress, threads),
-	CYAML_FIELD_STRING_PTR("max_header_bytes", OPT_PTR, struct pd_config_ingress,
-			       max_header_bytes_text, 1, 63),
-	CYAML_FIELD_END,
+    CYAML_FIELD_STRING_PTR("listen", OPT_PTR, struct pd_config_ingress, listen, 1, 127),
+    CYAML_FIELD_STRING_PTR("admin", OPT_PTR, struct pd_config_ingress, admin, 1, 127),
+    CYAML_FIELD_STRING_PTR("address", OPT_PTR, struct pd_config_ingress, address, 1, 127),
+    CYAML_FIELD_UINT("threads", OPT, struct pd_config_ingress, threads),
+    CYAML_FIELD_STRING_PTR("max_header_bytes", OPT_PTR, struct pd_config_ingress,
+                           max_header_bytes_text, 1, 63),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t engine_fields[] = {
-	CYAML_FIELD_UINT("spin_us", OPT, struct pd_config_engine, spin_us),
-	CYAML_FIELD_UINT("ring_size", OPT, struct pd_config_engine, ring_size),
-	CYAML_FIELD_STRING_PTR("restart_backoff", OPT_PTR, struct pd_config_engine,
-			       restart_backoff_text, 1, 63),
-	CYAML_FIELD_STRING_PTR("restart_backoff_max", OPT_PTR, struct pd_config_engine,
-			       restart_backoff_max_text, 1, 63),
-	CYAML_FIELD_STRING_PTR("functions_dir", OPT_PTR, struct pd_config_engine, functions_dir, 1,
-			       TEXT_MAX),
-	CYAML_FIELD_END,
+    CYAML_FIELD_UINT("spin_us", OPT, struct pd_config_engine, spin_us),
+    CYAML_FIELD_UINT("ring_size", OPT, struct pd_config_engine, ring_size),
+    CYAML_FIELD_STRING_PTR("restart_backoff", OPT_PTR, struct pd_config_engine,
+                           restart_backoff_text, 1, 63),
+    CYAML_FIELD_STRING_PTR("restart_backoff_max", OPT_PTR, struct pd_config_engine,
+                           restart_backoff_max_text, 1, 63),
+    CYAML_FIELD_STRING_PTR("functions_dir", OPT_PTR, struct pd_config_engine, functions_dir, 1,
+                           TEXT_MAX),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t node_fields[] = {
-	CYAML_FIELD_STRING_PTR("name", PTR, struct pd_config_node, name, 1, PD_NAME_MAX),
-	CYAML_FIELD_STRING_PTR("address", PTR, struct pd_config_node, address, 1, 127),
-	CYAML_FIELD_UINT("port", CYAML_FLAG_DEFAULT, struct pd_config_node, port),
-	CYAML_FIELD_END,
+    CYAML_FIELD_STRING_PTR("name", PTR, struct pd_config_node, name, 1, PD_NAME_MAX),
+    CYAML_FIELD_STRING_PTR("address", PTR, struct pd_config_node, address, 1, 127),
+    CYAML_FIELD_UINT("port", CYAML_FLAG_DEFAULT, struct pd_config_node, port),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t tenant_fields[] = {
-	CYAML_FIELD_STRING_PTR("name", PTR, struct pd_config_tenant, name, 1, PD_NAME_MAX),
-	CYAML_FIELD_UINT("weight", OPT, struct pd_config_tenant, weight),
-	CYAML_FIELD_STRING_PTR("pool", OPT_PTR, struct pd_config_tenant, pool_text, 1, 63),
-	CYAML_FIELD_STRING_PTR("buffer_size", OPT_PTR, struct pd_config_tenant, buffer_size_text,
-			       1, 63),
-	CYAML_FIELD_UINT("max_inflight", OPT, struct pd_config_tenant, max_inflight),
-	CYAML_FIELD_FLOAT("rate", OPT, struct pd_config_tenant, rate),
-	CYAML_FIELD_STRING_PTR("run_as", OPT_PTR, struct pd_config_tenant, run_as, 1, 127),
-	CYAML_FIELD_END,
+    CYAML_FIELD_STRING_PTR("name", PTR, struct pd_config_tenant, name, 1, PD_NAME_MAX),
+    CYAML_FIELD_UINT("weight", OPT, struct pd_config_tenant, weight),
+    CYAML_FIELD_STRING_PTR("pool", OPT_PTR, struct pd_config_tenant, pool_text, 1, 63),
+    CYAML_FIELD_STRING_PTR("buffer_size", OPT_PTR, struct pd_config_tenant, buffer_size_text, 1,
+                           63),
+    CYAML_FIELD_UINT("max_inflight", OPT, struct pd_config_tenant, max_inflight),
+    CYAML_FIELD_FLOAT("rate", OPT, struct pd_config_tenant, rate),
+    CYAML_FIELD_STRING_PTR("run_as", OPT_PTR, struct pd_config_tenant, run_as, 1, 127),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t function_fields[] = {
-	CYAML_FIELD_STRING_PTR("name", PTR, struct pd_config_function, name, 1, PD_NAME_MAX),
-	CYAML_FIELD_STRING_PTR("tenant", PTR, struct pd_config_function, tenant, 1, PD_NAME_MAX),
-	CYAML_FIELD_STRING_PTR("exec", PTR, struct pd_config_function, exec, 1, TEXT_MAX),
-	CYAML_FIELD_SEQUENCE("args", OPT_PTR, struct pd_config_function, args, &text_entry, 0,
-			     ARGS_MAX),
-	CYAML_FIELD_STRING_PTR("node", OPT_PTR, struct pd_config_function, node, 1, PD_NAME_MAX),
-	CYAML_FIELD_SEQUENCE("nodes", OPT_PTR, struct pd_config_function, nodes, &name_entry, 1,
-			     PD_MAX_NODES),
-	CYAML_FIELD_UINT("instances", OPT, struct pd_config_function, instances),
-	CYAML_FIELD_UINT("threads", OPT, struct pd_config_function, threads),
-	CYAML_FIELD_END,
+    CYAML_FIELD_STRING_PTR("name", PTR, struct pd_config_function, name, 1, PD_NAME_MAX),
+    CYAML_FIELD_STRING_PTR("tenant", PTR, struct pd_config_function, tenant, 1, PD_NAME_MAX),
+    CYAML_FIELD_STRING_PTR("exec", PTR, struct pd_config_function, exec, 1, TEXT_MAX),
+    CYAML_FIELD_SEQUENCE("args", OPT_PTR, struct pd_config_function, args, &text_entry, 0,
+                         ARGS_MAX),
+    CYAML_FIELD_STRING_PTR("node", OPT_PTR, struct pd_config_function, node, 1, PD_NAME_MAX),
+    CYAML_FIELD_SEQUENCE("nodes", OPT_PTR, struct pd_config_function, nodes, &name_entry, 1,
+                         PD_MAX_NODES),
+    CYAML_FIELD_UINT("instances", OPT, struct pd_config_function, instances),
+    CYAML_FIELD_UINT("threads", OPT, struct pd_config_function, threads),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t route_fields[] = {
-	CYAML_FIELD_STRING_PTR("path", PTR, struct pd_config_route, path, 1, ROUTE_PATH_MAX),
-	CYAML_FIELD_STRING_PTR("tenant", PTR, struct pd_config_route, tenant, 1, PD_NAME_MAX),
-	CYAML_FIELD_SEQUENCE("chain", PTR, struct pd_config_route, chain, &name_entry, 1,
-			     PD_MAX_CHAIN),
-	CYAML_FIELD_STRING_PTR("timeout", OPT_PTR, struct pd_config_route, timeout_text, 1, 63),
-	CYAML_FIELD_END,
+    CYAML_FIELD_STRING_PTR("path", PTR, struct pd_config_route, path, 1, ROUTE_PATH_MAX),
+    CYAML_FIELD_STRING_PTR("tenant", PTR, struct pd_config_route, tenant, 1, PD_NAME_MAX),
+    CYAML_FIELD_SEQUENCE("chain", PTR, struct pd_config_route, chain, &name_entry, 1, PD_MAX_CHAIN),
+    CYAML_FIELD_STRING_PTR("timeout", OPT_PTR, struct pd_config_route, timeout_text, 1, 63),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_value_t node_schema = {
-	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pd_config_node, node_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pd_config_node, node_fields),
 };
 static const cyaml_schema_value_t tenant_schema = {
-	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pd_config_tenant, tenant_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pd_config_tenant, tenant_fields),
 };
 static const cyaml_schema_value_t function_schema = {
-	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pd_config_function, function_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pd_config_function, function_fields),
 };
 static const cyaml_schema_value_t route_schema = {
-	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pd_config_route, route_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct pd_config_route, route_fields),
 };
 
 static const cyaml_schema_field_t config_fields[] = {
-	CYAML_FIELD_MAPPING("fabric", OPT, struct pd_config, fabric, fabric_fields),
-	CYAML_FIELD_MAPPING("ingress", OPT, struct pd_config, ingress, ingress_fields),
-	CYAML_FIELD_MAPPING("engine", OPT, struct pd_config, engine, engine_fields),
-	CYAML_FIELD_SEQUENCE("nodes", PTR, struct pd_config, nodes, &node_schema, 1, PD_MAX_NODES),
-	CYAML_FIELD_SEQUENCE("tenants", PTR, struct pd_config, tenants, &tenant_schema, 1,
-			     PD_MAX_TENANTS),
-	CYAML_FIELD_SEQUENCE("functions", PTR, struct pd_config, functions, &function_schema, 1,
-			     PD_MAX_FUNCTIONS),
-	CYAML_FIELD_SEQUENCE("routes", PTR, struct pd_config, routes, &route_schema, 1,
-			     PD_MAX_ROUTES),
-	CYAML_FIELD_END,
+    CYAML_FIELD_MAPPING("fabric", OPT, struct pd_config, fabric, fabric_fields),
+    CYAML_FIELD_MAPPING("ingress", OPT, struct pd_config, ingress, ingress_fields),
+    CYAML_FIELD_MAPPING("engine", OPT, struct pd_config, engine, engine_fields),
+    CYAML_FIELD_SEQUENCE("nodes", PTR, struct pd_config, nodes, &node_schema, 1, PD_MAX_NODES),
+    CYAML_FIELD_SEQUENCE("tenants", PTR, struct pd_config, tenants, &tenant_schema, 1,
+                         PD_MAX_TENANTS),
+    CYAML_FIELD_SEQUENCE("functions", PTR, struct pd_config, functions, &function_schema, 1,
+                         PD_MAX_FUNCTIONS),
+    CYAML_FIELD_SEQUENCE("routes", PTR, struct pd_config, routes, &route_schema, 1, PD_MAX_ROUTES),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_value_t config_schema = {
-	CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct pd_config, config_fields),
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct pd_config, config_fields),
 };
 
 /*
@@ -159,10 +156,10 @@ static void *config_mem(void *ctx, void *ptr, size_t size)
 }
 
 static const cyaml_config_t quiet_cyaml = {
-	.log_fn = NULL,
-	.mem_fn = config_mem,
-	.log_level = CYAML_LOG_ERROR,
-	.flags = CYAML_CFG_DEFAULT,
+    .log_fn = NULL,
+    .mem_fn = config_mem,
+    .log_level = CYAML_LOG_ERROR,
+    .flags = CYAML_CFG_DEFAULT,
 };
 
 /* ---- value parsers ---- */
@@ -192,7 +189,7 @@ int pd_parse_size(const char *text, uint64_t *bytes)
 	static const struct {
 		const char *suffix;
 		uint64_t factor;
-	} units[] = { { "KiB", KiB }, { "MiB", MiB }, { "GiB", GiB } };
+	} units[] = {{"KiB", KiB}, {"MiB", MiB}, {"GiB", GiB}};
 	const char *p = text;
 	uint64_t value;
 
@@ -220,7 +217,7 @@ int pd_parse_duration(const char *text, uint64_t *ms)
 	static const struct {
 		const char *suffix;
 		uint64_t factor;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 } };
+	} units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}};
 	const char *p = text;
 	uint64_t value;
 
@@ -264,7 +261,7 @@ static bool ip_literal(const char *text, int family, int *family_out, unsigned c
 /* pd_parse_addr with the reason of a failure, for messages. */
 static int parse_addr(const char *text, struct pd_config_addr *addr, const char **why)
 {
-	struct pd_config_addr parsed = { .host = "" };
+	struct pd_config_addr parsed = {.host = ""};
 	const char *host, *colon, *p;
 	size_t host_len;
 	uint64_t port;
@@ -313,7 +310,7 @@ static int parse_addr(const char *text, struct pd_config_addr *addr, const char 
 	parsed.host[host_len] = '\0';
 	if (!ip_literal(parsed.host, family, NULL, NULL)) {
 		*why = family == AF_INET6 ? "not an IPv6 address"
-					  : "not an IP address (host names are not accepted)";
+		                          : "not an IP address (host names are not accepted)";
 		return -EINVAL;
 	}
 	p = colon + 1;
@@ -392,7 +389,7 @@ static bool present(struct check *c, const char *path)
 
 /* One error at path (at its key when at_key), prefixed with the path itself. */
 __attribute__((format(printf, 4, 5))) static void fail(struct check *c, const char *path,
-						       bool at_key, const char *fmt, ...)
+                                                       bool at_key, const char *fmt, ...)
 {
 	char message[768];
 	va_list args;
@@ -401,7 +398,7 @@ __attribute__((format(printf, 4, 5))) static void fail(struct check *c, const ch
 	vsnprintf(message, sizeof(message), fmt, args);
 	va_end(args);
 	pd_config_diag_add(c->diags, pd_config_index_mark(c->index, path, at_key), "%s: %s", path,
-			   message);
+	                   message);
 }
 
 static const char *mark_text(struct check *c, const char *path, char *buf, size_t size)
@@ -428,7 +425,8 @@ static bool valid_name(const char *name)
 	if (len < 1 || len > PD_NAME_MAX)
 		return false;
 	for (const char *p = name; *p != '\0'; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '-'))
 			return false;
 	return true;
 }
@@ -452,13 +450,14 @@ static void list_add(char *list, size_t size, const char *name)
  * entry. Returns false if it is unusable.
  */
 static bool check_name(struct check *c, const char *section, const char *kind, uint32_t i,
-		       const char *name, const char *(*name_of)(const struct pd_config *, uint32_t))
+                       const char *name, const char *(*name_of)(const struct pd_config *, uint32_t))
 {
 	char quoted[QUOTE_LEN], first[32], path[PATH_LEN];
 
 	snprintf(path, sizeof(path), "%s[%" PRIu32 "].name", section, i);
 	if (!valid_name(name)) {
-		fail(c, path, false, "%s is not a valid name: use 1 to %d characters of a-z, 0-9, _ and -",
+		fail(c, path, false,
+		     "%s is not a valid name: use 1 to %d characters of a-z, 0-9, _ and -",
 		     pd_config_quote(quoted, sizeof(quoted), name), PD_NAME_MAX);
 		return false;
 	}
@@ -489,7 +488,7 @@ static const char *function_name(const struct pd_config *cfg, uint32_t i)
 
 /* Parses an optional size at path into *out (dflt if absent); false on error. */
 static bool check_size(struct check *c, const char *path, const char *text, uint64_t dflt,
-		       uint64_t min, uint64_t max, uint64_t *out)
+                       uint64_t min, uint64_t max, uint64_t *out)
 {
 	char quoted[QUOTE_LEN], lo[32], hi[32];
 	uint64_t bytes;
@@ -499,10 +498,11 @@ static bool check_size(struct check *c, const char *path, const char *text, uint
 		return true;
 	if (pd_parse_size(text, &bytes) < 0) {
 		const char *unit = text + strspn(text, "0123456789 ");
-		bool decimal_unit = unit != text && (strcmp(unit, "K") == 0 || strcmp(unit, "KB") == 0 ||
-						     strcmp(unit, "kB") == 0 || strcmp(unit, "M") == 0 ||
-						     strcmp(unit, "MB") == 0 || strcmp(unit, "G") == 0 ||
-						     strcmp(unit, "GB") == 0);
+		bool decimal_unit =
+		    unit != text &&
+		    (strcmp(unit, "K") == 0 || strcmp(unit, "KB") == 0 || strcmp(unit, "kB") == 0 ||
+		     strcmp(unit, "M") == 0 || strcmp(unit, "MB") == 0 || strcmp(unit, "G") == 0 ||
+		     strcmp(unit, "GB") == 0);
 
 		fail(c, path, false,
 		     "%s is not a size: write a number of bytes, or a number followed by KiB, "
@@ -513,8 +513,8 @@ static bool check_size(struct check *c, const char *path, const char *text, uint
 	}
 	if (bytes < min || bytes > max) {
 		fail(c, path, false, "%s is out of range (%s..%s)",
-		     pd_config_quote(quoted, sizeof(quoted), text), format_size(lo, sizeof(lo), min),
-		     format_size(hi, sizeof(hi), max));
+		     pd_config_quote(quoted, sizeof(quoted), text),
+		     format_size(lo, sizeof(lo), min), format_size(hi, sizeof(hi), max));
 		return false;
 	}
 	*out = bytes;
@@ -523,7 +523,7 @@ static bool check_size(struct check *c, const char *path, const char *text, uint
 
 /* Parses an optional duration at path into *out in ms (dflt if absent); false on error. */
 static bool check_duration(struct check *c, const char *path, const char *text, uint64_t dflt,
-			   uint64_t min, uint64_t max, uint64_t *out)
+                           uint64_t min, uint64_t max, uint64_t *out)
 {
 	char quoted[QUOTE_LEN], lo[32], hi[32];
 	uint64_t ms;
@@ -536,9 +536,10 @@ static bool check_duration(struct check *c, const char *path, const char *text, 
 			fail(c, path, false, "%s has no unit: write it as %sms, %ss or %sm",
 			     pd_config_quote(quoted, sizeof(quoted), text), text, text, text);
 		else
-			fail(c, path, false,
-			     "%s is not a duration: write a number followed by ms, s or m (minutes)",
-			     pd_config_quote(quoted, sizeof(quoted), text));
+			fail(
+			    c, path, false,
+			    "%s is not a duration: write a number followed by ms, s or m (minutes)",
+			    pd_config_quote(quoted, sizeof(quoted), text));
 		return false;
 	}
 	if (ms < min || ms > max) {
@@ -553,15 +554,15 @@ static bool check_duration(struct check *c, const char *path, const char *text, 
 
 /* An optional integer at path: dflt if absent, else it must lie in min..max. */
 static void check_uint(struct check *c, const char *path, uint64_t value, uint64_t dflt,
-		       uint64_t min, uint64_t max, uint64_t *out)
+                       uint64_t min, uint64_t max, uint64_t *out)
 {
 	if (!present(c, path)) {
 		*out = dflt;
 		return;
 	}
 	if (value < min || value > max) {
-		fail(c, path, false, "%" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")", value,
-		     min, max);
+		fail(c, path, false, "%" PRIu64 " is out of range (%" PRIu64 "..%" PRIu64 ")",
+		     value, min, max);
 		*out = dflt;
 		return;
 	}
@@ -569,7 +570,7 @@ static void check_uint(struct check *c, const char *path, uint64_t value, uint64
 }
 
 static void check_u32(struct check *c, const char *path, uint32_t *field, uint32_t dflt,
-		      uint32_t min, uint32_t max)
+                      uint32_t min, uint32_t max)
 {
 	uint64_t value;
 
@@ -605,7 +606,7 @@ static void check_fabric(struct check *c)
 }
 
 static bool check_endpoint(struct check *c, const char *path, const char *text,
-			   struct pd_config_addr *addr)
+                           struct pd_config_addr *addr)
 {
 	char quoted[QUOTE_LEN];
 	const char *why;
@@ -643,10 +644,10 @@ static void check_ingress(struct check *c)
 		ingress->threads = 1;
 	else if (ingress->threads != 1)
 		/* The ingress is single-threaded for now; say so rather than ignore the value. */
-		fail(c, "ingress.threads", false, "only 1 thread is supported for now, got %" PRIu32,
-		     ingress->threads);
+		fail(c, "ingress.threads", false,
+		     "only 1 thread is supported for now, got %" PRIu32, ingress->threads);
 	check_size(c, "ingress.max_header_bytes", ingress->max_header_bytes_text, 8 * KiB, 1 * KiB,
-		   64 * KiB, &ingress->max_header_bytes);
+	           64 * KiB, &ingress->max_header_bytes);
 }
 
 static void check_engine(struct check *c)
@@ -659,17 +660,17 @@ static void check_engine(struct check *c)
 	if (!present(c, "engine.ring_size"))
 		engine->ring_size = 1024;
 	else if (engine->ring_size < 16 || engine->ring_size > 65536 ||
-		 (engine->ring_size & (engine->ring_size - 1)) != 0)
+	         (engine->ring_size & (engine->ring_size - 1)) != 0)
 		fail(c, "engine.ring_size", false,
 		     "%" PRIu32 " is not a power of two from 16 to 65536", engine->ring_size);
 	backoff_ok = check_duration(c, "engine.restart_backoff", engine->restart_backoff_text, 100,
-				    1, 3600 * 1000, &engine->restart_backoff_ms);
+	                            1, 3600 * 1000, &engine->restart_backoff_ms);
 	max_ok = check_duration(c, "engine.restart_backoff_max", engine->restart_backoff_max_text,
-				5000, 1, 3600 * 1000, &engine->restart_backoff_max_ms);
+	                        5000, 1, 3600 * 1000, &engine->restart_backoff_max_ms);
 	if (backoff_ok && max_ok && engine->restart_backoff_max_ms < engine->restart_backoff_ms)
 		fail(c,
 		     present(c, "engine.restart_backoff_max") ? "engine.restart_backoff_max"
-							      : "engine.restart_backoff",
+		                                              : "engine.restart_backoff",
 		     false, "restart_backoff_max (%s) is less than restart_backoff (%s)",
 		     format_duration(hi, sizeof(hi), engine->restart_backoff_max_ms),
 		     format_duration(lo, sizeof(lo), engine->restart_backoff_ms));
@@ -679,7 +680,8 @@ static void check_nodes(struct check *c)
 {
 	struct pd_config *cfg = c->cfg;
 	unsigned char bin[PD_MAX_NODES][16];
-	bool addr_ok[PD_MAX_NODES] = { false };
+	int family[PD_MAX_NODES];
+	bool addr_ok[PD_MAX_NODES] = {false};
 	char quoted[QUOTE_LEN], path[PATH_LEN];
 
 	for (uint32_t i = 0; i < cfg->nodes_count && i < PD_MAX_NODES; i++) {
@@ -687,8 +689,9 @@ static void check_nodes(struct check *c)
 
 		check_name(c, "nodes", "node", i, node->name, node_name);
 		snprintf(path, sizeof(path), "nodes[%" PRIu32 "].address", i);
-		if (!ip_literal(node->address, AF_UNSPEC, NULL, bin[i])) {
-			fail(c, path, false, "%s is not an IP address (host names are not accepted)",
+		if (!ip_literal(node->address, AF_UNSPEC, &family[i], bin[i])) {
+			fail(c, path, false,
+			     "%s is not an IP address (host names are not accepted)",
 			     pd_config_quote(quoted, sizeof(quoted), node->address));
 		} else {
 			addr_ok[i] = true;
@@ -700,10 +703,10 @@ static void check_nodes(struct check *c)
 		}
 		for (uint32_t j = 0; addr_ok[i] && j < i; j++) {
 			if (!addr_ok[j] || cfg->nodes[j].port != node->port ||
-			    memcmp(bin[i], bin[j], 16) != 0)
+			    family[j] != family[i] || memcmp(bin[i], bin[j], 16) != 0)
 				continue;
-			fail(c, path, false, "node \"%s\" already uses %s port %u", cfg->nodes[j].name,
-			     node->address, (unsigned)node->port);
+			fail(c, path, false, "node \"%s\" already uses %s port %u",
+			     cfg->nodes[j].name, node->address, (unsigned)node->port);
 			break;
 		}
 	}
@@ -732,12 +735,12 @@ static void check_tenants(struct check *c)
 		check_name(c, "tenants", "tenant", i, t->name, tenant_name);
 		check_u32(c, at(c, "tenants[%" PRIu32 "].weight", i), &t->weight, 1, 1, 1000);
 		check_u32(c, at(c, "tenants[%" PRIu32 "].max_inflight", i), &t->max_inflight, 1024,
-			  1, 65536);
-		pool_ok = check_size(c, at(c, "tenants[%" PRIu32 "].pool", i), t->pool_text, 64 * MiB,
-				     1 * MiB, 64 * GiB, &t->pool);
-		buffer_ok = check_size(c, at(c, "tenants[%" PRIu32 "].buffer_size", i),
-				       t->buffer_size_text, 16 * KiB, 4 * KiB, 16 * MiB,
-				       &t->buffer_size);
+		          1, 65536);
+		pool_ok = check_size(c, at(c, "tenants[%" PRIu32 "].pool", i), t->pool_text,
+		                     64 * MiB, 1 * MiB, 64 * GiB, &t->pool);
+		buffer_ok =
+		    check_size(c, at(c, "tenants[%" PRIu32 "].buffer_size", i), t->buffer_size_text,
+		               16 * KiB, 4 * KiB, 16 * MiB, &t->buffer_size);
 		if (buffer_ok && t->buffer_size % 64 != 0) {
 			/* Buffers are cache-line aligned in the pool. */
 			fail(c, c->path, false, "%s is not a multiple of 64 bytes",
@@ -747,7 +750,7 @@ static void check_tenants(struct check *c)
 		}
 		if (pool_ok && buffer_ok && t->pool / t->buffer_size < 64) {
 			snprintf(path, sizeof(path), "tenants[%" PRIu32 "].%s", i,
-				 t->pool_text != NULL ? "pool" : "buffer_size");
+			         t->pool_text != NULL ? "pool" : "buffer_size");
 			fail(c, path, false,
 			     "a pool of %s holds only %" PRIu64 " buffers of %s; at least 64 are "
 			     "needed",
@@ -777,7 +780,7 @@ static void check_tenants(struct check *c)
 
 /* Resolves one node name of function i (at path) into f->node_idx. */
 static void add_function_node(struct check *c, struct pd_config_function *f, const char *path,
-			      const char *name)
+                              const char *name)
 {
 	struct pd_config *cfg = c->cfg;
 	char quoted[QUOTE_LEN], list[LIST_LEN] = "";
@@ -844,7 +847,7 @@ static void check_functions(struct check *c)
 		} else {
 			for (uint32_t j = 0; j < f->nodes_count; j++) {
 				snprintf(path, sizeof(path),
-					 "functions[%" PRIu32 "].nodes[%" PRIu32 "]", i, j);
+				         "functions[%" PRIu32 "].nodes[%" PRIu32 "]", i, j);
 				add_function_node(c, f, path, f->nodes[j]);
 			}
 		}
@@ -855,18 +858,17 @@ static void check_functions(struct check *c)
 
 			*count += f->instances;
 			/* Report a (tenant, node) pair once: where it first goes over. */
-			if (before <= PD_MAX_INSTANCES && *count > PD_MAX_INSTANCES)
-				fail(c,
-				     at(c,
-					present(c, at(c, "functions[%" PRIu32 "].instances", i))
-						? "functions[%" PRIu32 "].instances"
-						: "functions[%" PRIu32 "]",
-					i),
-				     false,
-				     "tenant \"%s\" would run %" PRIu32 " function instances on node "
-				     "\"%s\" (at most %d per tenant and node)",
-				     cfg->tenants[t].name, *count, cfg->nodes[f->node_idx[j]].name,
-				     PD_MAX_INSTANCES);
+			if (before > PD_MAX_INSTANCES || *count <= PD_MAX_INSTANCES)
+				continue;
+			snprintf(path, sizeof(path), "functions[%" PRIu32 "].instances", i);
+			if (!present(c, path))
+				snprintf(path, sizeof(path), "functions[%" PRIu32 "]", i);
+			fail(c, path, false,
+			     "tenant \"%s\" would run %" PRIu32
+			     " function instances on node \"%s\" "
+			     "(at most %d per tenant and node)",
+			     cfg->tenants[t].name, *count, cfg->nodes[f->node_idx[j]].name,
+			     PD_MAX_INSTANCES);
 		}
 	}
 	free(instances);
@@ -881,7 +883,7 @@ static bool valid_route_path(const char *path)
 }
 
 static void check_chain_entry(struct check *c, const struct pd_config_route *route, int tenant,
-			      const char *path, const char *name, uint32_t *idx)
+                              const char *path, const char *name, uint32_t *idx)
 {
 	struct pd_config *cfg = c->cfg;
 	char quoted[QUOTE_LEN], list[LIST_LEN] = "";
@@ -910,8 +912,8 @@ static void check_chain_entry(struct check *c, const struct pd_config_route *rou
 	if (tenant >= 0 && cfg->functions[f].tenant_idx != UINT32_MAX &&
 	    cfg->functions[f].tenant_idx != (uint32_t)tenant)
 		/* A chain runs in one tenant's pool; another tenant's function cannot see it. */
-		fail(c, path, false, "function \"%s\" belongs to tenant \"%s\", not to \"%s\"", name,
-		     cfg->functions[f].tenant, route->tenant);
+		fail(c, path, false, "function \"%s\" belongs to tenant \"%s\", not to \"%s\"",
+		     name, cfg->functions[f].tenant, route->tenant);
 }
 
 static void check_routes(struct check *c)
@@ -938,7 +940,7 @@ static void check_routes(struct check *c)
 				fail(c, path, false, "duplicate route path \"%s\" (first at %s)",
 				     route->path,
 				     mark_text(c, at(c, "routes[%" PRIu32 "].path", j), first,
-					       sizeof(first)));
+				               sizeof(first)));
 				break;
 			}
 		}
@@ -959,19 +961,20 @@ static void check_routes(struct check *c)
 		}
 
 		for (uint32_t j = 0; j < route->chain_count && j < PD_MAX_CHAIN; j++) {
-			snprintf(path, sizeof(path), "routes[%" PRIu32 "].chain[%" PRIu32 "]", i, j);
+			snprintf(path, sizeof(path), "routes[%" PRIu32 "].chain[%" PRIu32 "]", i,
+			         j);
 			check_chain_entry(c, route, t, path, route->chain[j], &route->chain_idx[j]);
 		}
 
-		check_duration(c, at(c, "routes[%" PRIu32 "].timeout", i), route->timeout_text, 5000,
-			       1, 3600 * 1000, &route->timeout_ms);
+		check_duration(c, at(c, "routes[%" PRIu32 "].timeout", i), route->timeout_text,
+		               5000, 1, 3600 * 1000, &route->timeout_ms);
 	}
 }
 
 static int validate(struct pd_config *cfg, const struct pd_config_index *index,
-		    struct pd_config_diags *diags)
+                    struct pd_config_diags *diags)
 {
-	struct check c = { .cfg = cfg, .index = index, .diags = diags };
+	struct check c = {.cfg = cfg, .index = index, .diags = diags};
 
 	check_fabric(&c);
 	check_ingress(&c);
@@ -1012,7 +1015,8 @@ static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list a
 	if (pos != NULL) {
 		unsigned line_no, column;
 
-		if (cap->mark.line == 0 && sscanf(pos, "(line: %u, column: %u)", &line_no, &column) == 2) {
+		if (cap->mark.line == 0 &&
+		    sscanf(pos, "(line: %u, column: %u)", &line_no, &column) == 2) {
 			cap->mark.line = line_no;
 			cap->mark.column = column;
 		}
@@ -1023,9 +1027,9 @@ static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list a
 }
 
 static int load_typed(const char *text, size_t len, struct pd_config **out,
-		      struct pd_config_diags *diags)
+                      struct pd_config_diags *diags)
 {
-	struct cyaml_capture cap = { .message = "" };
+	struct cyaml_capture cap = {.message = ""};
 	cyaml_config_t cyaml = quiet_cyaml;
 	cyaml_data_t *data = NULL;
 	cyaml_err_t err;
@@ -1036,10 +1040,11 @@ static int load_typed(const char *text, size_t len, struct pd_config **out,
 	if (err == CYAML_ERR_OOM)
 		return -ENOMEM;
 	if (err != CYAML_OK || data == NULL) {
-		struct pd_config_mark mark = cap.mark.line ? cap.mark : (struct pd_config_mark){ 1, 1 };
+		struct pd_config_mark mark =
+		    cap.mark.line ? cap.mark : (struct pd_config_mark){1, 1};
 
 		pd_config_diag_add(diags, mark, "%s",
-				   cap.message[0] ? cap.message : cyaml_strerror(err));
+		                   cap.message[0] ? cap.message : cyaml_strerror(err));
 		if (data != NULL)
 			cyaml_free(&quiet_cyaml, &config_schema, data, 0);
 		return -EINVAL;
@@ -1074,7 +1079,15 @@ static int read_file(const char *path, char **text_out, size_t *len_out)
 			char *grown;
 
 			if (cap >= CONFIG_FILE_MAX) {
-				ret = -EFBIG;
+				char probe;
+
+				/* Full: fine if this was exactly the end of the file. */
+				do
+					n = read(fd, &probe, 1);
+				while (n < 0 && errno == EINTR);
+				if (n == 0)
+					break;
+				ret = n < 0 ? -errno : -EFBIG;
 				goto out_free;
 			}
 			cap = cap ? cap * 2 : 16 * KiB;
@@ -1118,8 +1131,8 @@ out_close:
 
 int pd_config_load(const char *path, struct pd_config **out, FILE *errs)
 {
-	struct pd_config_diags diags = { .file = path };
-	struct pd_config_index index = { 0 };
+	struct pd_config_diags diags = {.file = path};
+	struct pd_config_index index = {0};
 	struct pd_config *cfg = NULL;
 	char *text = NULL;
 	size_t len = 0;
@@ -1135,12 +1148,12 @@ int pd_config_load(const char *path, struct pd_config **out, FILE *errs)
 		char buf[128];
 
 		if (ret == -EFBIG)
-			pd_config_diag_add(&diags, (struct pd_config_mark){ 0, 0 },
-					   "cannot read: the file is larger than %" PRIu64 " MiB",
-					   CONFIG_FILE_MAX / MiB);
+			pd_config_diag_add(&diags, (struct pd_config_mark){0, 0},
+			                   "cannot read: the file is larger than %" PRIu64 " MiB",
+			                   CONFIG_FILE_MAX / MiB);
 		else
-			pd_config_diag_add(&diags, (struct pd_config_mark){ 0, 0 }, "cannot read: %s",
-					   strerror_r(-ret, buf, sizeof(buf)));
+			pd_config_diag_add(&diags, (struct pd_config_mark){0, 0}, "cannot read: %s",
+			                   strerror_r(-ret, buf, sizeof(buf)));
 		goto out_print;
 	}
 	ret = pd_config_yaml_check(text, len, &config_schema, &index, &diags);
@@ -1173,7 +1186,7 @@ out_print:
 	if (diags.out_of_memory)
 		ret = -ENOMEM;
 	if (ret == -ENOMEM && diags.total == 0)
-		pd_config_diag_add(&diags, (struct pd_config_mark){ 0, 0 }, "out of memory");
+		pd_config_diag_add(&diags, (struct pd_config_mark){0, 0}, "out of memory");
 	pd_config_diags_print(&diags, errs);
 	pd_config_diags_fini(&diags);
 	return ret;
@@ -1258,7 +1271,7 @@ static size_t dir_length(const char *path)
 }
 
 int pd_config_resolve_exec(const struct pd_config *cfg, const struct pd_config_function *f,
-			   char *buf, size_t len)
+                           char *buf, size_t len)
 {
 	const char *config_path;
 	const char *dir = cfg != NULL ? cfg->engine.functions_dir : NULL;

@@ -30,15 +30,15 @@ struct pd_config_diags {
 	struct pd_config_diag *items;
 	uint32_t count;
 	uint32_t cap;
-	uint32_t dropped;  /* beyond PD_CONFIG_DIAGS_MAX */
-	uint32_t total;    /* every error reported, kept or dropped */
+	uint32_t dropped; /* beyond PD_CONFIG_DIAGS_MAX */
+	uint32_t total;   /* every error reported, kept or dropped */
 	bool out_of_memory;
 };
 
 void pd_config_diag_add(struct pd_config_diags *diags, struct pd_config_mark mark, const char *fmt,
-			...) __attribute__((format(printf, 3, 4)));
-void pd_config_diag_vadd(struct pd_config_diags *diags, struct pd_config_mark mark,
-			 const char *fmt, va_list args) __attribute__((format(printf, 3, 0)));
+                        ...) __attribute__((format(printf, 3, 4)));
+void pd_config_diag_vadd(struct pd_config_diags *diags, struct pd_config_mark mark, const char *fmt,
+                         va_list args) __attribute__((format(printf, 3, 0)));
 /* Sorts and writes every error to errs (NULL: discard). */
 void pd_config_diags_print(struct pd_config_diags *diags, FILE *errs);
 void pd_config_diags_fini(struct pd_config_diags *diags);
@@ -63,13 +63,13 @@ struct pd_config_index {
 
 /* Exact lookup; NULL if the path is not in the file. */
 const struct pd_config_index_entry *pd_config_index_find(const struct pd_config_index *index,
-							  const char *path);
+                                                         const char *path);
 /*
  * The position of path, or of its nearest ancestor present in the file (so an error about
  * a defaulted key points at the entry that lacks it). Never fails: falls back to 1:1.
  */
 struct pd_config_mark pd_config_index_mark(const struct pd_config_index *index, const char *path,
-					   bool at_key);
+                                           bool at_key);
 void pd_config_index_fini(struct pd_config_index *index);
 
 /*
@@ -80,7 +80,7 @@ void pd_config_index_fini(struct pd_config_index *index);
  * diags, -ENOMEM.
  */
 int pd_config_yaml_check(const char *text, size_t len, const cyaml_schema_value_t *schema,
-			 struct pd_config_index *index, struct pd_config_diags *diags);
+                         struct pd_config_index *index, struct pd_config_diags *diags);
 
 /* Copies text into out (size > 0) for a message: quoted, escaped, shortened if long. */
 const char *pd_config_quote(char *out, size_t size, const char *text);

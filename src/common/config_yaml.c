@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Checks a config file's YAML shape against the libcyaml schema with libyaml, so every error has a position. */
+/* Checks the YAML shape of a config file against the schema, so every error has a position. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -12,11 +12,13 @@
 #define PATH_LEN 256
 #define QUOTE_LEN 80
 #define MAX_FIELDS 64 /* keys of one mapping in the schema */
+#define MAX_DEPTH 16  /* the schema nests 4 levels deep */
+#define MAX_ANCHORS 256
 
 /* ---- diagnostics ---- */
 
 void pd_config_diag_vadd(struct pd_config_diags *diags, struct pd_config_mark mark, const char *fmt,
-			 va_list args)
+                         va_list args)
 {
 	char *message;
 
@@ -41,15 +43,15 @@ void pd_config_diag_vadd(struct pd_config_diags *diags, struct pd_config_mark ma
 		return;
 	}
 	diags->items[diags->count] = (struct pd_config_diag){
-		.mark = mark,
-		.seq = diags->count,
-		.message = message,
+	    .mark = mark,
+	    .seq = diags->count,
+	    .message = message,
 	};
 	diags->count++;
 }
 
 void pd_config_diag_add(struct pd_config_diags *diags, struct pd_config_mark mark, const char *fmt,
-			...)
+                        ...)
 {
 	va_list args;
 
@@ -82,11 +84,11 @@ void pd_config_diags_print(struct pd_config_diags *diags, FILE *errs)
 			fprintf(errs, "%s: error: %s\n", diags->file, d->message);
 		else
 			fprintf(errs, "%s:%" PRIu32 ":%" PRIu32 ": error: %s\n", diags->file,
-				d->mark.line, d->mark.column, d->message);
+			        d->mark.line, d->mark.column, d->message);
 	}
 	if (diags->dropped > 0)
 		fprintf(errs, "%s: note: %" PRIu32 " more errors not shown\n", diags->file,
-			diags->dropped);
+		        diags->dropped);
 	if (diags->out_of_memory)
 		fprintf(errs, "%s: error: out of memory while reporting errors\n", diags->file);
 }
@@ -155,9 +157,9 @@ static int index_entry_cmp(const void *a, const void *b)
 }
 
 const struct pd_config_index_entry *pd_config_index_find(const struct pd_config_index *index,
-							  const char *path)
+                                                         const char *path)
 {
-	struct pd_config_index_entry key = { .path = (char *)path };
+	struct pd_config_index_entry key = {.path = (char *)path};
 
 	if (index->count == 0)
 		return NULL;
@@ -165,7 +167,7 @@ const struct pd_config_index_entry *pd_config_index_find(const struct pd_config_
 }
 
 struct pd_config_mark pd_config_index_mark(const struct pd_config_index *index, const char *path,
-					   bool at_key)
+                                           bool at_key)
 {
 	char buf[PATH_LEN];
 	bool exact = true;
@@ -187,7 +189,7 @@ struct pd_config_mark pd_config_index_mark(const struct pd_config_index *index, 
 		*cut = '\0';
 		exact = false;
 	}
-	return (struct pd_config_mark){ 1, 1 };
+	return (struct pd_config_mark){1, 1};
 }
 
 void pd_config_index_fini(struct pd_config_index *index)
@@ -212,8 +214,8 @@ struct walk {
 static struct pd_config_mark mark_of(yaml_mark_t m)
 {
 	return (struct pd_config_mark){
-		.line = m.line >= UINT32_MAX ? UINT32_MAX : (uint32_t)m.line + 1,
-		.column = m.column >= UINT32_MAX ? UINT32_MAX : (uint32_t)m.column + 1,
+	    .line = m.line >= UINT32_MAX ? UINT32_MAX : (uint32_t)m.line + 1,
+	    .column = m.column >= UINT32_MAX ? UINT32_MAX : (uint32_t)m.column + 1,
 	};
 }
 
@@ -227,7 +229,7 @@ static void index_add(struct walk *w, struct pd_config_mark key, struct pd_confi
 	if (index->count == index->cap) {
 		uint32_t cap = index->cap ? index->cap * 2 : 64;
 		struct pd_config_index_entry *entries =
-			realloc(index->entries, cap * sizeof(*entries));
+		    realloc(index->entries, cap * sizeof(*entries));
 
 		if (entries == NULL)
 			goto fail_oom;
@@ -238,9 +240,9 @@ static void index_add(struct walk *w, struct pd_config_mark key, struct pd_confi
 	if (path == NULL)
 		goto fail_oom;
 	index->entries[index->count++] = (struct pd_config_index_entry){
-		.path = path,
-		.key = key,
-		.value = value,
+	    .path = path,
+	    .key = key,
+	    .value = value,
 	};
 	return;
 
@@ -249,7 +251,7 @@ fail_oom:
 }
 
 __attribute__((format(printf, 3, 4))) static void walk_error(struct walk *w, yaml_mark_t at,
-							     const char *fmt, ...)
+                                                             const char *fmt, ...)
 {
 	char message[512];
 	va_list args;
@@ -289,7 +291,8 @@ static const char *node_kind(const yaml_node_t *node, char *buf, size_t size)
 {
 	switch (node->type) {
 	case YAML_SCALAR_NODE:
-		if (node->data.scalar.length == 0 && node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+		if (node->data.scalar.length == 0 &&
+		    node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
 			return "an empty value";
 		return pd_config_quote(buf, size, (const char *)node->data.scalar.value);
 	case YAML_SEQUENCE_NODE:
@@ -306,7 +309,7 @@ static void expected(struct walk *w, const yaml_node_t *node, const char *what)
 	char quoted[QUOTE_LEN];
 
 	walk_error(w, node->start_mark, "expected %s, got %s", what,
-		   node_kind(node, quoted, sizeof(quoted)));
+	           node_kind(node, quoted, sizeof(quoted)));
 }
 
 /* Levenshtein distance, capped: only used to suggest a key for a likely typo. */
@@ -339,7 +342,7 @@ static size_t edit_distance(const char *a, const char *b)
 }
 
 static void unknown_key(struct walk *w, const yaml_node_t *key_node,
-			const cyaml_schema_field_t *fields)
+                        const cyaml_schema_field_t *fields)
 {
 	const char *key = (const char *)key_node->data.scalar.value;
 	const char *where = w->path[0] == '\0' ? " at top level" : "";
@@ -358,15 +361,15 @@ static void unknown_key(struct walk *w, const yaml_node_t *key_node,
 			suggestion = f->key;
 		}
 		n += (size_t)snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0, "%s%s",
-				      n ? ", " : "", f->key);
+		                      n ? ", " : "", f->key);
 	}
 	pd_config_quote(quoted, sizeof(quoted), key);
 	if (suggestion != NULL)
-		walk_error(w, key_node->start_mark, "unknown key %s%s (did you mean \"%s\"?)", quoted,
-			   where, suggestion);
+		walk_error(w, key_node->start_mark, "unknown key %s%s (did you mean \"%s\"?)",
+		           quoted, where, suggestion);
 	else
-		walk_error(w, key_node->start_mark, "unknown key %s%s (expected one of: %s)", quoted,
-			   where, list);
+		walk_error(w, key_node->start_mark, "unknown key %s%s (expected one of: %s)",
+		           quoted, where, list);
 }
 
 static void walk_value(struct walk *w, const cyaml_schema_value_t *schema, yaml_node_t *node);
@@ -374,7 +377,7 @@ static void walk_value(struct walk *w, const cyaml_schema_value_t *schema, yaml_
 static void walk_mapping(struct walk *w, const cyaml_schema_value_t *schema, yaml_node_t *node)
 {
 	const cyaml_schema_field_t *fields = schema->mapping.fields;
-	const yaml_node_t *seen[MAX_FIELDS] = { NULL };
+	const yaml_node_t *seen[MAX_FIELDS] = {NULL};
 	size_t nfields = 0;
 
 	while (fields[nfields].key != NULL)
@@ -402,7 +405,8 @@ static void walk_mapping(struct walk *w, const cyaml_schema_value_t *schema, yam
 		}
 		name = (const char *)key->data.scalar.value;
 		for (f = 0; f < nfields; f++)
-			if (strlen(name) == key->data.scalar.length && strcmp(name, fields[f].key) == 0)
+			if (strlen(name) == key->data.scalar.length &&
+			    strcmp(name, fields[f].key) == 0)
 				break;
 		if (f == nfields) {
 			unknown_key(w, key, fields);
@@ -412,8 +416,8 @@ static void walk_mapping(struct walk *w, const cyaml_schema_value_t *schema, yam
 			struct pd_config_mark first = mark_of(seen[f]->start_mark);
 
 			walk_error(w, key->start_mark,
-				   "key \"%s\" given twice (first at %" PRIu32 ":%" PRIu32 ")", name,
-				   first.line, first.column);
+			           "key \"%s\" given twice (first at %" PRIu32 ":%" PRIu32 ")",
+			           name, first.line, first.column);
 			continue;
 		}
 		seen[f] = key;
@@ -426,9 +430,11 @@ static void walk_mapping(struct walk *w, const cyaml_schema_value_t *schema, yam
 		if (seen[f] != NULL || (fields[f].value.flags & CYAML_FLAG_OPTIONAL))
 			continue;
 		if (w->path[0] == '\0')
-			walk_error(w, node->start_mark, "missing required section \"%s\"", fields[f].key);
+			walk_error(w, node->start_mark, "missing required section \"%s\"",
+			           fields[f].key);
 		else
-			walk_error(w, node->start_mark, "missing required key \"%s\"", fields[f].key);
+			walk_error(w, node->start_mark, "missing required key \"%s\"",
+			           fields[f].key);
 	}
 }
 
@@ -445,18 +451,19 @@ static void walk_sequence(struct walk *w, const cyaml_schema_value_t *schema, ya
 		if (count == 0)
 			walk_error(w, node->start_mark, "must not be empty");
 		else
-			walk_error(w, node->start_mark, "needs at least %" PRIu32 " entries, got %zu",
-				   schema->sequence.min, count);
+			walk_error(w, node->start_mark,
+			           "needs at least %" PRIu32 " entries, got %zu",
+			           schema->sequence.min, count);
 	}
 	if (count > schema->sequence.max) {
 		/* Do not descend: with aliases a long list could be walked many times over. */
-		walk_error(w, node->start_mark, "too many entries: %zu (at most %" PRIu32 ")", count,
-			   schema->sequence.max);
+		walk_error(w, node->start_mark, "too many entries: %zu (at most %" PRIu32 ")",
+		           count, schema->sequence.max);
 		return;
 	}
 	for (size_t i = 0; i < count; i++) {
 		yaml_node_t *item =
-			yaml_document_get_node(w->doc, node->data.sequence.items.start[i]);
+		    yaml_document_get_node(w->doc, node->data.sequence.items.start[i]);
 		size_t old;
 
 		if (item == NULL)
@@ -501,7 +508,7 @@ static void walk_integer(struct walk *w, const cyaml_schema_value_t *schema, yam
 	if (digits[0] == '0' && digits[1] != '\0') {
 		/* YAML 1.1 and libcyaml would read it as octal. */
 		walk_error(w, node->start_mark, "%s: leading zeros are not allowed",
-			   pd_config_quote(quoted, sizeof(quoted), text));
+		           pd_config_quote(quoted, sizeof(quoted), text));
 		return;
 	}
 	for (const char *p = digits; *p != '\0'; p++) {
@@ -519,8 +526,8 @@ static void walk_integer(struct walk *w, const cyaml_schema_value_t *schema, yam
 		max = bits == 64 ? UINT64_MAX : (UINT64_C(1) << bits) - 1;
 	if (overflow || value > max)
 		walk_error(w, node->start_mark, "%s is out of range (%s %s%" PRIu64 ")",
-			   pd_config_quote(quoted, sizeof(quoted), text),
-			   negative ? "at least" : "at most", negative ? "-" : "", max);
+		           pd_config_quote(quoted, sizeof(quoted), text),
+		           negative ? "at least" : "at most", negative ? "-" : "", max);
 }
 
 static void walk_float(struct walk *w, yaml_node_t *node)
@@ -561,7 +568,7 @@ static void walk_float(struct walk *w, yaml_node_t *node)
 		char quoted[QUOTE_LEN];
 
 		walk_error(w, node->start_mark, "%s is out of range",
-			   pd_config_quote(quoted, sizeof(quoted), text));
+		           pd_config_quote(quoted, sizeof(quoted), text));
 	}
 	return;
 
@@ -582,7 +589,7 @@ static void walk_enum(struct walk *w, const cyaml_schema_value_t *schema, yaml_n
 		if (strcmp(text, s) == 0 && strlen(text) == node->data.scalar.length)
 			return;
 		n += (size_t)snprintf(list + n, n < sizeof(list) ? sizeof(list) - n : 0, "%s%s",
-				      n ? ", " : "", s);
+		                      n ? ", " : "", s);
 	}
 	{
 		char what[300];
@@ -605,11 +612,12 @@ static void walk_string(struct walk *w, const cyaml_schema_value_t *schema, yaml
 		if (length == 0)
 			walk_error(w, node->start_mark, "must not be empty");
 		else
-			walk_error(w, node->start_mark, "too short (at least %" PRIu32 " characters)",
-				   schema->string.min);
+			walk_error(w, node->start_mark,
+			           "too short (at least %" PRIu32 " characters)",
+			           schema->string.min);
 	} else if (length > schema->string.max) {
-		walk_error(w, node->start_mark, "too long: %zu characters (at most %" PRIu32 ")", length,
-			   schema->string.max);
+		walk_error(w, node->start_mark, "too long: %zu characters (at most %" PRIu32 ")",
+		           length, schema->string.max);
 	}
 }
 
@@ -659,7 +667,7 @@ static void walk_value(struct walk *w, const cyaml_schema_value_t *schema, yaml_
 	default:
 		/* The config schema uses none of the other types; refuse rather than guess. */
 		walk_error(w, node->start_mark, "internal error: unsupported schema type %d",
-			   (int)schema->type);
+		           (int)schema->type);
 		return;
 	}
 }
@@ -669,7 +677,7 @@ static void walk_value(struct walk *w, const cyaml_schema_value_t *schema, yaml_
 /* libyaml gives reader errors (bad bytes, bad UTF-8) as an offset, not a mark. */
 static struct pd_config_mark mark_at_offset(const char *text, size_t len, size_t offset)
 {
-	struct pd_config_mark m = { 1, 1 };
+	struct pd_config_mark m = {1, 1};
 
 	for (size_t i = 0; i < offset && i < len; i++) {
 		if (text[i] == '\n') {
@@ -683,7 +691,7 @@ static struct pd_config_mark mark_at_offset(const char *text, size_t len, size_t
 }
 
 static int syntax_error(const yaml_parser_t *parser, const char *text, size_t len,
-			struct pd_config_diags *diags)
+                        struct pd_config_diags *diags)
 {
 	const char *problem = parser->problem ? parser->problem : "invalid YAML";
 	struct pd_config_mark at, context;
@@ -695,7 +703,7 @@ static int syntax_error(const yaml_parser_t *parser, const char *text, size_t le
 		at = mark_at_offset(text, len, parser->problem_offset);
 		if (parser->problem_value >= 0)
 			pd_config_diag_add(diags, at, "invalid YAML: %s (byte 0x%02x)", problem,
-					   (unsigned)parser->problem_value & 0xff);
+			                   (unsigned)parser->problem_value & 0xff);
 		else
 			pd_config_diag_add(diags, at, "invalid YAML: %s", problem);
 		return -EINVAL;
@@ -705,28 +713,92 @@ static int syntax_error(const yaml_parser_t *parser, const char *text, size_t le
 		if (parser->context != NULL &&
 		    (context.line != at.line || context.column != at.column))
 			pd_config_diag_add(diags, at,
-					   "invalid YAML: %s (%s that started at %" PRIu32
-					   ":%" PRIu32 ")",
-					   problem, parser->context, context.line, context.column);
+			                   "invalid YAML: %s (%s that started at %" PRIu32
+			                   ":%" PRIu32 ")",
+			                   problem, parser->context, context.line, context.column);
 		else if (parser->context != NULL)
 			pd_config_diag_add(diags, at, "invalid YAML: %s (%s)", problem,
-					   parser->context);
+			                   parser->context);
 		else
 			pd_config_diag_add(diags, at, "invalid YAML: %s", problem);
 		return -EINVAL;
 	}
 }
 
+/*
+ * A first pass over the events, before anything builds a tree. libyaml's scanner is
+ * quadratic in the flow nesting depth, and its loader in the number of anchors: without
+ * these limits a few MiB of "[[[[..." keeps a process busy for hours. A cluster file
+ * nests four levels deep and needs few anchors, if any.
+ */
+static int check_limits(const char *text, size_t len, struct pd_config_diags *diags)
+{
+	yaml_parser_t parser;
+	yaml_event_t event;
+	unsigned depth = 0, anchors = 0;
+	bool done = false;
+	int ret = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return -ENOMEM;
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (!done && ret == 0) {
+		const yaml_char_t *anchor = NULL;
+
+		if (!yaml_parser_parse(&parser, &event)) {
+			ret = syntax_error(&parser, text, len, diags);
+			break;
+		}
+		switch (event.type) {
+		case YAML_SEQUENCE_START_EVENT:
+			anchor = event.data.sequence_start.anchor;
+			depth++;
+			break;
+		case YAML_MAPPING_START_EVENT:
+			anchor = event.data.mapping_start.anchor;
+			depth++;
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_SCALAR_EVENT:
+			anchor = event.data.scalar.anchor;
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		default:
+			break;
+		}
+		if (depth > MAX_DEPTH) {
+			pd_config_diag_add(diags, mark_of(event.start_mark),
+			                   "nested deeper than %d levels", MAX_DEPTH);
+			ret = -EINVAL;
+		} else if (anchor != NULL && ++anchors > MAX_ANCHORS) {
+			pd_config_diag_add(diags, mark_of(event.start_mark),
+			                   "more than %d anchors (&name)", MAX_ANCHORS);
+			ret = -EINVAL;
+		}
+		yaml_event_delete(&event);
+	}
+	yaml_parser_delete(&parser);
+	return ret;
+}
+
 int pd_config_yaml_check(const char *text, size_t len, const cyaml_schema_value_t *schema,
-			 struct pd_config_index *index, struct pd_config_diags *diags)
+                         struct pd_config_index *index, struct pd_config_diags *diags)
 {
 	yaml_parser_t parser;
 	yaml_document_t doc, extra;
 	yaml_node_t *root;
 	uint32_t before = diags->total;
-	struct walk w = { .doc = &doc, .index = index, .diags = diags };
+	struct walk w = {.doc = &doc, .index = index, .diags = diags};
 	int ret;
 
+	ret = check_limits(text, len, diags);
+	if (ret < 0)
+		return ret;
 	if (!yaml_parser_initialize(&parser))
 		return -ENOMEM;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
@@ -736,9 +808,9 @@ int pd_config_yaml_check(const char *text, size_t len, const cyaml_schema_value_
 	}
 	root = yaml_document_get_root_node(&doc);
 	if (root == NULL) {
-		pd_config_diag_add(diags, (struct pd_config_mark){ 1, 1 },
-				   "the file is empty: expected a mapping with the sections nodes, "
-				   "tenants, functions and routes");
+		pd_config_diag_add(diags, (struct pd_config_mark){1, 1},
+		                   "the file is empty: expected a mapping with the sections nodes, "
+		                   "tenants, functions and routes");
 		ret = -EINVAL;
 		goto out_doc;
 	}
@@ -748,8 +820,9 @@ int pd_config_yaml_check(const char *text, size_t len, const cyaml_schema_value_
 		goto out_doc;
 	}
 	if (yaml_document_get_root_node(&extra) != NULL) {
-		pd_config_diag_add(diags, mark_of(extra.start_mark),
-				   "a second YAML document is not allowed: one file is one cluster");
+		pd_config_diag_add(
+		    diags, mark_of(extra.start_mark),
+		    "a second YAML document is not allowed: one file is one cluster");
 		yaml_document_delete(&extra);
 		ret = -EINVAL;
 		goto out_doc;

@@ -224,7 +224,6 @@ static void on_signal(h2o_socket_t *sock, const char *err)
 
 static int h2o_setup(struct ingress *ing)
 {
-	const struct pd_config *cfg = ing->cfg;
 	h2o_config_init(&ing->globalconf);
 	ing->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("palladium"));
 	uint64_t max_body = 0;
@@ -255,7 +254,6 @@ static int h2o_setup(struct ingress *ing)
 	ing->hosts_admin[0] = admin_host;
 	ing->accept_main = (h2o_accept_ctx_t){.ctx = &ing->ctx, .hosts = ing->hosts_main};
 	ing->accept_admin = (h2o_accept_ctx_t){.ctx = &ing->ctx, .hosts = ing->hosts_admin};
-	(void)cfg;
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of the cluster config loader: values, defaults, parsers and every error class with its position. */
+/* Config loader tests: values, defaults, parsers, and each error class with its position. */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -18,22 +18,22 @@
 static int passed, failed;
 static bool case_failed;
 
-#define CHECK(cond)                                                                            \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
 			printf("    %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);        \
-			case_failed = true;                                                    \
-		}                                                                              \
+			case_failed = true;                                                        \
+		}                                                                                  \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                                        \
-	do {                                                                                   \
-		const char *a_ = (a), *b_ = (b);                                               \
-		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                         \
+#define CHECK_STR(a, b)                                                                            \
+	do {                                                                                       \
+		const char *a_ = (a), *b_ = (b);                                                   \
+		if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0) {                             \
 			printf("    %s:%d: check failed: %s == \"%s\" (got \"%s\")\n", __FILE__,   \
-			       __LINE__, #a, b_ ? b_ : "(null)", a_ ? a_ : "(null)");          \
-			case_failed = true;                                                    \
-		}                                                                              \
+			       __LINE__, #a, b_ ? b_ : "(null)", a_ ? a_ : "(null)");              \
+			case_failed = true;                                                        \
+		}                                                                                  \
 	} while (0)
 
 static void run(const char *name, void (*fn)(void))
@@ -145,36 +145,36 @@ static bool has_error(const struct result *r, int line, int col, const char *sub
 	return false;
 }
 
-#define EXPECT_ERROR(r, line, col, substring)                                                  \
-	do {                                                                                   \
-		if (!has_error((r), (line), (col), (substring))) {                             \
+#define EXPECT_ERROR(r, line, col, substring)                                                      \
+	do {                                                                                       \
+		if (!has_error((r), (line), (col), (substring))) {                                 \
 			printf("    %s:%d: no error at %d:%d containing \"%s\"; got:\n%s",         \
-			       __FILE__, __LINE__, (line), (col), (substring),                 \
-			       (r)->errs ? (r)->errs : "");                                    \
-			case_failed = true;                                                    \
-		}                                                                              \
+			       __FILE__, __LINE__, (line), (col), (substring),                     \
+			       (r)->errs ? (r)->errs : "");                                        \
+			case_failed = true;                                                        \
+		}                                                                                  \
 	} while (0)
 
 /* A load that must fail with -EINVAL, report n errors, and return nothing. */
-#define EXPECT_INVALID(r, n)                                                                   \
-	do {                                                                                   \
-		CHECK((r)->ret == -EINVAL);                                                    \
-		CHECK((r)->cfg == NULL);                                                       \
-		if ((n) > 0 && count_lines((r)->errs) != (n)) {                                \
-			printf("    %s:%d: expected %d error lines, got:\n%s", __FILE__,          \
-			       __LINE__, (n), (r)->errs ? (r)->errs : "");                     \
-			case_failed = true;                                                    \
-		}                                                                              \
+#define EXPECT_INVALID(r, n)                                                                       \
+	do {                                                                                       \
+		CHECK((r)->ret == -EINVAL);                                                        \
+		CHECK((r)->cfg == NULL);                                                           \
+		if ((n) > 0 && count_lines((r)->errs) != (n)) {                                    \
+			printf("    %s:%d: expected %d error lines, got:\n%s", __FILE__, __LINE__, \
+			       (n), (r)->errs ? (r)->errs : "");                                   \
+			case_failed = true;                                                        \
+		}                                                                                  \
 	} while (0)
 
-#define EXPECT_VALID(r)                                                                        \
-	do {                                                                                   \
-		if ((r)->ret != 0 || (r)->cfg == NULL) {                                       \
+#define EXPECT_VALID(r)                                                                            \
+	do {                                                                                       \
+		if ((r)->ret != 0 || (r)->cfg == NULL) {                                           \
 			printf("    %s:%d: load failed (%d):\n%s", __FILE__, __LINE__, (r)->ret,   \
-			       (r)->errs ? (r)->errs : "");                                    \
-			case_failed = true;                                                    \
-		}                                                                              \
-		CHECK((r)->errs_len == 0);                                                     \
+			       (r)->errs ? (r)->errs : "");                                        \
+			case_failed = true;                                                        \
+		}                                                                                  \
+		CHECK((r)->errs_len == 0);                                                         \
 	} while (0)
 
 #define BASE_NODES "nodes: [{ name: a, address: \"127.0.0.1\", port: 7001 }]\n"
@@ -330,15 +330,16 @@ static void test_edges_accepted(void)
 {
 	struct result r;
 
-	load_text(&r, "ingress: { max_header_bytes: 64KiB, threads: 1 }\n"
-		      "engine: { spin_us: 100000, ring_size: 16, restart_backoff: 1ms, "
-		      "restart_backoff_max: 60m }\n"
-		      "nodes: [{ name: n-1_x, address: \"::1\", port: 65535 }]\n"
-		      "tenants: [{ name: acme, weight: 1000, pool: 64GiB, buffer_size: 16MiB, "
-		      "max_inflight: 65536, rate: 0.5, run_as: web }]\n"
-		      "functions: [{ name: upper, tenant: acme, exec: upper, nodes: [n-1_x], "
-		      "instances: 64, threads: 64 }]\n"
-		      "routes: [{ path: \"/a/b-c.d~e\", tenant: acme, chain: [upper], timeout: 60m }]\n");
+	load_text(
+	    &r, "ingress: { max_header_bytes: 64KiB, threads: 1 }\n"
+	        "engine: { spin_us: 100000, ring_size: 16, restart_backoff: 1ms, "
+	        "restart_backoff_max: 60m }\n"
+	        "nodes: [{ name: n-1_x, address: \"::1\", port: 65535 }]\n"
+	        "tenants: [{ name: acme, weight: 1000, pool: 64GiB, buffer_size: 16MiB, "
+	        "max_inflight: 65536, rate: 0.5, run_as: web }]\n"
+	        "functions: [{ name: upper, tenant: acme, exec: upper, nodes: [n-1_x], "
+	        "instances: 64, threads: 64 }]\n"
+	        "routes: [{ path: \"/a/b-c.d~e\", tenant: acme, chain: [upper], timeout: 60m }]\n");
 	EXPECT_VALID(&r);
 	if (r.cfg != NULL && r.ret == 0) {
 		CHECK(r.cfg->ingress.max_header_bytes == 65536);
@@ -351,8 +352,8 @@ static void test_edges_accepted(void)
 	release(&r);
 
 	load_text(&r, "engine: { ring_size: 65536 }\n"
-		      "tenants: [{ name: acme, pool: 1MiB, buffer_size: 16KiB }]\n" BASE_NODES
-			      BASE_FUNCTIONS BASE_ROUTES);
+	              "tenants: [{ name: acme, pool: 1MiB, buffer_size: 16KiB }]\n" BASE_NODES
+	                  BASE_FUNCTIONS BASE_ROUTES);
 	EXPECT_VALID(&r);
 	release(&r);
 }
@@ -362,10 +363,11 @@ static void test_aliases(void)
 {
 	struct result r;
 
-	load_text(&r, BASE_NODES BASE_TENANTS
-		      "functions:\n"
-		      "  - { name: upper, tenant: acme, exec: upper, node: a, args: &common [-v, -q] }\n"
-		      "  - { name: lower, tenant: acme, exec: lower, node: a, args: *common }\n" BASE_ROUTES);
+	load_text(
+	    &r, BASE_NODES BASE_TENANTS
+	    "functions:\n"
+	    "  - { name: upper, tenant: acme, exec: upper, node: a, args: &common [-v, -q] }\n"
+	    "  - { name: lower, tenant: acme, exec: lower, node: a, args: *common }\n" BASE_ROUTES);
 	EXPECT_VALID(&r);
 	if (r.cfg != NULL && r.ret == 0) {
 		CHECK(r.cfg->functions[1].args_count == 2);
@@ -391,7 +393,8 @@ static void test_resolve_exec(void)
 		CHECK_STR(buf, "/usr/local/bin/echo");
 		/* len counts the NUL: exactly enough, one short, nothing. */
 		CHECK(pd_config_resolve_exec(r.cfg, &r.cfg->functions[2], buf, 20) == 0);
-		CHECK(pd_config_resolve_exec(r.cfg, &r.cfg->functions[2], buf, 19) == -ENAMETOOLONG);
+		CHECK(pd_config_resolve_exec(r.cfg, &r.cfg->functions[2], buf, 19) ==
+		      -ENAMETOOLONG);
 		CHECK(pd_config_resolve_exec(r.cfg, &r.cfg->functions[2], buf, 0) == -ENAMETOOLONG);
 	}
 	release(&r);
@@ -422,8 +425,8 @@ static void test_resolve_exec(void)
 		*strrchr(dir, '/') = '\0';
 		snprintf(want, sizeof(want), "%s/bin/upper", dir);
 		if (r.cfg != NULL && r.ret == 0) {
-			CHECK(pd_config_resolve_exec(r.cfg, &r.cfg->functions[0], buf, sizeof(buf)) ==
-			      0);
+			CHECK(pd_config_resolve_exec(r.cfg, &r.cfg->functions[0], buf,
+			                             sizeof(buf)) == 0);
 			CHECK_STR(buf, want);
 		}
 		release(&r);
@@ -438,18 +441,32 @@ static void test_parse_size(void)
 		const char *text;
 		uint64_t bytes;
 	} good[] = {
-		{ "0", 0 },
-		{ "4096", 4096 },
-		{ "16KiB", 16384 },
-		{ "16 KiB", 16384 },
-		{ "64MiB", 64ull << 20 },
-		{ "2GiB", 2ull << 30 },
-		{ "17179869184", 16ull << 30 },
-		{ "18446744073709551615", UINT64_MAX },
+	    {"0", 0},
+	    {"4096", 4096},
+	    {"16KiB", 16384},
+	    {"16 KiB", 16384},
+	    {"64MiB", 64ull << 20},
+	    {"2GiB", 2ull << 30},
+	    {"17179869184", 16ull << 30},
+	    {"18446744073709551615", UINT64_MAX},
 	};
 	static const char *const bad[] = {
-		"", "KiB", "16kib", "16KB", "16K", "16B", "16 ", " 16", "16  KiB", "-1", "+1",
-		"1.5KiB", "16KiBx", "0x10", "18446744073709551616", "17179869184GiB",
+	    "",
+	    "KiB",
+	    "16kib",
+	    "16KB",
+	    "16K",
+	    "16B",
+	    "16 ",
+	    " 16",
+	    "16  KiB",
+	    "-1",
+	    "+1",
+	    "1.5KiB",
+	    "16KiBx",
+	    "0x10",
+	    "18446744073709551616",
+	    "17179869184GiB",
 	};
 	uint64_t v;
 
@@ -476,12 +493,25 @@ static void test_parse_duration(void)
 		const char *text;
 		uint64_t ms;
 	} good[] = {
-		{ "500ms", 500 }, { "2s", 2000 }, { "1m", 60000 }, { "0ms", 0 }, { "10 s", 10000 },
-		{ "90m", 5400000 },
+	    {"500ms", 500}, {"2s", 2000},    {"1m", 60000},
+	    {"0ms", 0},     {"10 s", 10000}, {"90m", 5400000},
 	};
 	static const char *const bad[] = {
-		"5", "", "s", "ms", "1h", "1.5s", "5ms ", " 5ms", "-1s", "1ms1", "1 min", "5S",
-		"5Ms", "18446744073709551615s", "99999999999999999999ms",
+	    "5",
+	    "",
+	    "s",
+	    "ms",
+	    "1h",
+	    "1.5s",
+	    "5ms ",
+	    " 5ms",
+	    "-1s",
+	    "1ms1",
+	    "1 min",
+	    "5S",
+	    "5Ms",
+	    "18446744073709551615s",
+	    "99999999999999999999ms",
 	};
 	uint64_t v;
 
@@ -509,17 +539,32 @@ static void test_parse_addr(void)
 		const char *host;
 		uint16_t port;
 	} good[] = {
-		{ "127.0.0.1:8080", "127.0.0.1", 8080 },
-		{ "[::1]:443", "::1", 443 },
-		{ "0.0.0.0:1", "0.0.0.0", 1 },
-		{ "[fe80::1:2]:65535", "fe80::1:2", 65535 },
-		{ "[::ffff:10.0.0.1]:80", "::ffff:10.0.0.1", 80 },
+	    {"127.0.0.1:8080", "127.0.0.1", 8080},
+	    {"[::1]:443", "::1", 443},
+	    {"0.0.0.0:1", "0.0.0.0", 1},
+	    {"[fe80::1:2]:65535", "fe80::1:2", 65535},
+	    {"[::ffff:10.0.0.1]:80", "::ffff:10.0.0.1", 80},
 	};
 	static const char *const bad[] = {
-		"localhost:80", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "::1:80", "[::1]",
-		"[::1]80", "[127.0.0.1]:80", ":80", "1.2.3:80", "127.0.0.1:80x", "*:80", "",
-		"[::1]:", "127.0.0.1:", "256.0.0.1:80", "127.0.0.1:-1", "[fe80::1%eth0]:80",
-		"[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0001]:80",
+	    "localhost:80",
+	    "127.0.0.1",
+	    "127.0.0.1:0",
+	    "127.0.0.1:65536",
+	    "::1:80",
+	    "[::1]",
+	    "[::1]80",
+	    "[127.0.0.1]:80",
+	    ":80",
+	    "1.2.3:80",
+	    "127.0.0.1:80x",
+	    "*:80",
+	    "",
+	    "[::1]:",
+	    "127.0.0.1:",
+	    "256.0.0.1:80",
+	    "127.0.0.1:-1",
+	    "[fe80::1%eth0]:80",
+	    "[0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0001]:80",
 	};
 	struct pd_config_addr a;
 
@@ -571,7 +616,8 @@ static void test_err_unknown_key_nested(void)
 	EXPECT_ERROR(&r, 3, 3, "engine: unknown key \"ringsize\" (did you mean \"ring_size\"?)");
 	EXPECT_ERROR(&r, 6, 5, "nodes[0]: unknown key \"adress\" (did you mean \"address\"?)");
 	EXPECT_ERROR(&r, 5, 5, "nodes[0]: missing required key \"address\"");
-	EXPECT_ERROR(&r, 8, 25, "tenants[0]: unknown key \"colour\" (expected one of: name, weight");
+	EXPECT_ERROR(&r, 8, 25,
+	             "tenants[0]: unknown key \"colour\" (expected one of: name, weight");
 	release(&r);
 }
 
@@ -594,7 +640,7 @@ static void test_err_wrong_type(void)
 	load(&r, FIXTURE("wrong_type.yaml"));
 	EXPECT_INVALID(&r, 8);
 	EXPECT_ERROR(&r, 1, 37,
-		     "fabric.primitive: expected one of two-sided, one-sided, got \"three-sided\"");
+	             "fabric.primitive: expected one of two-sided, one-sided, got \"three-sided\"");
 	EXPECT_ERROR(&r, 2, 48, "nodes[0].port: expected an integer, got \"7001x\"");
 	EXPECT_ERROR(&r, 3, 33, "tenants[0].weight: expected an integer, got \"heavy\"");
 	EXPECT_ERROR(&r, 3, 46, "tenants[0].rate: expected a number, got \"fast\"");
@@ -617,7 +663,7 @@ static void test_err_bad_size(void)
 	EXPECT_ERROR(&r, 5, 32, "tenants[1].buffer_size: \"2KiB\" is out of range (4KiB..16MiB)");
 	EXPECT_ERROR(&r, 6, 33, "tenants[2].buffer_size: \"5000\" is not a multiple of 64 bytes");
 	EXPECT_ERROR(&r, 7, 26,
-		     "tenants[3].pool: a pool of 1MiB holds only 16 buffers of 64KiB; at least 64");
+	             "tenants[3].pool: a pool of 1MiB holds only 16 buffers of 64KiB; at least 64");
 	release(&r);
 }
 
@@ -645,7 +691,7 @@ static void test_err_duplicates(void)
 	EXPECT_ERROR(&r, 4, 13, "nodes[2].name: duplicate node name \"a\" (first at 2:13)");
 	EXPECT_ERROR(&r, 7, 13, "tenants[1].name: duplicate tenant name \"acme\" (first at 6:13)");
 	EXPECT_ERROR(&r, 10, 13,
-		     "functions[1].name: duplicate function name \"upper\" (first at 9:13)");
+	             "functions[1].name: duplicate function name \"upper\" (first at 9:13)");
 	EXPECT_ERROR(&r, 13, 13, "routes[1].path: duplicate route path \"/up\" (first at 12:13)");
 	release(&r);
 }
@@ -657,8 +703,8 @@ static void test_err_chain_unknown(void)
 	load(&r, FIXTURE("chain_unknown.yaml"));
 	EXPECT_INVALID(&r, 1);
 	EXPECT_ERROR(&r, 12, 20,
-		     "routes[0].chain[1]: unknown function \"exclam\" (functions of tenant "
-		     "\"acme\": upper, exclaim)");
+	             "routes[0].chain[1]: unknown function \"exclam\" (functions of tenant "
+	             "\"acme\": upper, exclaim)");
 	release(&r);
 }
 
@@ -669,8 +715,8 @@ static void test_err_chain_other_tenant(void)
 	load(&r, FIXTURE("chain_other_tenant.yaml"));
 	EXPECT_INVALID(&r, 1);
 	EXPECT_ERROR(&r, 7, 48,
-		     "routes[0].chain[1]: function \"reverse\" belongs to tenant \"beta\", not to "
-		     "\"acme\"");
+	             "routes[0].chain[1]: function \"reverse\" belongs to tenant \"beta\", not to "
+	             "\"acme\"");
 	release(&r);
 }
 
@@ -701,8 +747,8 @@ static void test_err_bad_address(void)
 	load(&r, FIXTURE("bad_address.yaml"));
 	EXPECT_INVALID(&r, 4);
 	EXPECT_ERROR(&r, 2, 11,
-		     "ingress.listen: \"localhost:8080\" is not an address: not an IP address "
-		     "(host names are not accepted)");
+	             "ingress.listen: \"localhost:8080\" is not an address: not an IP address "
+	             "(host names are not accepted)");
 	EXPECT_ERROR(&r, 3, 10, "ingress.admin: \"[::1]\" is not an address: the port is missing");
 	EXPECT_ERROR(&r, 4, 12, "ingress.address: \"ingress.example\" is not an IP address");
 	EXPECT_ERROR(&r, 6, 25, "nodes[0].address: \"node-a.local\" is not an IP address");
@@ -715,15 +761,16 @@ static void test_err_port_range(void)
 
 	load(&r, FIXTURE("port_range.yaml"));
 	EXPECT_INVALID(&r, 3);
-	EXPECT_ERROR(&r, 1, 20, "ingress.listen: \"127.0.0.1:65536\" is not an address: the port "
-				"must be a number from 1 to 65535");
+	EXPECT_ERROR(&r, 1, 20,
+	             "ingress.listen: \"127.0.0.1:65536\" is not an address: the port "
+	             "must be a number from 1 to 65535");
 	EXPECT_ERROR(&r, 1, 46, "ingress.admin: \"127.0.0.1:0\" is not an address");
 	EXPECT_ERROR(&r, 4, 44, "nodes[1].port: 0 is out of range (1..65535)");
 	release(&r);
 
 	/* Too large for the field at all: caught by the schema check. */
 	load_text(&r, "nodes: [{ name: a, address: \"127.0.0.1\", port: 70000 }]\n" BASE_TENANTS
-			      BASE_FUNCTIONS BASE_ROUTES);
+	                  BASE_FUNCTIONS BASE_ROUTES);
 	EXPECT_INVALID(&r, 1);
 	EXPECT_ERROR(&r, 1, 48, "nodes[0].port: \"70000\" is out of range (at most 65535)");
 	release(&r);
@@ -761,7 +808,8 @@ static void test_err_not_found(void)
 	load(&r, FIXTURE("does-not-exist.yaml"));
 	CHECK(r.ret == -ENOENT);
 	CHECK(r.cfg == NULL);
-	CHECK(r.errs != NULL && strstr(r.errs, "does-not-exist.yaml: error: cannot read: ") != NULL);
+	CHECK(r.errs != NULL &&
+	      strstr(r.errs, "does-not-exist.yaml: error: cannot read: ") != NULL);
 	release(&r);
 
 	load(&r, FIXTURE(""));
@@ -825,30 +873,33 @@ static void test_err_structure_more(void)
 	release(&r);
 
 	load_text(&r, BASE_NODES BASE_TENANTS BASE_FUNCTIONS
-		      "routes: [{ path: /, tenant: acme, chain: [upper, upper, upper, upper, upper, "
-		      "upper, upper, upper, upper, upper, upper, upper, upper, upper, upper, upper, "
-		      "upper, upper, upper, upper, upper, upper, upper, upper, upper, upper, upper, "
-		      "upper, upper, upper, upper, upper, upper] }]\n");
+	          "routes: [{ path: /, tenant: acme, chain: [upper, upper, upper, upper, upper, "
+	          "upper, upper, upper, upper, upper, upper, upper, upper, upper, upper, upper, "
+	          "upper, upper, upper, upper, upper, upper, upper, upper, upper, upper, upper, "
+	          "upper, upper, upper, upper, upper, upper] }]\n");
 	EXPECT_INVALID(&r, 1);
 	EXPECT_ERROR(&r, 4, 42, "routes[0].chain: too many entries: 33 (at most 32)");
 	release(&r);
 
-	load_text(&r, "tenants: [{ name: "
-		      "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcd }]\n" BASE_NODES
-			      BASE_FUNCTIONS BASE_ROUTES);
+	load_text(&r,
+	          "tenants: [{ name: "
+	          "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcd }]\n" BASE_NODES
+	              BASE_FUNCTIONS BASE_ROUTES);
 	EXPECT_INVALID(&r, 0);
 	EXPECT_ERROR(&r, 1, 19, "tenants[0].name: too long: 64 characters (at most 63)");
 	release(&r);
 
-	load_text(&r, BASE_NODES BASE_TENANTS
-		      "functions: [{ name: upper, tenant: acme, exec: \"up\\0per\", node: a }]\n" BASE_ROUTES);
+	load_text(&r, BASE_NODES BASE_TENANTS "functions: [{ name: upper, tenant: acme, exec: "
+	                                      "\"up\\0per\", node: a }]\n" BASE_ROUTES);
 	EXPECT_INVALID(&r, 1);
 	EXPECT_ERROR(&r, 3, 48, "functions[0].exec: must not contain NUL characters");
 	release(&r);
 
-	load_text(&r, "engine: { ring_size: 0x40, spin_us: -1 }\n"
-		      "tenants: [{ name: acme, weight: 1.5, rate: .nan, max_inflight: 1_000 }]\n" BASE_NODES
-			      BASE_FUNCTIONS BASE_ROUTES);
+	load_text(
+	    &r,
+	    "engine: { ring_size: 0x40, spin_us: -1 }\n"
+	    "tenants: [{ name: acme, weight: 1.5, rate: .nan, max_inflight: 1_000 }]\n" BASE_NODES
+	        BASE_FUNCTIONS BASE_ROUTES);
 	EXPECT_INVALID(&r, 5);
 	EXPECT_ERROR(&r, 1, 22, "engine.ring_size: expected an integer, got \"0x40\"");
 	EXPECT_ERROR(&r, 1, 37, "engine.spin_us: expected an integer, got \"-1\"");
@@ -857,7 +908,8 @@ static void test_err_structure_more(void)
 	EXPECT_ERROR(&r, 2, 64, "tenants[0].max_inflight: expected an integer, got \"1_000\"");
 	release(&r);
 
-	load_text(&r, "tenants: [{ name: acme, rate: 1e999 }]\n" BASE_NODES BASE_FUNCTIONS BASE_ROUTES);
+	load_text(&r,
+	          "tenants: [{ name: acme, rate: 1e999 }]\n" BASE_NODES BASE_FUNCTIONS BASE_ROUTES);
 	EXPECT_INVALID(&r, 1);
 	EXPECT_ERROR(&r, 1, 31, "tenants[0].rate: \"1e999\" is out of range");
 	release(&r);
@@ -916,7 +968,7 @@ static void test_err_hostile(void)
 	strcpy(text + 8 + 2 * depth, "\n" BASE);
 	load_text(&r, text);
 	EXPECT_INVALID(&r, 1);
-	EXPECT_ERROR(&r, 1, 9, "fabric: expected a mapping, got a sequence");
+	EXPECT_ERROR(&r, 1, 24, "nested deeper than 16 levels");
 	release(&r);
 
 	many[0] = '\0';
@@ -928,6 +980,46 @@ static void test_err_hostile(void)
 	CHECK(count_lines(r.errs) == 101);
 	CHECK(r.errs != NULL && strstr(r.errs, "more errors not shown") != NULL);
 	release(&r);
+
+	/* Limits that keep libyaml linear: nesting depth and anchors. */
+	load_text(&r, "fabric: [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 1, 24, "nested deeper than 16 levels");
+	release(&r);
+
+	many[0] = '\0';
+	strcat(many, "nodes: [");
+	for (int i = 0; i < 257; i++)
+		sprintf(many + strlen(many), "&a%d x,", i);
+	strcat(many, "]\n");
+	load_text(&r, many);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 1, 1947, "more than 256 anchors");
+	release(&r);
+
+	/* Exactly 1 MiB loads; one byte more is refused before parsing. */
+	{
+		size_t size = 1u << 20;
+		char *big = malloc(size + 2);
+
+		CHECK(big != NULL);
+		if (big != NULL) {
+			memset(big, '#', size);
+			memcpy(big, BASE, strlen(BASE));
+			big[size - 1] = '\n';
+			big[size] = '\0';
+			load_text(&r, big);
+			EXPECT_VALID(&r);
+			release(&r);
+			big[size] = '\n';
+			big[size + 1] = '\0';
+			load_text(&r, big);
+			CHECK(r.ret == -EFBIG);
+			CHECK(r.errs != NULL && strstr(r.errs, "larger than 1 MiB") != NULL);
+			release(&r);
+			free(big);
+		}
+	}
 
 	/* No errs stream: still an error code, nothing printed, nothing leaked. */
 	{
@@ -946,12 +1038,13 @@ static void test_err_semantic_more(void)
 	struct result r;
 
 	load_text(&r, "engine: { ring_size: 1000, spin_us: 100001, restart_backoff: 10s, "
-		      "restart_backoff_max: 1s }\n" BASE);
+	              "restart_backoff_max: 1s }\n" BASE);
 	EXPECT_INVALID(&r, 3);
 	EXPECT_ERROR(&r, 1, 22, "engine.ring_size: 1000 is not a power of two from 16 to 65536");
 	EXPECT_ERROR(&r, 1, 37, "engine.spin_us: 100001 is out of range (0..100000)");
-	EXPECT_ERROR(&r, 1, 88, "engine.restart_backoff_max: restart_backoff_max (1s) is less than "
-				"restart_backoff (10s)");
+	EXPECT_ERROR(&r, 1, 88,
+	             "engine.restart_backoff_max: restart_backoff_max (1s) is less than "
+	             "restart_backoff (10s)");
 	release(&r);
 
 	load_text(&r, "ingress: { listen: \"0.0.0.0:9000\", admin: \"127.0.0.1:9000\" }\n" BASE);
@@ -959,30 +1052,31 @@ static void test_err_semantic_more(void)
 	EXPECT_ERROR(&r, 1, 43, "ingress.admin: the admin listener (127.0.0.1:9000) collides");
 	release(&r);
 
-	load_text(&r, "tenants: [{ name: acme, run_as: \"a:b:c\", rate: -5 }]\n" BASE_NODES
-			      BASE_FUNCTIONS BASE_ROUTES);
+	load_text(
+	    &r, "tenants: [{ name: acme, run_as: \"a:b:c\", rate: -5 }]\n" BASE_NODES BASE_FUNCTIONS
+	            BASE_ROUTES);
 	EXPECT_INVALID(&r, 2);
 	EXPECT_ERROR(&r, 1, 33, "tenants[0].run_as: \"a:b:c\" is not \"user\" or \"user:group\"");
 	EXPECT_ERROR(&r, 1, 48, "tenants[0].rate: -5 is negative");
 	release(&r);
 
 	load_text(&r, BASE_NODES BASE_TENANTS BASE_FUNCTIONS
-		      "routes:\n"
-		      "  - { path: \"/a b\", tenant: acme, chain: [upper] }\n"
-		      "  - { path: \"/a?x=1\", tenant: acme, chain: [upper] }\n"
-		      "  - { path: /b, tenant: nobody, chain: [upper] }\n");
+	          "routes:\n"
+	          "  - { path: \"/a b\", tenant: acme, chain: [upper] }\n"
+	          "  - { path: \"/a?x=1\", tenant: acme, chain: [upper] }\n"
+	          "  - { path: /b, tenant: nobody, chain: [upper] }\n");
 	EXPECT_INVALID(&r, 3);
 	EXPECT_ERROR(&r, 5, 13, "routes[0].path: \"/a b\" must be printable ASCII");
 	EXPECT_ERROR(&r, 6, 13, "routes[1].path: \"/a?x=1\" must be printable ASCII");
 	EXPECT_ERROR(&r, 7, 25, "routes[2].tenant: unknown tenant \"nobody\" (tenants: acme)");
 	release(&r);
 
-	load_text(&r, "nodes: [{ name: a, address: \"127.0.0.1\", port: 7001 }, "
-		      "{ name: b, address: \"127.0.0.2\", port: 7001 }]\n" BASE_TENANTS
-		      "functions:\n"
-		      "  - { name: f1, tenant: acme, exec: f1, nodes: [a, b], instances: 40 }\n"
-		      "  - { name: f2, tenant: acme, exec: f2, nodes: [b, a, b], instances: 30 }\n"
-		      "  - { name: upper, tenant: acme, exec: upper, nodes: [a] }\n" BASE_ROUTES);
+	load_text(&r,
+	          "nodes: [{ name: a, address: \"127.0.0.1\", port: 7001 }, "
+	          "{ name: b, address: \"127.0.0.2\", port: 7001 }]\n" BASE_TENANTS "functions:\n"
+	          "  - { name: f1, tenant: acme, exec: f1, nodes: [a, b], instances: 40 }\n"
+	          "  - { name: f2, tenant: acme, exec: f2, nodes: [b, a, b], instances: 30 }\n"
+	          "  - { name: upper, tenant: acme, exec: upper, nodes: [a] }\n" BASE_ROUTES);
 	EXPECT_INVALID(&r, 3);
 	EXPECT_ERROR(&r, 5, 55, "functions[1].nodes[2]: node \"b\" is listed twice");
 	EXPECT_ERROR(&r, 5, 70, "tenant \"acme\" would run 70 function instances on node \"b\"");
