@@ -20,7 +20,7 @@
 
 #define CONFIG_FILE_MAX (1 * MiB) /* the largest legal cluster is ~100 KiB; bounds parse memory */
 #define TEXT_MAX 4095             /* paths and other free text */
-#define ARGS_MAX 63 /* the supervisor builds argv[64]: the path, the args, NULL */
+#define ARGS_MAX 63               /* the supervisor builds argv[64]: the path, the args, NULL */
 #define ROUTE_PATH_MAX 255
 
 /* ---- schema ---- */

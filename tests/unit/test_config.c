@@ -351,6 +351,14 @@ static void test_edges_accepted(void)
 	}
 	release(&r);
 
+	/* Same bytes, different families: different addresses. */
+	load_text(&r,
+	          "nodes: [{ name: a, address: \"127.0.0.1\", port: 7001 }, "
+	          "{ name: b, address: \"7f00:1::\", port: 7001 }]\n" BASE_TENANTS BASE_FUNCTIONS
+	              BASE_ROUTES);
+	EXPECT_VALID(&r);
+	release(&r);
+
 	load_text(&r, "engine: { ring_size: 65536 }\n"
 	              "tenants: [{ name: acme, pool: 1MiB, buffer_size: 16KiB }]\n" BASE_NODES
 	                  BASE_FUNCTIONS BASE_ROUTES);
