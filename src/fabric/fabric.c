@@ -16,22 +16,23 @@
 #include "common/log.h"
 
 #define COMP "fabric"
-#define CQ_BATCH 16       /* completions per fi_cq_read */
-#define CQ_BUDGET 256     /* completions per rx per pd_fabric_progress() */
-#define CQ_EXTRA 256      /* CQ entries beyond 2 * depth, for sends */
-#define EQ_BUDGET 64      /* events per pd_fabric_progress() */
+#define CQ_BATCH 16   /* completions per fi_cq_read */
+#define CQ_BUDGET 256 /* completions per rx per pd_fabric_progress() */
+#define CQ_EXTRA 256  /* CQ entries beyond 2 * depth, for sends */
+#define EQ_BUDGET 64  /* events per pd_fabric_progress() */
 #define EQ_SIZE 256
-#define LOG_BURST 10      /* log lines per second per rate limiter */
-#define CM_DATA_MAX 256   /* FI_OPT_CM_DATA_SIZE of the tcp provider */
+#define LOG_BURST 10    /* log lines per second per rate limiter */
+#define CM_DATA_MAX 256 /* FI_OPT_CM_DATA_SIZE of the tcp provider */
 #define NO_INDEX UINT32_MAX
 
 _Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "conn handles travel as fid contexts");
 _Static_assert(sizeof(struct pd_fabric_wire_hello) == 12, "hello wire format");
 _Static_assert(sizeof(struct pd_fabric_wire_accept) == sizeof(struct pd_fabric_wire_hello),
-	       "accept and hello share one layout");
+               "accept and hello share one layout");
 _Static_assert(offsetof(struct pd_fabric_op, fi_ctx) == 0, "fi_ctx first");
 
-static const char credit_marker[PD_FABRIC_CREDIT_MSG_LEN] = {'P', 'D', 'C', 'R', 'E', 'D', 'I', 'T'};
+static const char credit_marker[PD_FABRIC_CREDIT_MSG_LEN] = {'P', 'D', 'C', 'R',
+                                                             'E', 'D', 'I', 'T'};
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -42,7 +43,7 @@ static bool rl_allow(struct pd_fabric_ratelimit *rl)
 	if (ts.tv_sec != rl->window) {
 		if (rl->suppressed != 0)
 			PD_LOG_WARN(COMP, 0, "%" PRIu32 " similar messages suppressed",
-				    rl->suppressed);
+			            rl->suppressed);
 		rl->window = ts.tv_sec;
 		rl->count = 0;
 		rl->suppressed = 0;
@@ -55,15 +56,15 @@ static bool rl_allow(struct pd_fabric_ratelimit *rl)
 	return false;
 }
 
-#define LOG_CONN(fab, ...)                                                                     \
-	do {                                                                                   \
-		if (rl_allow(&(fab)->rl_conn))                                                 \
-			PD_LOG_INFO(COMP, __VA_ARGS__);                                        \
+#define LOG_CONN(fab, ...)                                                                         \
+	do {                                                                                       \
+		if (rl_allow(&(fab)->rl_conn))                                                     \
+			PD_LOG_INFO(COMP, __VA_ARGS__);                                            \
 	} while (0)
-#define LOG_WARN_RL(fab, err, ...)                                                             \
-	do {                                                                                   \
-		if (rl_allow(&(fab)->rl_err))                                                  \
-			PD_LOG_WARN(COMP, err, __VA_ARGS__);                                   \
+#define LOG_WARN_RL(fab, err, ...)                                                                 \
+	do {                                                                                       \
+		if (rl_allow(&(fab)->rl_err))                                                      \
+			PD_LOG_WARN(COMP, err, __VA_ARGS__);                                       \
 	} while (0)
 
 /* libfabric's own error codes (>= FI_ERRNO_OFFSET) have no errno twin: map them. */
@@ -280,7 +281,7 @@ static uint64_t fifo_pop(struct pd_fabric_rx *rx)
 /* ---- connections -------------------------------------------------------------------- */
 
 static struct pd_fabric_conn *conn_new(struct pd_fabric *fab, struct pd_fabric_rx *rx,
-				       uint16_t peer_id, void *ctx, bool outbound)
+                                       uint16_t peer_id, void *ctx, bool outbound)
 {
 	struct pd_fabric_conn *conn = calloc(1, sizeof(*conn));
 	if (conn == NULL)
@@ -354,8 +355,8 @@ close_ep:
 	fi_close(&conn->ep->fid);
 	conn->ep = NULL;
 fail:
-	LOG_WARN_RL(fab, fi_to_errno(ret), "%s for peer %u tenant %u failed", what,
-		    conn->peer_id, conn->tenant);
+	LOG_WARN_RL(fab, fi_to_errno(ret), "%s for peer %u tenant %u failed", what, conn->peer_id,
+	            conn->tenant);
 	return -fi_to_errno(ret);
 }
 
@@ -379,7 +380,7 @@ static void conn_fail(struct pd_fabric_conn *conn, int err)
 		int ret = fi_close(&conn->ep->fid);
 		if (ret != 0)
 			LOG_WARN_RL(fab, fi_to_errno(ret), "fi_close(ep) for peer %u failed",
-				    conn->peer_id);
+			            conn->peer_id);
 		conn->ep = NULL;
 	}
 	conn->dead_next = NULL;
@@ -424,8 +425,8 @@ static void conn_credit_check(struct pd_fabric_conn *conn)
 		op->credit = true;
 		op->conn_handle = conn->handle;
 		ret = fab->ops->send(conn, op, fab->credit_buf, PD_FABRIC_CREDIT_MSG_LEN,
-				     fab->credit_desc,
-				     pd_fabric_imm_encode(fab->local_id, n, PD_FABRIC_IMM_CREDIT));
+		                     fab->credit_desc,
+		                     pd_fabric_imm_encode(fab->local_id, n, PD_FABRIC_IMM_CREDIT));
 	}
 	if (ret == 0) {
 		conn_track(conn, op);
@@ -444,7 +445,7 @@ static void conn_credit_check(struct pd_fabric_conn *conn)
 	}
 	fab->stats.send_errors++;
 	LOG_WARN_RL(fab, fi_to_errno(ret), "credit message to peer %u tenant %u failed",
-		    conn->peer_id, conn->tenant);
+	            conn->peer_id, conn->tenant);
 	conn_fail(conn, -fi_to_errno(ret));
 }
 
@@ -455,7 +456,7 @@ static bool conn_add_credits(struct pd_fabric_conn *conn, uint32_t n)
 	if (conn->state == PD_FABRIC_CONN_UP && conn->credits > conn->peer_grant) {
 		conn->fab->stats.recv_errors++;
 		LOG_WARN_RL(conn->fab, 0, "peer %u tenant %u returned more credits than granted",
-			    conn->peer_id, conn->tenant);
+		            conn->peer_id, conn->tenant);
 		conn_fail(conn, -EPROTO);
 		return false;
 	}
@@ -486,7 +487,7 @@ static void recv_repost(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op)
 }
 
 static void recv_done(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op, uint64_t flags,
-		      size_t len, uint64_t imm, int err)
+                      size_t len, uint64_t imm, int err)
 {
 	struct pd_fabric *fab = rx->fab;
 	op->posted = false;
@@ -537,7 +538,7 @@ static void recv_done(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op, uin
 	if (kind == PD_FABRIC_IMM_DATA && conn->unreturned >= conn->grant) {
 		fab->stats.recv_errors++;
 		LOG_WARN_RL(fab, 0, "peer %u tenant %u sent without credit", conn->peer_id,
-			    conn->tenant);
+		            conn->tenant);
 		conn_fail(conn, -EPROTO);
 		recv_repost(rx, op);
 		return;
@@ -580,7 +581,7 @@ static void send_done(struct pd_fabric_rx *rx, struct pd_fabric_send_op *op, int
 
 	if (err != 0 && conn != NULL && conn->state != PD_FABRIC_CONN_DEAD) {
 		LOG_WARN_RL(fab, err, "send to peer %u tenant %u failed", conn->peer_id,
-			    conn->tenant);
+		            conn->tenant);
 		/* On a live conn these mean the provider tore the connection down. */
 		bool broken = err == ECANCELED || err == ENOTCONN || err == EPIPE;
 		conn_fail(conn, broken ? -ECONNRESET : -err);
@@ -599,7 +600,7 @@ static void send_done(struct pd_fabric_rx *rx, struct pd_fabric_send_op *op, int
 }
 
 static void cq_dispatch(struct pd_fabric_rx *rx, void *op_context, uint64_t flags, size_t len,
-			uint64_t data, int err)
+                        uint64_t data, int err)
 {
 	if (op_context == NULL) { /* nothing of ours (one-sided writes will land here) */
 		rx->fab->stats.recv_errors++;
@@ -608,7 +609,7 @@ static void cq_dispatch(struct pd_fabric_rx *rx, void *op_context, uint64_t flag
 	struct pd_fabric_op *op = PD_CONTAINER_OF(op_context, struct pd_fabric_op, fi_ctx);
 	if (op->kind == PD_FABRIC_OP_RECV)
 		recv_done(rx, PD_CONTAINER_OF(op, struct pd_fabric_recv_op, op), flags, len, data,
-			  err);
+		          err);
 	else
 		send_done(rx, PD_CONTAINER_OF(op, struct pd_fabric_send_op, op), err);
 }
@@ -644,12 +645,21 @@ static void cq_read_error(struct pd_fabric_rx *rx)
 	cq_dispatch(rx, entry.op_context, entry.flags, entry.len, entry.data, err ? err : EIO);
 }
 
-/* Dispatch up to budget completions, in order (stash first). Returns how many. */
-static int cq_poll(struct pd_fabric_rx *rx, int budget)
+/*
+ * Dispatch up to budget completions, in order (stash first). Returns how many. Without
+ * drain, a short batch ends the call: another fi_cq_read would only run one more
+ * provider progress pass (on tcp, a socket poll) before the app can react to what it
+ * just got; pd_fabric_trywait() fails anyway while the CQ holds anything.
+ */
+static int cq_poll(struct pd_fabric_rx *rx, int budget, bool drain)
 {
 	int n = 0;
+	bool more = true;
 	while (n < budget) {
 		if (rx->stash_len == 0) {
+			if (!more && !drain)
+				break;
+			rx->stash_head = 0; /* a whole batch fits without wrapping */
 			ssize_t ret = stash_fill(rx, CQ_BATCH);
 			if (ret == -FI_EAVAIL) {
 				cq_read_error(rx);
@@ -659,9 +669,10 @@ static int cq_poll(struct pd_fabric_rx *rx, int budget)
 			if (ret <= 0) {
 				if (ret < 0 && ret != -FI_EAGAIN)
 					LOG_WARN_RL(rx->fab, fi_to_errno((int)ret),
-						    "fi_cq_read failed");
+					            "fi_cq_read failed");
 				break;
 			}
+			more = ret == CQ_BATCH;
 		}
 		struct fi_cq_data_entry entry = rx->stash[rx->stash_head];
 		rx->stash_head = (rx->stash_head + 1) % PD_FABRIC_STASH;
@@ -694,7 +705,7 @@ static void conn_reap(struct pd_fabric_conn *conn)
 	struct pd_fabric *fab = conn->fab;
 	/* fi_close() of the endpoint queued its sends on the CQ as cancelled: take them. */
 	if (!fab->closing)
-		cq_poll(conn->rx, INT_MAX);
+		cq_poll(conn->rx, INT_MAX, true);
 	/* Anything the provider did not report is reported here, once; late completions of
 	 * these records are recycled silently. */
 	while (conn->in_flight != NULL) {
@@ -709,8 +720,8 @@ static void conn_reap(struct pd_fabric_conn *conn)
 	}
 	if (!fab->closing) {
 		LOG_CONN(fab, "connection %s peer %u tenant %u down: %s",
-			 conn->outbound ? "to" : "from", conn->peer_id, conn->tenant,
-			 strerror(-conn->down_err));
+		         conn->outbound ? "to" : "from", conn->peer_id, conn->tenant,
+		         strerror(-conn->down_err));
 		fab->cb.on_down(fab->app, conn, conn->down_err);
 	}
 	conn_free(conn);
@@ -733,11 +744,11 @@ static int reap_dead(struct pd_fabric *fab, const struct pd_fabric_rx *only)
 static void cm_data_encode(const struct pd_fabric_hello *h, uint32_t magic, void *out)
 {
 	struct pd_fabric_wire_hello w = {
-		.magic = htole32(magic),
-		.version = htole16(h->version),
-		.peer_id = htole16(h->peer_id),
-		.tenant = htole16(h->tenant),
-		.credits = htole16(h->credits),
+	    .magic = htole32(magic),
+	    .version = htole16(h->version),
+	    .peer_id = htole16(h->peer_id),
+	    .tenant = htole16(h->tenant),
+	    .credits = htole16(h->credits),
 	};
 	memcpy(out, &w, sizeof(w));
 }
@@ -747,7 +758,7 @@ static void cm_data_encode(const struct pd_fabric_hello *h, uint32_t magic, void
  * fields that could be read are filled either way (for the log).
  */
 static int hello_from_wire(const void *data, size_t len, uint32_t magic, uint16_t version,
-			   struct pd_fabric_hello *h, char *reason, size_t reason_len)
+                           struct pd_fabric_hello *h, char *reason, size_t reason_len)
 {
 	struct pd_fabric_wire_hello w;
 	memset(h, 0, sizeof(*h));
@@ -763,7 +774,7 @@ static int hello_from_wire(const void *data, size_t len, uint32_t magic, uint16_
 	}
 	if (h->version != version) {
 		snprintf(reason, reason_len, "palladium: protocol version %u unsupported (want %u)",
-			 h->version, version);
+		         h->version, version);
 		return -EPROTO;
 	}
 	if (len < sizeof(w)) {
@@ -772,18 +783,18 @@ static int hello_from_wire(const void *data, size_t len, uint32_t magic, uint16_
 	}
 	if (h->credits < PD_FABRIC_CREDITS_MIN) {
 		snprintf(reason, reason_len, "palladium: %u credits, need at least %u", h->credits,
-			 PD_FABRIC_CREDITS_MIN);
+		         PD_FABRIC_CREDITS_MIN);
 		return -EPROTO;
 	}
 	return 0;
 }
 
 static void connreq_refuse(struct pd_fabric *fab, struct fi_info *info,
-			   const struct pd_fabric_hello *h, int err, const char *reason)
+                           const struct pd_fabric_hello *h, int err, const char *reason)
 {
 	fab->stats.refused++;
 	LOG_WARN_RL(fab, err, "refused connection from peer %u (version %u, tenant %u): %s",
-		    h->peer_id, h->version, h->tenant, reason);
+	            h->peer_id, h->version, h->tenant, reason);
 	int ret = fi_reject(fab->pep, info->handle, reason, strlen(reason) + 1);
 	if (ret != 0)
 		LOG_WARN_RL(fab, fi_to_errno(ret), "fi_reject failed");
@@ -794,7 +805,7 @@ static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *
 	struct pd_fabric_hello hello;
 	char reason[128];
 	int err = hello_from_wire(data, len, PD_FABRIC_HELLO_MAGIC, fab->version, &hello, reason,
-				  sizeof(reason));
+	                          sizeof(reason));
 	if (err != 0) {
 		connreq_refuse(fab, info, &hello, err, reason);
 		return;
@@ -804,12 +815,12 @@ static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *
 	uint16_t credits = 0;
 	void *conn_ctx = NULL;
 	err = fab->cb.on_connect_request(fab->app, &hello, &rx, &credits, &conn_ctx);
-	if (err == 0 && (rx == NULL || rx->fab != fab || rx->closing ||
-			 credits < PD_FABRIC_CREDITS_MIN))
+	if (err == 0 &&
+	    (rx == NULL || rx->fab != fab || rx->closing || credits < PD_FABRIC_CREDITS_MIN))
 		err = -EINVAL;
 	if (err != 0) {
 		snprintf(reason, sizeof(reason), "palladium: refused by peer: %s",
-			 strerror(err < 0 ? -err : err));
+		         strerror(err < 0 ? -err : err));
 		connreq_refuse(fab, info, &hello, err, reason);
 		return;
 	}
@@ -823,7 +834,7 @@ static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *
 	if (old != NULL) {
 		/* The peer restarted. Dispatch what the old endpoint already completed while
 		 * its sender id still means the old conn, then close it. */
-		cq_poll(rx, INT_MAX);
+		cq_poll(rx, INT_MAX, true);
 		old = rx_find_peer(rx, hello.peer_id);
 		if (old != NULL)
 			conn_fail(old, -ECONNRESET);
@@ -843,10 +854,10 @@ static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *
 	if (err != 0)
 		goto refuse;
 	struct pd_fabric_hello mine = {
-		.version = fab->version,
-		.peer_id = fab->local_id,
-		.tenant = rx->tenant,
-		.credits = credits,
+	    .version = fab->version,
+	    .peer_id = fab->local_id,
+	    .tenant = rx->tenant,
+	    .credits = credits,
 	};
 	struct pd_fabric_wire_accept accept;
 	cm_data_encode(&mine, PD_FABRIC_ACCEPT_MAGIC, &accept);
@@ -868,21 +879,21 @@ refuse:
 }
 
 static void on_connected(struct pd_fabric *fab, struct pd_fabric_conn *conn, const void *data,
-			 size_t len)
+                         size_t len)
 {
 	if (conn->state == PD_FABRIC_CONN_CONNECTING) {
 		struct pd_fabric_hello acc;
 		char reason[128];
 		int err = hello_from_wire(data, len, PD_FABRIC_ACCEPT_MAGIC, fab->version, &acc,
-					  reason, sizeof(reason));
+		                          reason, sizeof(reason));
 		if (err == 0 && (acc.peer_id != conn->peer_id || acc.tenant != conn->tenant)) {
 			snprintf(reason, sizeof(reason), "peer id %u tenant %u, expected %u/%u",
-				 acc.peer_id, acc.tenant, conn->peer_id, conn->tenant);
+			         acc.peer_id, acc.tenant, conn->peer_id, conn->tenant);
 			err = -EPROTO;
 		}
 		if (err != 0) {
 			LOG_WARN_RL(fab, err, "bad accept from peer %u tenant %u: %s",
-				    conn->peer_id, conn->tenant, reason);
+			            conn->peer_id, conn->tenant, reason);
 			conn_fail(conn, err);
 			return;
 		}
@@ -897,8 +908,8 @@ static void on_connected(struct pd_fabric *fab, struct pd_fabric_conn *conn, con
 		return;
 	}
 	LOG_CONN(fab, "connection %s peer %u tenant %u up (credits %u/%u)",
-		 conn->outbound ? "to" : "from", conn->peer_id, conn->tenant, conn->peer_grant,
-		 conn->grant);
+	         conn->outbound ? "to" : "from", conn->peer_id, conn->tenant, conn->peer_grant,
+	         conn->grant);
 	fab->cb.on_up(fab->app, conn);
 	conn_credit_check(conn);
 }
@@ -930,9 +941,9 @@ static void eq_read_error(struct pd_fabric *fab)
 	struct pd_fabric_conn *conn = conn_of_fid(fab, entry.fid);
 	if (conn == NULL) {
 		LOG_WARN_RL(fab, err, "event queue error on %s",
-			    entry.fid != NULL && fab->pep != NULL && entry.fid == &fab->pep->fid
-				    ? "listener"
-				    : "closed endpoint");
+		            entry.fid != NULL && fab->pep != NULL && entry.fid == &fab->pep->fid
+		                ? "listener"
+		                : "closed endpoint");
 		return;
 	}
 	size_t n = entry.err_data_size;
@@ -943,7 +954,7 @@ static void eq_read_error(struct pd_fabric *fab)
 	err_data[n] = '\0';
 	if (n > 0)
 		LOG_WARN_RL(fab, err, "connection to peer %u tenant %u failed: %s", conn->peer_id,
-			    conn->tenant, err_data);
+		            conn->tenant, err_data);
 	conn_fail(conn, -err);
 }
 
@@ -1003,7 +1014,7 @@ static struct fi_info *make_hints(const char *provider)
 	hints->caps = FI_MSG; /* one-sided will add FI_RMA | FI_WRITE | FI_REMOTE_WRITE */
 	hints->mode = FI_CONTEXT | FI_CONTEXT2;
 	hints->domain_attr->mr_mode =
-		FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
+	    FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
 	hints->domain_attr->threading = FI_THREAD_DOMAIN;
 	hints->ep_attr->rx_ctx_cnt = FI_SHARED_CONTEXT;
 	hints->fabric_attr->prov_name = strdup(provider);
@@ -1061,7 +1072,7 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 	what = "fi_getinfo";
 	if (attr->listen_host != NULL)
 		ret = fi_getinfo(PD_FABRIC_FI_VERSION, attr->listen_host, port, FI_SOURCE, hints,
-				 &fab->info);
+		                 &fab->info);
 	else
 		ret = fi_getinfo(PD_FABRIC_FI_VERSION, NULL, NULL, 0, hints, &fab->info);
 	fi_freeinfo(hints);
@@ -1096,7 +1107,7 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 	memcpy(fab->credit_buf, credit_marker, sizeof(credit_marker));
 	what = "fi_mr_reg(credit)";
 	ret = fi_mr_reg(fab->domain, fab->credit_buf, sizeof(fab->credit_buf), FI_SEND, 0,
-			fab->next_mr_key++, 0, &fab->credit_mr, NULL);
+	                fab->next_mr_key++, 0, &fab->credit_mr, NULL);
 	if (ret != 0)
 		goto close_eq;
 	fab->credit_desc = fab->mr_local ? fi_mr_desc(fab->credit_mr) : NULL;
@@ -1120,8 +1131,8 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 		goto close_pep;
 	if (attr->listen_host != NULL)
 		PD_LOG_INFO(COMP, "listening on %s:%u (provider %s, domain %s)", attr->listen_host,
-			    attr->listen_port, fab->info->fabric_attr->prov_name,
-			    fab->info->domain_attr->name);
+		            attr->listen_port, fab->info->fabric_attr->prov_name,
+		            fab->info->domain_attr->name);
 	*out = fab;
 	return 0;
 
@@ -1141,7 +1152,7 @@ free_info:
 log_fail:
 	ret = fi_to_errno(ret);
 	PD_LOG_WARN(COMP, ret, "%s failed (provider %s, listen %s:%u)", what, attr->provider,
-		    attr->listen_host ? attr->listen_host : "-", attr->listen_port);
+	            attr->listen_host ? attr->listen_host : "-", attr->listen_port);
 	ret = -ret;
 free_provider:
 	free(fab->provider);
@@ -1196,7 +1207,7 @@ int pd_fabric_mr_reg(struct pd_fabric *fab, void *base, size_t len, struct pd_fa
 		return -ENOMEM;
 	/* FI_REMOTE_WRITE joins these flags when the one-sided primitive exists. */
 	int ret = fi_mr_reg(fab->domain, base, len, FI_SEND | FI_RECV, 0, fab->next_mr_key++, 0,
-			    &mr->mr, NULL);
+	                    &mr->mr, NULL);
 	if (ret != 0) {
 		PD_LOG_WARN(COMP, fi_to_errno(ret), "fi_mr_reg of %zu bytes failed", len);
 		free(mr);
@@ -1234,7 +1245,7 @@ void pd_fabric_mr_dereg(struct pd_fabric_mr *mr)
 /* ---- receive contexts --------------------------------------------------------------- */
 
 int pd_fabric_rx_create(struct pd_fabric *fab, uint16_t tenant, uint32_t depth,
-			struct pd_fabric_rx **out)
+                        struct pd_fabric_rx **out)
 {
 	if (fab == NULL || out == NULL || depth == 0 || depth > fab->info->rx_attr->size ||
 	    depth > UINT32_MAX / 4)
@@ -1265,9 +1276,9 @@ int pd_fabric_rx_create(struct pd_fabric *fab, uint16_t tenant, uint32_t depth,
 	if (ret != 0)
 		goto free_arrays;
 	struct fi_cq_attr cq_attr = {
-		.size = (size_t)depth * 2 + CQ_EXTRA,
-		.format = FI_CQ_FORMAT_DATA,
-		.wait_obj = FI_WAIT_FD,
+	    .size = (size_t)depth * 2 + CQ_EXTRA,
+	    .format = FI_CQ_FORMAT_DATA,
+	    .wait_obj = FI_WAIT_FD,
 	};
 	what = "fi_cq_open";
 	ret = fi_cq_open(fab->domain, &cq_attr, &rx->cq, NULL);
@@ -1326,9 +1337,9 @@ static void rx_close(struct pd_fabric_rx *rx)
 	int ret = fi_close(&rx->srx->fid);
 	if (ret != 0)
 		PD_LOG_WARN(COMP, fi_to_errno(ret), "fi_close(srx) for tenant %u failed",
-			    rx->tenant);
+		            rx->tenant);
 	if (!fab->closing)
-		cq_poll(rx, INT_MAX);
+		cq_poll(rx, INT_MAX, true);
 	for (uint32_t i = 0; i < rx->depth; i++) {
 		struct pd_fabric_recv_op *op = &rx->recv_ops[i];
 		if (op->posted) { /* not reported by the provider: report it here */
@@ -1342,7 +1353,7 @@ static void rx_close(struct pd_fabric_rx *rx)
 	ret = fi_close(&rx->cq->fid);
 	if (ret != 0)
 		PD_LOG_WARN(COMP, fi_to_errno(ret), "fi_close(cq) for tenant %u failed",
-			    rx->tenant);
+		            rx->tenant);
 
 	if (rx->prev != NULL)
 		rx->prev->next = rx->next;
@@ -1372,7 +1383,7 @@ void pd_fabric_rx_destroy(struct pd_fabric_rx *rx)
 }
 
 int pd_fabric_rx_post(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr, void *buf, size_t len,
-		      void *buf_ctx)
+                      void *buf_ctx)
 {
 	if (rx == NULL || mr == NULL || buf == NULL || len < PD_FABRIC_CREDIT_MSG_LEN ||
 	    mr->fab != rx->fab || rx->closing || !in_mr(mr, buf, len))
@@ -1407,7 +1418,7 @@ int pd_fabric_rx_post(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr, void *bu
 /* ---- connecting and sending -------------------------------------------------------- */
 
 static int resolve_peer(struct pd_fabric *fab, const char *host, uint16_t port,
-			struct fi_info **info)
+                        struct fi_info **info)
 {
 	struct fi_info *hints = make_hints(fab->provider);
 	if (hints == NULL)
@@ -1432,8 +1443,8 @@ static int resolve_peer(struct pd_fabric *fab, const char *host, uint16_t port,
 }
 
 int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char *host,
-		      uint16_t port, uint16_t peer_id, uint16_t credits, void *conn_ctx,
-		      struct pd_fabric_conn **out)
+                      uint16_t port, uint16_t peer_id, uint16_t credits, void *conn_ctx,
+                      struct pd_fabric_conn **out)
 {
 	if (fab == NULL || rx == NULL || rx->fab != fab || rx->closing || host == NULL ||
 	    out == NULL || credits < PD_FABRIC_CREDITS_MIN)
@@ -1459,10 +1470,10 @@ int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char
 		goto free_conn;
 
 	struct pd_fabric_hello hello = {
-		.version = fab->version,
-		.peer_id = fab->local_id,
-		.tenant = rx->tenant,
-		.credits = credits,
+	    .version = fab->version,
+	    .peer_id = fab->local_id,
+	    .tenant = rx->tenant,
+	    .credits = credits,
 	};
 	struct pd_fabric_wire_hello wire;
 	cm_data_encode(&hello, PD_FABRIC_HELLO_MAGIC, &wire);
@@ -1471,7 +1482,7 @@ int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char
 		/* The attempt itself failed (e.g. refused at once on loopback): report it
 		 * like any other failed attempt, through on_down. */
 		LOG_CONN(fab, "fi_connect to %s:%u (peer %u) failed: %s", host, port, peer_id,
-			 fi_strerror(-ret));
+		         fi_strerror(-ret));
 		conn_fail(conn, -fi_to_errno(ret));
 	}
 	fi_freeinfo(info);
@@ -1515,7 +1526,7 @@ uint32_t pd_fabric_conn_credits(const struct pd_fabric_conn *conn)
 }
 
 int pd_fabric_send(struct pd_fabric_conn *conn, struct pd_fabric_mr *mr, const void *buf,
-		   size_t len, void *send_ctx)
+                   size_t len, void *send_ctx)
 {
 	if (conn == NULL || mr == NULL || mr->fab != conn->fab || (buf == NULL && len > 0))
 		return -EINVAL;
@@ -1569,7 +1580,7 @@ int pd_fabric_progress(struct pd_fabric *fab)
 {
 	int n = eq_poll(fab, EQ_BUDGET);
 	for (struct pd_fabric_rx *rx = fab->rxs; rx != NULL; rx = rx->next)
-		n += cq_poll(rx, CQ_BUDGET);
+		n += cq_poll(rx, CQ_BUDGET, false);
 	if (fab->credit_retries > 0)
 		for (struct pd_fabric_conn *conn = fab->conns; conn != NULL; conn = conn->next)
 			if (conn->credit_retry)

@@ -29,7 +29,7 @@ enum pd_fabric_imm_kind {
 #define PD_FABRIC_IMM_CREDITS_MAX 16383u
 
 static inline uint32_t pd_fabric_imm_encode(uint16_t peer, uint32_t credits,
-					    enum pd_fabric_imm_kind kind)
+                                            enum pd_fabric_imm_kind kind)
 {
 	return (uint32_t)peer | (credits & PD_FABRIC_IMM_CREDITS_MAX) << 16 |
 	       ((uint32_t)kind & 3u) << 30;
@@ -192,7 +192,7 @@ struct pd_fabric_ops {
 	int (*post_recv)(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op);
 	/* Send buf with imm on conn: 0 or a negative libfabric errno (-FI_EAGAIN: busy). */
 	int (*send)(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
-		    size_t len, void *desc, uint32_t imm);
+	            size_t len, void *desc, uint32_t imm);
 };
 extern const struct pd_fabric_ops pd_fabric_two_sided_ops;
 

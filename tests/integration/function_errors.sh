@@ -119,6 +119,13 @@ pass "hang: hung_killed=$(stat_sum t hung_killed)"
 mis_ok2() { route_ok /mis after-hang; }
 wait_for 30 mis_ok2 || fail "hang: /mis did not answer 200 again within $((30 * TIME_SCALE)) s"
 pass "hang: later requests succeed"
+# One process hung and was killed once: the counter says 1, not one per buffer it held.
+killed=$(($(stat_now t hung_killed) - killed_before))
+if ((killed != 1)); then
+	soft_fail "hang: one hung process killed, but hung_killed grew by $killed"
+else
+	pass "hang: hung_killed grew by exactly 1"
+fi
 wait_for 10 stat_is -le t buffers_in_use "$idle_in_use" ||
 	fail "hang: buffers_in_use did not come back to (at most) $idle_in_use: $(grep '^tenant t ' "$TMP/stats")"
 pass "hang: buffers_in_use back to $idle_in_use"
@@ -129,4 +136,4 @@ assert_int -eq "$(metric_sum palladium_ingress_inflight)" 0 "nothing in flight a
 
 stop_cluster TERM
 assert_eq 0 "$UP_RC" "palladium up exit status"
-exit 0
+finish

@@ -28,6 +28,7 @@ SOURCE_ROOT=${SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PALLADIUM=${PALLADIUM:-$SOURCE_ROOT/build/palladium}
 FUNCTIONS_DIR=${FUNCTIONS_DIR:-$(dirname "$PALLADIUM")/functions}
 TEST_FUNCTIONS_DIR=${TEST_FUNCTIONS_DIR:-$(dirname "$PALLADIUM")/tests/functions}
+# shellcheck disable=SC2034 # used by the tests
 MISBEHAVE=$TEST_FUNCTIONS_DIR/misbehave
 
 TMP=""
@@ -53,6 +54,19 @@ log() {
 }
 
 pass() { log "ok: $*"; }
+
+# soft_fail MESSAGE: report a failure but go on (to check what follows, e.g. recovery);
+# the test then ends with `finish`, which exits 1.
+SOFT_FAILED=0
+soft_fail() {
+	log "FAIL: $*"
+	SOFT_FAILED=1
+}
+
+finish() {
+	((SOFT_FAILED)) && fail "see the failures above"
+	exit 0
+}
 
 fail() {
 	log "FAIL: $*"
@@ -101,8 +115,7 @@ assert_not_contains() {
 assert_int() {
 	local op=$1 got=$2 ref=$3 what=$4
 	[[ "$got" =~ ^-?[0-9]+$ ]] || fail "$what: expected a number $op $ref, got '$got'"
-	# shellcheck disable=SC2086
-	[ "$got" $op "$ref" ] || fail "$what: expected $op $ref, got $got"
+	test "$got" "$op" "$ref" || fail "$what: expected $op $ref, got $got"
 	pass "$what ($got $op $ref)"
 }
 
@@ -149,6 +162,9 @@ cleanup() {
 	local p
 	for p in "${BG_PIDS[@]}"; do
 		kill "$p" 2>/dev/null
+	done
+	for p in "${!RECORDED[@]}"; do
+		pid_alive "$p" && kill -CONT "$p" 2>/dev/null # in case the test stopped one
 	done
 	if [[ -n "$UP_PID" ]]; then
 		# The test stopped early: stop the cluster, then make sure of it.
@@ -254,6 +270,15 @@ EOF
 	done
 }
 
+# quickstart_yaml: examples/quickstart.yaml itself, moved to the ports of alloc_ports.
+quickstart_yaml() {
+	local src=$SOURCE_ROOT/examples/quickstart.yaml
+	sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$HTTP_PORT/" \
+		-e "s/127\.0\.0\.1:8081/127.0.0.1:$ADMIN_PORT/" \
+		-e "s/port: 7001/port: ${NODE_PORTS[0]}/" "$src"
+	grep -q '^engine:' "$src" || echo "engine: { functions_dir: \"$FUNCTIONS_DIR\" }"
+}
+
 # ------------------------------------------------------------------------ the cluster
 
 # Fields of /proc/PID/stat after the command name: $1 state (field 3), $2 ppid, $3 pgrp,
@@ -338,9 +363,10 @@ own_group_or_exited() {
 	[[ $1 == Z || $3 == "${UP_PID}" ]]
 }
 
+# healthy: /healthz answers HEALTH_EXPECT (200 unless told otherwise).
 healthy() {
-	[[ "$(curl -fsS --max-time 2 -o /dev/null -w '%{http_code}' \
-		"http://127.0.0.1:$ADMIN_PORT/healthz" 2>/dev/null)" == 200 ]]
+	[[ "$(curl -sS --max-time 2 -o /dev/null -w '%{http_code}' \
+		"http://127.0.0.1:$ADMIN_PORT/healthz" 2>/dev/null)" == "${HEALTH_EXPECT:-200}" ]]
 }
 
 healthy_or_exited() {
@@ -350,7 +376,8 @@ healthy_or_exited() {
 # start_cluster GENERATOR [NNODES]: pick ports, write $CFG with GENERATOR (a function
 # that prints the file), start `palladium up $CFG` in its own session, wait for the
 # admin /healthz. Retries with new ports if a port was taken meanwhile. With UP_CMD=ingress
-# it starts `palladium ingress $CFG` alone instead.
+# it starts `palladium ingress $CFG` alone instead (and HEALTH_EXPECT=503 waits for an
+# ingress that has no engine to reach).
 start_cluster() {
 	local gen=$1 nnodes=${2:-1} attempt
 	for attempt in 1 2 3; do
@@ -368,7 +395,7 @@ start_cluster() {
 		up_exited || UP_PGID=$UP_PID
 		log "palladium ${UP_CMD:-up} $CFG: pid $UP_PID, http :$HTTP_PORT admin :$ADMIN_PORT nodes :${NODE_PORTS[*]}"
 		if ! wait_for 30 healthy_or_exited; then
-			fail "no 200 from http://127.0.0.1:$ADMIN_PORT/healthz within $((30 * TIME_SCALE)) s"
+			fail "no ${HEALTH_EXPECT:-200} from http://127.0.0.1:$ADMIN_PORT/healthz within $((30 * TIME_SCALE)) s"
 		fi
 		if ! up_exited; then
 			record_pids
@@ -461,6 +488,42 @@ bg_wait() {
 		[[ ${BG_PIDS[$i]} == "$1" ]] && unset 'BG_PIDS[i]'
 	done
 	return $rc
+}
+
+# instance_pid FUNCTION: pid of the first running instance of FUNCTION (palladium stats),
+# checked to be one of the cluster's processes.
+instance_pid() {
+	fetch_stats
+	local pid
+	pid=$(awk -v f="$1" '$1 == "instance" && index($2, f "/") == 1 && $4 == "state=running" {
+		sub(/^pid=/, "", $3); print $3; exit }' "$TMP/stats")
+	[[ -n "$pid" && -n "${RECORDED[$pid]:-}" ]] || fail "no running instance of $1 among the cluster's processes: $(grep instance "$TMP/stats")"
+	echo "$pid"
+}
+
+proc_state_is() {
+	local f
+	f=$(proc_fields "$1") || return 1
+	[[ ${f%% *} == "$2" ]]
+}
+
+# flood PATH BODY N [MAX_TIME]: N concurrent POSTs (one curl, one connection each); one
+# status per line in $TMP/flood.out, and a "count status;" summary in FLOOD_SUMMARY.
+flood() {
+	local path=$1 body=$2 n=$3 max=${4:-20} i
+	{
+		echo "data-binary = \"$body\""
+		echo "max-time = $((max * TIME_SCALE))"
+		echo 'write-out = "%{http_code}\n"'
+		for ((i = 0; i < n; i++)); do
+			echo "url = \"http://127.0.0.1:$HTTP_PORT$path\""
+			echo 'output = "/dev/null"'
+		done
+	} >"$TMP/flood.curl"
+	curl -sS -Z --parallel-max "$n" --parallel-immediate -K "$TMP/flood.curl" \
+		>"$TMP/flood.out" 2>"$TMP/flood.err"
+	# shellcheck disable=SC2034 # used by the tests
+	FLOOD_SUMMARY=$(sort "$TMP/flood.out" | uniq -c | awk '{ printf "%s x %s; ", $1, $2 }')
 }
 
 # ------------------------------------------------------------------------------- HTTP
@@ -563,5 +626,5 @@ stat_is() {
 	"$PALLADIUM" stats "$CFG" >"$TMP/stats" 2>&1 || return 1
 	record_pids
 	v=$(stat_sum "$2" "$3")
-	[[ -n "$v" ]] && [ "$v" "$1" "$4" ]
+	[[ -n "$v" ]] && test "$v" "$1" "$4"
 }

@@ -6,18 +6,13 @@
 source "$(dirname "$0")/lib.sh"
 init_test
 
-# examples/quickstart.yaml itself, moved to this test's ports.
-quickstart_yaml() {
-	local src=$SOURCE_ROOT/examples/quickstart.yaml
-	sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$HTTP_PORT/" \
-		-e "s/127\.0\.0\.1:8081/127.0.0.1:$ADMIN_PORT/" \
-		-e "s/port: 7001/port: ${NODE_PORTS[0]}/" "$src"
-	grep -q '^engine:' "$src" || echo "engine: { functions_dir: \"$FUNCTIONS_DIR\" }"
-}
-
 shm_entries() {
 	find /dev/shm -maxdepth 1 -iname '*palladium*' 2>/dev/null | sort
 }
+
+"$PALLADIUM" check "$SOURCE_ROOT/examples/quickstart.yaml" >"$TMP/check.out" 2>&1 ||
+	fail "palladium check examples/quickstart.yaml: $(cat "$TMP/check.out")"
+pass "examples/quickstart.yaml passes palladium check"
 
 shm_before=$(shm_entries)
 start_cluster quickstart_yaml 1

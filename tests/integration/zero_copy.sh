@@ -40,7 +40,7 @@ resp_copied0=$(metric_sum palladium_ingress_response_copied_bytes_total)
 	echo "data-binary = \"@$TMP/body\""
 	echo "max-time = $((20 * TIME_SCALE))"
 	echo 'write-out = "\n%{http_code}\n"'
-	for i in $(seq $N); do echo "url = \"http://127.0.0.1:$HTTP_PORT/shout\""; done
+	for _ in $(seq $N); do echo "url = \"http://127.0.0.1:$HTTP_PORT/shout\""; done
 } >"$TMP/zc.curl"
 curl -sS -K "$TMP/zc.curl" >"$TMP/zc.out" 2>"$TMP/zc.err" || fail "curl: $(cat "$TMP/zc.err")"
 ok=$(grep -cx -- "$expect" "$TMP/zc.out")

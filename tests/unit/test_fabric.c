@@ -27,7 +27,7 @@
 
 #define PROVIDER "tcp"
 #define HOST "127.0.0.1"
-#define DEADLINE_MS 10000 /* per phase, inside a child */
+#define DEADLINE_MS 10000   /* per phase, inside a child */
 #define CASE_LIMIT_MS 60000 /* per case, in the parent: then children are killed */
 #define BUF_SIZE 65536u
 #define MIN_MSG 64u
@@ -87,8 +87,8 @@ static uint32_t msg_size(uint32_t seq, uint16_t tenant)
 
 static void msg_fill(char *buf, uint16_t type, uint16_t tenant, uint32_t seq, uint32_t len)
 {
-	struct msg_hdr h = {.magic = MSG_MAGIC, .type = type, .tenant = tenant, .seq = seq,
-			    .len = len};
+	struct msg_hdr h = {
+	    .magic = MSG_MAGIC, .type = type, .tenant = tenant, .seq = seq, .len = len};
 	uint64_t s = 0x2545f4914f6cdd1dull ^ ((uint64_t)seq << 16) ^ tenant;
 	char *p = buf + sizeof(h);
 	size_t n = len - sizeof(h), i = 0;
@@ -183,7 +183,8 @@ static char *rx_buf(struct tenant *t, uint32_t idx)
 static void repost(struct node *n, int ti, uint32_t idx)
 {
 	struct tenant *t = &n->t[ti];
-	int ret = pd_fabric_rx_post(t->rx, t->rx_mr, rx_buf(t, idx), BUF_SIZE, ctx_of(ti, false, idx));
+	int ret =
+	    pd_fabric_rx_post(t->rx, t->rx_mr, rx_buf(t, idx), BUF_SIZE, ctx_of(ti, false, idx));
 	if (ret != 0)
 		fail(n, "rx_post: %s", strerror(-ret));
 	t->outstanding--;
@@ -267,7 +268,7 @@ static void on_send_done(void *app, void *send_ctx, int status)
 }
 
 static int on_connect_request(void *app, const struct pd_fabric_hello *hello,
-			      struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
+                              struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
 {
 	struct node *n = app;
 	n->connreqs++;
@@ -320,14 +321,17 @@ static int node_open(struct node *n, const char *name, uint16_t id, uint16_t lis
 	n->name = name;
 	pd_log_set_name(name);
 	struct pd_fabric_attr attr = {
-		.provider = PROVIDER,
-		.listen_host = listen_port ? HOST : NULL,
-		.listen_port = listen_port,
-		.local_id = id,
-		.cb = {.on_recv = on_recv, .on_recv_cancel = on_recv_cancel,
-		       .on_send_done = on_send_done, .on_connect_request = on_connect_request,
-		       .on_up = on_up, .on_down = on_down},
-		.app = n,
+	    .provider = PROVIDER,
+	    .listen_host = listen_port ? HOST : NULL,
+	    .listen_port = listen_port,
+	    .local_id = id,
+	    .cb = {.on_recv = on_recv,
+	           .on_recv_cancel = on_recv_cancel,
+	           .on_send_done = on_send_done,
+	           .on_connect_request = on_connect_request,
+	           .on_up = on_up,
+	           .on_down = on_down},
+	    .app = n,
 	};
 	return pd_fabric_open(&attr, &n->fab);
 }
@@ -414,8 +418,8 @@ static void work(struct node *n)
 			memcpy(&h, buf, sizeof(h));
 			h.type = MSG_ECHO_REP;
 			memcpy(buf, &h, sizeof(h));
-			int ret = pd_fabric_send(t->pending_conn[t->pend_head], t->rx_mr, buf, h.len,
-						 ctx_of(ti, false, idx));
+			int ret = pd_fabric_send(t->pending_conn[t->pend_head], t->rx_mr, buf,
+			                         h.len, ctx_of(ti, false, idx));
 			if (ret == -EAGAIN)
 				break;
 			t->pend_head = (t->pend_head + 1) % t->n_rx;
@@ -430,7 +434,8 @@ static void work(struct node *n)
 			char *buf = t->tx_mem + (size_t)idx * BUF_SIZE;
 			uint32_t len = msg_size(t->sent, t->id);
 			msg_fill(buf, MSG_ECHO_REQ, t->id, t->sent, len);
-			int ret = pd_fabric_send(t->conn, t->tx_mr, buf, len, ctx_of(ti, true, idx));
+			int ret =
+			    pd_fabric_send(t->conn, t->tx_mr, buf, len, ctx_of(ti, true, idx));
 			if (ret == -EAGAIN)
 				break;
 			if (ret != 0) {
@@ -442,7 +447,7 @@ static void work(struct node *n)
 		}
 		while (n->flood_sent < n->flood_target) {
 			int ret = pd_fabric_send(t->conn, t->tx_mr, t->tx_mem, BUF_SIZE,
-						 ctx_of(ti, true, FLOOD_IDX));
+			                         ctx_of(ti, true, FLOOD_IDX));
 			if (ret == -EAGAIN)
 				break;
 			if (ret != 0) {
@@ -461,7 +466,7 @@ typedef bool (*done_fn)(struct node *n, void *arg);
  * on the fabric's fds (and extra fds) only when pd_fabric_trywait() allows it.
  */
 static int run(struct node *n, done_fn done, void *arg, int64_t deadline, const int *extra,
-	       int n_extra, void (*on_extra)(struct node *n, int fd))
+               int n_extra, void (*on_extra)(struct node *n, int fd))
 {
 	for (;;) {
 		pd_fabric_progress(n->fab);
@@ -641,12 +646,12 @@ static void child_kill(struct child *c)
 /* ---- server and client programs ------------------------------------------------------ */
 
 struct server_cfg {
-	int tenants;               /* tenant ids 1..tenants */
-	uint16_t peer_credits;     /* what clients reserve for us */
-	int expect_downs;          /* connections to see end before finishing */
-	uint64_t expect_refused;   /* connection requests to refuse */
-	int release_fd;            /* case 1: the client's "release your holds" pipe, or -1 */
-	bool flood;                /* case 4 */
+	int tenants;             /* tenant ids 1..tenants */
+	uint16_t peer_credits;   /* what clients reserve for us */
+	int expect_downs;        /* connections to see end before finishing */
+	uint64_t expect_refused; /* connection requests to refuse */
+	int release_fd;          /* case 1: the client's "release your holds" pipe, or -1 */
+	bool flood;              /* case 4 */
 };
 
 static void server_extra(struct node *n, int fd)
@@ -733,16 +738,17 @@ static int server_main(void *arg)
 			n.flood_target = (uint32_t)cfg->peer_credits - PD_FABRIC_CREDIT_RESERVE;
 			msg_fill(n.t[0].tx_mem, MSG_FLOOD, n.t[0].id, 0, BUF_SIZE);
 			if (run(&n, flood_posted, NULL, now_ms() + DEADLINE_MS, extra, 1,
-				server_extra) == 0)
+			        server_extra) == 0)
 				status_send(ST_FLOODED, n.flood_sent);
 		}
 		if (!n.failed && run(&n, flood_dead, NULL, now_ms() + DEADLINE_MS, extra, 1,
-				     server_extra) == 0) {
+		                     server_extra) == 0) {
 			if (n.send_err == 0)
 				fail(&n, "no send completed with an error after the peer died");
-			fprintf(stderr, "server: peer died: %" PRIu64 " sends ok, %" PRIu64
-				" failed, on_down err %d (%s)\n", n.send_ok, n.send_err, n.down_err,
-				strerror(-n.down_err));
+			fprintf(stderr,
+			        "server: peer died: %" PRIu64 " sends ok, %" PRIu64
+			        " failed, on_down err %d (%s)\n",
+			        n.send_ok, n.send_err, n.down_err, strerror(-n.down_err));
 			n.flood_target = n.flood_sent = 0;
 			status_send(ST_READY, (uint32_t)n.send_err);
 		}
@@ -753,9 +759,10 @@ static int server_main(void *arg)
 		fail(&n, "on_connect_request ran for a refused version");
 	for (int i = 0; i < n.nt; i++)
 		if (n.t[i].max_outstanding > 0)
-			fprintf(stderr, "server: tenant %u: at most %u messages held (granted %u)\n",
-				n.t[i].id, n.t[i].max_outstanding,
-				n.t[i].credits - PD_FABRIC_CREDIT_RESERVE);
+			fprintf(stderr,
+			        "server: tenant %u: at most %u messages held (granted %u)\n",
+			        n.t[i].id, n.t[i].max_outstanding,
+			        n.t[i].credits - PD_FABRIC_CREDIT_RESERVE);
 	bool failed = n.failed;
 	node_close(&n);
 	return failed ? 1 : 0;
@@ -764,14 +771,14 @@ static int server_main(void *arg)
 struct client_cfg {
 	uint16_t port;
 	int tenants;
-	uint32_t pings;     /* echo requests per tenant */
-	uint16_t version;   /* 0: the real one */
-	uint16_t credits;   /* receives reserved per connection */
-	int release_fd;     /* case 1: stop reposting at the server, then release: -1 none */
-	bool idle_check;    /* case 6 */
-	bool freeze;        /* case 4: the victim: never progress after on_up */
-	bool replaced;      /* case 7: after the pings, wait to be replaced by a new process */
-	int expect_err;     /* 0: expect success; else the on_down error expected */
+	uint32_t pings;   /* echo requests per tenant */
+	uint16_t version; /* 0: the real one */
+	uint16_t credits; /* receives reserved per connection */
+	int release_fd;   /* case 1: stop reposting at the server, then release: -1 none */
+	bool idle_check;  /* case 6 */
+	bool freeze;      /* case 4: the victim: never progress after on_up */
+	bool replaced;    /* case 7: after the pings, wait to be replaced by a new process */
+	int expect_err;   /* 0: expect success; else the on_down error expected */
 };
 
 static bool all_echoed(struct node *n, void *arg)
@@ -819,8 +826,8 @@ static bool holds_blocked(struct node *n, void *arg)
 static bool credits_back(struct node *n, void *arg)
 {
 	(void)arg;
-	return pd_fabric_conn_credits(n->t[0].conn) == (uint32_t)n->peer_credits -
-								PD_FABRIC_CREDIT_RESERVE;
+	return pd_fabric_conn_credits(n->t[0].conn) ==
+	       (uint32_t)n->peer_credits - PD_FABRIC_CREDIT_RESERVE;
 }
 
 static bool idle_now(struct node *n, void *arg)
@@ -848,7 +855,7 @@ static int client_main(void *arg)
 	for (int i = 0; i < n.nt && !n.failed; i++) {
 		struct pd_fabric_conn *conn;
 		ret = pd_fabric_connect(n.fab, n.t[i].rx, HOST, cfg->port, SERVER_ID, cfg->credits,
-					&n.t[i], &conn);
+		                        &n.t[i], &conn);
 		if (ret != 0)
 			fail(&n, "connect: %s", strerror(-ret));
 	}
@@ -859,10 +866,10 @@ static int client_main(void *arg)
 	} else if (cfg->expect_err != 0) {
 		if (run(&n, got_down, &want_downs, deadline, NULL, 0, NULL) == 0) {
 			fprintf(stderr, "client: on_down %d (%s)\n", n.down_err,
-				strerror(-n.down_err));
+			        strerror(-n.down_err));
 			if (n.down_err != cfg->expect_err || n.ups != 0)
-				fail(&n, "on_down %d after %d ups, expected %d and none", n.down_err,
-				     n.ups, cfg->expect_err);
+				fail(&n, "on_down %d after %d ups, expected %d and none",
+				     n.down_err, n.ups, cfg->expect_err);
 		}
 	} else if (cfg->freeze) {
 		if (run(&n, got_up, NULL, deadline, NULL, 0, NULL) == 0) {
@@ -879,9 +886,11 @@ static int client_main(void *arg)
 		run(&n, all_echoed, NULL, now_ms() + DEADLINE_MS * 3, NULL, 0, NULL);
 		if (!n.failed && cfg->release_fd >= 0) {
 			uint32_t holds = 0;
-			if (run(&n, holds_blocked, &holds, now_ms() + DEADLINE_MS, NULL, 0, NULL) == 0) {
-				fprintf(stderr, "client: -EAGAIN (no credit) after %u held messages\n",
-					holds);
+			if (run(&n, holds_blocked, &holds, now_ms() + DEADLINE_MS, NULL, 0, NULL) ==
+			    0) {
+				fprintf(stderr,
+				        "client: -EAGAIN (no credit) after %u held messages\n",
+				        holds);
 				if (holds == 0 || holds > SERVER_CREDITS - PD_FABRIC_CREDIT_RESERVE)
 					fail(&n, "%u messages sent to a receiver not reposting",
 					     holds);
@@ -898,11 +907,12 @@ static int client_main(void *arg)
 		if (!n.failed && cfg->replaced) {
 			/* A new process with our peer id connects: the server drops us. */
 			status_send(ST_READY, 0);
-			if (run(&n, got_down, &want_downs, now_ms() + DEADLINE_MS, NULL, 0, NULL) == 0 &&
+			if (run(&n, got_down, &want_downs, now_ms() + DEADLINE_MS, NULL, 0, NULL) ==
+			        0 &&
 			    n.down_err != -ECONNRESET)
 				fail(&n, "replaced: on_down %d, expected -ECONNRESET", n.down_err);
 			fprintf(stderr, "client: replaced: on_down %d (%s)\n", n.down_err,
-				strerror(-n.down_err));
+			        strerror(-n.down_err));
 		}
 		if (!n.failed && cfg->idle_check) {
 			if (run(&n, idle_now, NULL, now_ms() + DEADLINE_MS, NULL, 0, NULL) == 0) {
@@ -912,16 +922,19 @@ static int client_main(void *arg)
 				for (int i = 0; i < nf; i++)
 					p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
 				int ready = poll(p, (nfds_t)nf, 100);
-				fprintf(stderr, "client: idle: trywait 0, %d fds ready after 100 ms\n",
-					ready);
+				fprintf(stderr,
+				        "client: idle: trywait 0, %d fds ready after 100 ms\n",
+				        ready);
 			}
 		}
 		struct pd_fabric_stats st;
 		pd_fabric_get_stats(n.fab, &st);
-		fprintf(stderr, "client: sent %" PRIu64 " (%" PRIu64 " B), received %" PRIu64
-			", credit msgs %" PRIu64 "/%" PRIu64 ", no_credit %" PRIu64
-			", max credits %u\n", st.msgs_sent, st.bytes_sent, st.msgs_recv,
-			st.credit_msgs_sent, st.credit_msgs_recv, st.no_credit, n.t[0].max_credits);
+		fprintf(stderr,
+		        "client: sent %" PRIu64 " (%" PRIu64 " B), received %" PRIu64
+		        ", credit msgs %" PRIu64 "/%" PRIu64 ", no_credit %" PRIu64
+		        ", max credits %u\n",
+		        st.msgs_sent, st.bytes_sent, st.msgs_recv, st.credit_msgs_sent,
+		        st.credit_msgs_recv, st.no_credit, n.t[0].max_credits);
 		for (int i = 0; i < n.nt; i++)
 			if (n.t[i].conn != NULL)
 				pd_fabric_disconnect(n.t[i].conn);
@@ -950,8 +963,11 @@ static int nolistener_main(void *arg)
 		fprintf(stderr, "nolistener: socket: %s\n", strerror(errno));
 		return 1;
 	}
-	struct client_cfg cfg = {.port = ntohs(a.sin_port), .tenants = 1, .credits = CLIENT_CREDITS,
-				 .release_fd = -1, .expect_err = -ECONNREFUSED};
+	struct client_cfg cfg = {.port = ntohs(a.sin_port),
+	                         .tenants = 1,
+	                         .credits = CLIENT_CREDITS,
+	                         .release_fd = -1,
+	                         .expect_err = -ECONNREFUSED};
 	int rc = client_main(&cfg);
 	close(s);
 	return rc;
@@ -1016,19 +1032,23 @@ static bool case_two_tenants(void)
 static bool case_bad_version(void)
 {
 	struct server_cfg s = {.tenants = 1, .peer_credits = CLIENT_CREDITS, .expect_refused = 1};
-	struct client_cfg c = {.tenants = 1, .credits = CLIENT_CREDITS,
-			       .version = PD_FABRIC_PROTO_VERSION + 1,
-			       .expect_err = -ECONNREFUSED};
+	struct client_cfg c = {.tenants = 1,
+	                       .credits = CLIENT_CREDITS,
+	                       .version = PD_FABRIC_PROTO_VERSION + 1,
+	                       .expect_err = -ECONNREFUSED};
 	return pair_case(&s, &c, false);
 }
 
 static bool case_peer_killed(void)
 {
 	int64_t limit = now_ms() + CASE_LIMIT_MS;
-	struct server_cfg scfg = {.tenants = 1, .peer_credits = FLOOD_CREDITS, .expect_downs = 2,
-				  .release_fd = -1, .flood = true};
-	struct client_cfg vcfg = {.tenants = 1, .credits = FLOOD_CREDITS, .release_fd = -1,
-				  .freeze = true};
+	struct server_cfg scfg = {.tenants = 1,
+	                          .peer_credits = FLOOD_CREDITS,
+	                          .expect_downs = 2,
+	                          .release_fd = -1,
+	                          .flood = true};
+	struct client_cfg vcfg = {
+	    .tenants = 1, .credits = FLOOD_CREDITS, .release_fd = -1, .freeze = true};
 	struct child s = {0}, v = {0}, c = {0};
 	bool ok = false;
 	uint32_t errors = 0;
@@ -1046,8 +1066,11 @@ static bool case_peer_killed(void)
 		goto out;
 	}
 	/* A new peer process connects to the same listener and works. */
-	struct client_cfg ccfg = {.port = vcfg.port, .tenants = 1, .pings = 500,
-				  .credits = CLIENT_CREDITS, .release_fd = -1};
+	struct client_cfg ccfg = {.port = vcfg.port,
+	                          .tenants = 1,
+	                          .pings = 500,
+	                          .credits = CLIENT_CREDITS,
+	                          .release_fd = -1};
 	if (spawn(&c, client_main, &ccfg) != 0)
 		goto out;
 	int crc = child_reap(&c, limit);
@@ -1065,10 +1088,13 @@ out:
 static bool case_replaced(void)
 {
 	int64_t limit = now_ms() + CASE_LIMIT_MS;
-	struct server_cfg scfg = {.tenants = 1, .peer_credits = CLIENT_CREDITS, .expect_downs = 2,
-				  .release_fd = -1};
-	struct client_cfg acfg = {.tenants = 1, .pings = 100, .credits = CLIENT_CREDITS,
-				  .release_fd = -1, .replaced = true};
+	struct server_cfg scfg = {
+	    .tenants = 1, .peer_credits = CLIENT_CREDITS, .expect_downs = 2, .release_fd = -1};
+	struct client_cfg acfg = {.tenants = 1,
+	                          .pings = 100,
+	                          .credits = CLIENT_CREDITS,
+	                          .release_fd = -1,
+	                          .replaced = true};
 	struct child s = {0}, a = {0}, b = {0};
 	bool ok = false;
 	if (spawn(&s, server_main, &scfg) != 0 || get_port(&s, &acfg.port) != 0)
@@ -1076,8 +1102,11 @@ static bool case_replaced(void)
 	if (spawn(&a, client_main, &acfg) != 0 ||
 	    status_wait(a.status_rd, ST_READY, NULL, now_ms() + DEADLINE_MS) != 0)
 		goto out;
-	struct client_cfg bcfg = {.port = acfg.port, .tenants = 1, .pings = 100,
-				  .credits = CLIENT_CREDITS, .release_fd = -1};
+	struct client_cfg bcfg = {.port = acfg.port,
+	                          .tenants = 1,
+	                          .pings = 100,
+	                          .credits = CLIENT_CREDITS,
+	                          .release_fd = -1};
 	if (spawn(&b, client_main, &bcfg) != 0)
 		goto out;
 	int brc = child_reap(&b, limit);
@@ -1085,8 +1114,8 @@ static bool case_replaced(void)
 	int src = child_reap(&s, limit);
 	ok = arc == 0 && brc == 0 && src == 0;
 	if (!ok)
-		fprintf(stderr, "old client exit %d, new client exit %d, server exit %d\n", arc, brc,
-			src);
+		fprintf(stderr, "old client exit %d, new client exit %d, server exit %d\n", arc,
+		        brc, src);
 out:
 	child_kill(&b);
 	child_kill(&a);
@@ -1105,8 +1134,8 @@ static bool case_no_listener(void)
 static bool case_idle(void)
 {
 	struct server_cfg s = {.tenants = 1, .peer_credits = CLIENT_CREDITS, .expect_downs = 1};
-	struct client_cfg c = {.tenants = 1, .pings = 20, .credits = CLIENT_CREDITS,
-			       .idle_check = true};
+	struct client_cfg c = {
+	    .tenants = 1, .pings = 20, .credits = CLIENT_CREDITS, .idle_check = true};
 	return pair_case(&s, &c, false);
 }
 
@@ -1116,13 +1145,13 @@ int main(void)
 		const char *name;
 		bool (*fn)(void);
 	} cases[] = {
-		{"ping-pong 10000 mixed sizes, credits, -EAGAIN and resume", case_pingpong},
-		{"two tenants on one pair of processes", case_two_tenants},
-		{"wrong protocol version refused", case_bad_version},
-		{"peer killed with sends in flight, then a new peer", case_peer_killed},
-		{"connect to a port with no listener", case_no_listener},
-		{"idle: trywait allows sleeping", case_idle},
-		{"same peer id reconnects while its old connection is up", case_replaced},
+	    {"ping-pong 10000 mixed sizes, credits, -EAGAIN and resume", case_pingpong},
+	    {"two tenants on one pair of processes", case_two_tenants},
+	    {"wrong protocol version refused", case_bad_version},
+	    {"peer killed with sends in flight, then a new peer", case_peer_killed},
+	    {"connect to a port with no listener", case_no_listener},
+	    {"idle: trywait allows sleeping", case_idle},
+	    {"same peer id reconnects while its old connection is up", case_replaced},
 	};
 	signal(SIGPIPE, SIG_IGN);
 	int passed = 0, failed = 0;
