@@ -86,42 +86,63 @@ static void post_receives(struct engine *e, struct tenant_rt *t)
 
 /* ---------------------------------------------------------------- sends */
 
-static void pend_push(struct tenant_rt *t, uint32_t idx)
+static void pend_push(struct tenant_rt *t, struct pend_queue *q, uint32_t idx)
 {
 	t->pend_next[idx] = PEND_NONE;
-	if (t->pend_tail == PEND_NONE)
-		t->pend_head = idx;
+	if (q->tail == PEND_NONE)
+		q->head = idx;
 	else
-		t->pend_next[t->pend_tail] = idx;
-	t->pend_tail = idx;
+		t->pend_next[q->tail] = idx;
+	q->tail = idx;
+	q->count++;
 	t->pend_count++;
 }
 
-static uint32_t pend_pop(struct tenant_rt *t)
+static void pend_pop(struct tenant_rt *t, struct pend_queue *q)
 {
-	uint32_t idx = t->pend_head;
-	if (idx == PEND_NONE)
-		return idx;
-	t->pend_head = t->pend_next[idx];
-	if (t->pend_head == PEND_NONE)
-		t->pend_tail = PEND_NONE;
+	uint32_t idx = q->head;
+	q->head = t->pend_next[idx];
+	if (q->head == PEND_NONE)
+		q->tail = PEND_NONE;
+	q->count--;
 	t->pend_count--;
-	return idx;
 }
 
-/* Try to send a response buffer to its ingress. 0 sent or dropped; -EAGAIN keep it. */
-static int try_send_response(struct engine *e, struct tenant_rt *t, uint32_t idx)
+static struct pend_queue *queue_of(struct tenant_rt *t, uint16_t dest)
 {
+	if (DEST_IS_INGRESS(dest))
+		return &t->pend[dest & (uint16_t)~PD_FABRIC_PEER_INGRESS];
+	return &t->pend[ENGINE_MAX_INGRESS + dest];
+}
+
+static struct pd_fabric_conn *conn_of(struct tenant_rt *t, uint16_t dest)
+{
+	if (DEST_IS_INGRESS(dest)) {
+		uint16_t origin = dest & (uint16_t)~PD_FABRIC_PEER_INGRESS;
+		return origin < ENGINE_MAX_INGRESS ? t->ingress[origin] : NULL;
+	}
+	return t->peers[dest].up ? t->peers[dest].conn : NULL;
+}
+
+static void fail_unsendable(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest);
+
+/*
+ * Try to send buffer idx to t->dest[idx]. 0: sent, or dealt with (freed, or turned into
+ * an error answer); -EAGAIN: no credit now, keep it queued.
+ */
+static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
+{
+	uint16_t dest = t->dest[idx];
+	struct pd_fabric_conn *conn = conn_of(t, dest);
+	if (conn == NULL) {
+		if (!DEST_IS_INGRESS(dest) && t->peers[dest].conn != NULL)
+			return -EAGAIN; /* still connecting: wait for on_up or on_down */
+		fail_unsendable(e, t, idx, dest);
+		return 0;
+	}
 	struct pd_msg_hdr *h = pd_pool_buf(&t->pool, idx);
 	struct pd_msg_hdr snap;
 	pd_msg_hdr_snapshot(&snap, h);
-	struct pd_fabric_conn *conn =
-		snap.origin < ENGINE_MAX_INGRESS ? t->ingress[snap.origin] : NULL;
-	if (conn == NULL) {
-		t->c.dropped++;
-		pd_pool_free(&t->pool, idx);
-		return 0;
-	}
 	uint64_t len = pd_msg_total_len(&snap);
 	pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_SENDING);
 	int rc = pd_fabric_send(conn, t->mr, h, len, ctx_encode((uint32_t)(t - e->tenants), idx));
@@ -130,31 +151,55 @@ static int try_send_response(struct engine *e, struct tenant_rt *t, uint32_t idx
 		return -EAGAIN;
 	}
 	if (rc != 0) {
-		t->c.dropped++;
-		pd_pool_free(&t->pool, idx);
+		pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_ENGINE);
+		fail_unsendable(e, t, idx, dest);
 		return 0;
 	}
 	t->c.msgs_out++;
 	t->c.bytes_out += len;
+	if (!DEST_IS_INGRESS(dest)) {
+		struct peer_link *p = &t->peers[dest];
+		p->inflight++;
+		p->sent++;
+		peer_note_forward(p, &snap);
+		t->c.to_peers++;
+	}
 	return 0;
+}
+
+/* Queue buffer idx for dest behind what already waits there, or send it now. */
+static void send_to(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest)
+{
+	t->dest[idx] = dest;
+	struct pend_queue *q = queue_of(t, dest);
+	/* Keep order: nothing overtakes what already waits for a credit. */
+	if (q->count > 0 || try_send(e, t, idx) == -EAGAIN)
+		pend_push(t, q, idx);
 }
 
 static void send_response(struct engine *e, struct tenant_rt *t, uint32_t idx)
 {
-	/* Keep order: nothing overtakes what already waits for a credit. */
-	if (t->pend_count > 0 || try_send_response(e, t, idx) == -EAGAIN)
-		pend_push(t, idx);
+	struct pd_msg_hdr *h = pd_pool_buf(&t->pool, idx);
+	uint16_t origin = h->origin;
+	if (origin >= ENGINE_MAX_INGRESS) {
+		t->c.dropped++;
+		pd_pool_free(&t->pool, idx);
+		return;
+	}
+	send_to(e, t, idx, DEST_INGRESS(origin));
 }
 
 static int flush_pending(struct engine *e, struct tenant_rt *t)
 {
 	int sent = 0;
-	while (t->pend_count > 0) {
-		uint32_t idx = t->pend_head;
-		if (try_send_response(e, t, idx) == -EAGAIN)
-			break;
-		pend_pop(t);
-		sent++;
+	for (uint32_t d = 0; d < NDEST && t->pend_count > 0; d++) {
+		struct pend_queue *q = &t->pend[d];
+		while (q->count > 0) {
+			if (try_send(e, t, q->head) == -EAGAIN)
+				break;
+			pend_pop(t, q);
+			sent++;
+		}
 	}
 	return sent;
 }
@@ -176,6 +221,30 @@ void engine_send_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint
 	h->resp_meta_len = 0;
 	t->c.errors_sent++;
 	send_response(e, t, idx);
+}
+
+/* A buffer could not go where it was headed: answer its request with an error, or drop
+ * an answer that has nowhere to go. */
+static void fail_unsendable(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest)
+{
+	if (DEST_IS_INGRESS(dest)) {
+		t->c.dropped++;
+		pd_pool_free(&t->pool, idx);
+		return;
+	}
+	t->c.lost_with_peer++;
+	engine_send_error(e, t, idx, 502, "next node is unreachable\n");
+}
+
+/* Drop or fail everything queued for a destination that went away. */
+static void fail_queue(struct engine *e, struct tenant_rt *t, uint16_t dest)
+{
+	struct pend_queue *q = queue_of(t, dest);
+	while (q->count > 0) {
+		uint32_t idx = q->head;
+		pend_pop(t, q);
+		fail_unsendable(e, t, idx, dest);
+	}
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -203,19 +272,54 @@ static struct instance *pick_instance(struct tenant_rt *t, uint16_t fn)
 	return best != NULL ? best : fallback;
 }
 
+static uint32_t peer_load(const struct tenant_rt *t, const struct peer_link *p)
+{
+	return p->inflight + t->pend[ENGINE_MAX_INGRESS + p->node].count;
+}
+
 /*
- * A request (from the fabric or a function) whose header was checked: hand it to an
- * instance of the function at its hop.
+ * Pick the connected peer running fn with the fewest sends outstanding. If none is
+ * connected but this engine is connecting to one (start-up, reconnect), pick that one:
+ * the request waits for the link, and fails if the attempt does. NULL: none.
+ */
+static struct peer_link *pick_peer(struct engine *e, struct tenant_rt *t, uint16_t fn)
+{
+	const struct pd_config_function *f = &e->cfg->functions[fn];
+	struct peer_link *best = NULL, *connecting = NULL;
+	for (uint32_t k = 0; k < f->node_idx_count; k++) {
+		if (f->node_idx[k] == e->node)
+			continue;
+		struct peer_link *p = &t->peers[f->node_idx[k]];
+		if (!p->up) {
+			if (p->conn != NULL && connecting == NULL)
+				connecting = p;
+			continue;
+		}
+		if (best == NULL || peer_load(t, p) < peer_load(t, best))
+			best = p;
+	}
+	return best != NULL ? best : connecting;
+}
+
+/*
+ * A request whose header was checked: hand it to a local instance of the function at
+ * its hop, or (if allowed: it came from this node) to the least loaded peer running it.
  */
 static void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx,
-			  const struct pd_msg_hdr *h)
+			  const struct pd_msg_hdr *h, bool may_leave)
 {
 	const struct pd_config_route *r = &e->cfg->routes[h->route];
 	uint16_t fn = (uint16_t)r->chain_idx[h->hop];
 	struct instance *in = pick_instance(t, fn);
 	if (in == NULL) {
-		/* Cross-node hops are not routed by this engine yet. */
-		engine_send_error(e, t, idx, 502, "function not available on this node\n");
+		struct peer_link *p = may_leave ? pick_peer(e, t, fn) : NULL;
+		if (p == NULL) {
+			engine_send_error(e, t, idx, 502,
+					  may_leave ? "no node running the next function is reachable\n"
+						    : "function not available on this node\n");
+			return;
+		}
+		send_to(e, t, idx, p->node);
 		return;
 	}
 	pd_pool_set(&t->pool, idx, in->slot, PD_BUF_IN_RING);
@@ -274,7 +378,7 @@ static int drain_engine_ring(struct engine *e, struct tenant_rt *t)
 		if (snap.flags & PD_MSG_F_RESPONSE)
 			send_response(e, t, idx);
 		else
-			route_request(e, t, idx, &snap);
+			route_request(e, t, idx, &snap, true);
 	}
 	return n;
 }
@@ -291,7 +395,6 @@ static struct tenant_rt *tenant_of_ctx(struct engine *e, const void *ctx, uint32
 
 static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_t len)
 {
-	(void)conn;
 	struct engine *e = app;
 	uint32_t idx;
 	struct tenant_rt *t = tenant_of_ctx(e, buf_ctx, &idx);
@@ -313,7 +416,16 @@ static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_
 		pd_pool_free(&t->pool, idx);
 		return;
 	}
-	route_request(e, t, idx, &snap);
+	uint16_t peer = pd_fabric_conn_peer(conn);
+	bool from_ingress = (peer & PD_FABRIC_PEER_INGRESS) != 0;
+	if (!from_ingress && peer < PD_MAX_NODES) {
+		peer_note_return(&t->peers[peer], &snap);
+		t->peers[peer].received++;
+		t->c.from_peers++;
+	}
+	/* A request from a peer was sent here because this node runs its next function: it
+	 * never travels on from here, so two nodes can never bounce it between them. */
+	route_request(e, t, idx, &snap, from_ingress);
 }
 
 static void on_recv_cancel(void *app, void *buf_ctx)
@@ -329,6 +441,11 @@ static void on_send_done(void *app, void *send_ctx, int status)
 	struct engine *e = app;
 	uint32_t idx;
 	struct tenant_rt *t = tenant_of_ctx(e, send_ctx, &idx);
+	uint16_t dest = t->dest[idx];
+	if (!DEST_IS_INGRESS(dest) && dest < PD_MAX_NODES && t->peers[dest].inflight > 0)
+		t->peers[dest].inflight--;
+	/* A failed send to a peer is answered when the peer's link goes down (it has the
+	 * request id on record); a failed answer to the ingress is its timeout's to handle. */
 	if (status != 0)
 		t->c.dropped++;
 	pd_pool_free(&t->pool, idx);
@@ -343,30 +460,40 @@ static int on_connect_request(void *app, const struct pd_fabric_hello *hello,
 			    hello->peer_id, hello->tenant, e->node_conf->name);
 		return -ENOENT;
 	}
-	if ((hello->peer_id & PD_FABRIC_PEER_INGRESS) == 0 ||
-	    (hello->peer_id & ~PD_FABRIC_PEER_INGRESS) >= ENGINE_MAX_INGRESS) {
-		PD_LOG_WARN(COMP, 0, "refused peer %#x: not a known ingress", hello->peer_id);
-		return -EPERM;
-	}
 	struct tenant_rt *t = &e->tenants[e->tenant_map[hello->tenant]];
+	if (hello->peer_id & PD_FABRIC_PEER_INGRESS) {
+		if ((hello->peer_id & ~PD_FABRIC_PEER_INGRESS) >= ENGINE_MAX_INGRESS) {
+			PD_LOG_WARN(COMP, 0, "refused peer %#x: not a known ingress", hello->peer_id);
+			return -EPERM;
+		}
+		*conn_ctx = t;
+	} else {
+		uint16_t node = hello->peer_id;
+		if (node >= e->cfg->nodes_count || node == e->node || !t->peers[node].hosts_tenant ||
+		    t->peers[node].active) {
+			PD_LOG_WARN(COMP, 0, "refused peer %u for tenant %s: not a node that connects "
+					     "to node %s", node, t->conf->name, e->node_conf->name);
+			return -EPERM;
+		}
+		*conn_ctx = &t->peers[node];
+	}
 	*rx = t->rx;
-	uint32_t c = t->rx_depth - 2;
-	*credits = (uint16_t)(c > UINT16_MAX ? UINT16_MAX : c);
-	*conn_ctx = t;
+	*credits = t->credits_per_link;
 	return 0;
 }
 
 static void on_up(void *app, struct pd_fabric_conn *conn)
 {
 	struct engine *e = app;
-	struct tenant_rt *t = pd_fabric_conn_ctx(conn);
 	uint16_t peer = pd_fabric_conn_peer(conn);
-	uint16_t origin = peer & (uint16_t)~PD_FABRIC_PEER_INGRESS;
-	if (origin < ENGINE_MAX_INGRESS) {
-		if (t->ingress[origin] != NULL && t->ingress[origin] != conn)
-			pd_fabric_disconnect(t->ingress[origin]);
-		t->ingress[origin] = conn;
+	if (!(peer & PD_FABRIC_PEER_INGRESS)) {
+		peer_up(e, pd_fabric_conn_ctx(conn), conn);
+		return;
 	}
+	struct tenant_rt *t = pd_fabric_conn_ctx(conn);
+	uint16_t origin = peer & (uint16_t)~PD_FABRIC_PEER_INGRESS;
+	if (origin < ENGINE_MAX_INGRESS)
+		t->ingress[origin] = conn;
 	PD_LOG_INFO(COMP, "node %s: ingress %u connected for tenant %s", e->node_conf->name,
 		    origin, t->conf->name);
 }
@@ -374,6 +501,15 @@ static void on_up(void *app, struct pd_fabric_conn *conn)
 static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 {
 	struct engine *e = app;
+	uint16_t peer = pd_fabric_conn_peer(conn);
+	if (!(peer & PD_FABRIC_PEER_INGRESS)) {
+		struct peer_link *p = pd_fabric_conn_ctx(conn);
+		if (p != NULL && p->conn == conn) {
+			peer_down(e, p, conn, err);
+			fail_queue(e, p->tenant, p->node);
+		}
+		return;
+	}
 	struct tenant_rt *t = pd_fabric_conn_ctx(conn);
 	if (t == NULL)
 		return;
@@ -382,6 +518,7 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 			t->ingress[i] = NULL;
 			PD_LOG_INFO(COMP, "node %s: ingress %d disconnected for tenant %s (%s)",
 				    e->node_conf->name, i, t->conf->name, strerror(-err));
+			fail_queue(e, t, DEST_INGRESS(i));
 		}
 	}
 }
@@ -416,14 +553,23 @@ static void stats_answer(struct engine *e, int fd)
 			"engine_payload_copied_bytes=%lu function_payload_copied_bytes=%lu "
 			"function_meta_copied_bytes=%lu function_handled=%lu function_bad_input=%lu "
 			"errors_sent=%lu reclaimed=%lu restarts=%lu hung_killed=%lu "
-			"pending_sends=%u\n",
+			"pending_sends=%u to_peers=%lu from_peers=%lu lost_with_peer=%lu\n",
 			t->conf->name, t->pool.nbuffers, census[PD_BUF_FREE],
 			t->pool.nbuffers - census[PD_BUF_FREE] - census[PD_BUF_RX_POSTED],
 			census[PD_BUF_RX_POSTED], c->msgs_in, c->bytes_in, c->msgs_out,
 			c->bytes_out, c->to_functions, c->bad_descriptors, c->bad_headers,
 			c->dropped, c->payload_copied, fn_copied, fn_meta, fn_handled, fn_bad,
 			c->errors_sent, c->reclaimed, c->function_restarts, c->hung_killed,
-			t->pend_count);
+			t->pend_count, c->to_peers, c->from_peers, c->lost_with_peer);
+		for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
+			const struct peer_link *p = &t->peers[n];
+			if (!p->hosts_tenant)
+				continue;
+			fprintf(f, "  peer %s state=%s sent=%lu received=%lu inflight=%u queued=%u "
+				   "lost=%lu\n",
+				e->cfg->nodes[n].name, p->up ? "up" : "down", p->sent, p->received,
+				p->inflight, t->pend[ENGINE_MAX_INGRESS + n].count, p->lost);
+		}
 		for (uint16_t s = 0; s < t->ninst; s++) {
 			const struct instance *in = &t->inst[s];
 			static const char *const names[] = {"down", "starting", "running",
@@ -502,7 +648,8 @@ static int tenants_init(struct engine *e)
 		t->tenant = (uint16_t)ti;
 		t->conf = &cfg->tenants[ti];
 		t->engine_efd = -1;
-		t->pend_head = t->pend_tail = PEND_NONE;
+		for (uint32_t d = 0; d < NDEST; d++)
+			t->pend[d].head = t->pend[d].tail = PEND_NONE;
 		uint64_t max_timeout = 0;
 		for (uint32_t r = 0; r < cfg->routes_count; r++)
 			if (cfg->routes[r].tenant_idx == ti && cfg->routes[r].timeout_ms > max_timeout)
@@ -528,8 +675,12 @@ static int tenants_init(struct engine *e)
 		t->pool_ok = true;
 		t->ninst = (uint16_t)ninst;
 		t->pend_next = calloc(t->pool.nbuffers, sizeof(uint32_t));
-		if (t->pend_next == NULL)
+		t->dest = calloc(t->pool.nbuffers, sizeof(uint16_t));
+		if (t->pend_next == NULL || t->dest == NULL)
 			return -ENOMEM;
+		rc = peers_init(e, t);
+		if (rc != 0)
+			return rc;
 		t->engine_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (t->engine_efd < 0)
 			return -errno;
@@ -556,6 +707,14 @@ static int tenants_init(struct engine *e)
 		}
 		t->rx_missing = t->rx_depth;
 		post_receives(e, t);
+		/* The receives are shared by the ingress link and every peer link. */
+		uint32_t links = 1;
+		for (uint32_t n = 0; n < cfg->nodes_count; n++)
+			links += t->peers[n].hosts_tenant;
+		uint32_t c = t->rx_depth / links;
+		if (c < PD_FABRIC_CREDITS_MIN)
+			c = PD_FABRIC_CREDITS_MIN;
+		t->credits_per_link = (uint16_t)(c > UINT16_MAX ? UINT16_MAX : c);
 	}
 	return 0;
 }
@@ -566,7 +725,9 @@ static void tenants_fini(struct engine *e)
 		struct tenant_rt *t = &e->tenants[i];
 		if (t->engine_efd >= 0)
 			close(t->engine_efd);
+		peers_fini(t);
 		free(t->pend_next);
+		free(t->dest);
 	}
 }
 
@@ -660,6 +821,7 @@ static void run_loop(struct engine *e)
 		uint64_t now = pd_now_ns();
 		if (now >= next_tick) {
 			sup_tick(e, now);
+			peers_tick(e, now);
 			for (uint32_t i = 0; i < e->ntenants; i++)
 				post_receives(e, &e->tenants[i]);
 			next_tick = now + ENGINE_TICK_MS * 1000000ull;
@@ -679,9 +841,10 @@ static void run_loop(struct engine *e)
 		for (uint32_t i = 0; i < e->ntenants; i++)
 			pd_ring_sleep_begin(&e->tenants[i].pool.engine_ring);
 		bool busy = pd_fabric_trywait(e->fab) != 0;
+		/* Sends waiting for a credit need no polling: credits arrive as completions,
+		 * which wake the fabric's wait fds. */
 		for (uint32_t i = 0; i < e->ntenants && !busy; i++)
-			busy = !pd_ring_looks_empty(&e->tenants[i].pool.engine_ring) ||
-			       e->tenants[i].pend_count > 0;
+			busy = !pd_ring_looks_empty(&e->tenants[i].pool.engine_ring);
 		int timeout = (int)((next_tick - now) / 1000000ull) + 1;
 		int n = epoll_wait(e->epfd, evs, PD_ARRAY_SIZE(evs), busy ? 0 : timeout);
 		for (uint32_t i = 0; i < e->ntenants; i++)

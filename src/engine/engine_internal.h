@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "fabric/fabric.h"
+#include "shm/msg.h"
 #include "shm/pool.h"
 
 #define ENGINE_TICK_MS 100
@@ -47,6 +48,45 @@ struct tenant_counters {
 	uint64_t function_restarts;
 	uint64_t hung_killed;
 	uint64_t rx_repost_deferred; /* receive could not be reposted at once */
+	uint64_t to_peers;           /* requests forwarded to another node */
+	uint64_t from_peers;         /* requests received from another node */
+	uint64_t lost_with_peer;     /* requests failed because their peer died */
+};
+
+/* Where a buffer waiting to be sent goes: an ingress (PD_FABRIC_PEER_INGRESS | origin)
+ * or a node index. */
+#define DEST_INGRESS(origin) ((uint16_t)(PD_FABRIC_PEER_INGRESS | (origin)))
+#define DEST_IS_INGRESS(d) (((d) & PD_FABRIC_PEER_INGRESS) != 0)
+#define NDEST (ENGINE_MAX_INGRESS + PD_MAX_NODES)
+
+/* A request this engine forwarded to a peer, remembered so that it can be failed at once
+ * if the peer dies while holding it. */
+struct forwarded {
+	uint64_t request_id; /* 0: empty */
+	uint64_t sent_ns;
+	uint16_t origin;
+	uint16_t route;
+};
+
+/* The link of one tenant to one peer engine. */
+struct peer_link {
+	struct tenant_rt *tenant;
+	uint16_t node;
+	bool hosts_tenant; /* the peer runs functions of this tenant: a link exists */
+	bool active;       /* this engine connects (lower node index); the peer accepts */
+	bool up;
+	struct pd_fabric_conn *conn;
+	uint64_t retry_at_ns;
+	uint32_t backoff_ms;
+	uint32_t inflight; /* sends posted and not completed */
+	struct forwarded *fwd; /* direct-mapped by request slot */
+	uint32_t fwd_mask;
+	uint64_t sent, received, lost;
+};
+
+/* A FIFO of buffers waiting for a credit, linked through tenant_rt.pend_next. */
+struct pend_queue {
+	uint32_t head, tail, count;
 };
 
 struct tenant_rt {
@@ -62,9 +102,13 @@ struct tenant_rt {
 	uint16_t ninst;
 	struct instance inst[PD_MAX_INSTANCES]; /* by slot */
 	struct pd_fabric_conn *ingress[ENGINE_MAX_INGRESS];
-	/* Buffers waiting for a send credit: FIFO linked through pend_next. */
+	struct peer_link peers[PD_MAX_NODES];
+	uint16_t credits_per_link; /* receives reserved for each ingress or peer link */
+	/* Buffers waiting for a send credit, one FIFO per destination. */
 	uint32_t *pend_next;
-	uint32_t pend_head, pend_tail, pend_count;
+	uint16_t *dest; /* per buffer: where it is being sent */
+	struct pend_queue pend[NDEST];
+	uint32_t pend_count;
 	uint64_t hang_ns;
 	struct tenant_counters c;
 };
@@ -85,6 +129,15 @@ struct engine {
 	bool stopping;
 	uint64_t spin_ns;
 };
+
+/* peers.c */
+int peers_init(struct engine *e, struct tenant_rt *t);
+void peers_fini(struct tenant_rt *t);
+void peers_tick(struct engine *e, uint64_t now_ns);
+void peer_up(struct engine *e, struct peer_link *p, struct pd_fabric_conn *conn);
+void peer_down(struct engine *e, struct peer_link *p, struct pd_fabric_conn *conn, int err);
+void peer_note_forward(struct peer_link *p, const struct pd_msg_hdr *h);
+void peer_note_return(struct peer_link *p, const struct pd_msg_hdr *h);
 
 /* supervisor.c */
 int sup_init(struct engine *e);

@@ -69,14 +69,27 @@ int sup_init(struct engine *e)
 	return 0;
 }
 
+/* Try again after the current backoff, and double it for next time. */
+static void schedule_restart(struct engine *e, struct instance *in)
+{
+	in->state = INST_DOWN;
+	in->restart_at_ns = pd_now_ns() + in->backoff_ms * 1000000ull;
+	in->backoff_ms *= 2;
+	if (in->backoff_ms > e->cfg->engine.restart_backoff_max_ms)
+		in->backoff_ms = e->cfg->engine.restart_backoff_max_ms;
+	in->restarts++;
+	in->tenant->c.function_restarts++;
+}
+
 static void spawn(struct engine *e, struct instance *in)
 {
 	const struct pd_config_function *fc = &e->cfg->functions[in->function];
 	char path[PATH_MAX];
 	if (pd_config_resolve_exec(e->cfg, fc, path, sizeof(path)) != 0 || access(path, X_OK) != 0) {
-		PD_LOG_ERR(COMP, errno, "function %s: cannot execute %s", fc->name, path);
-		in->state = INST_DOWN;
-		in->restart_at_ns = pd_now_ns() + in->backoff_ms * 1000000ull;
+		/* Say it once, then keep trying quietly: the file may yet appear. */
+		if (in->restarts == 0 || in->backoff_ms < e->cfg->engine.restart_backoff_max_ms)
+			PD_LOG_ERR(COMP, errno, "function %s: cannot execute %s", fc->name, path);
+		schedule_restart(e, in);
 		return;
 	}
 	char *argv[2 + 64];
@@ -90,7 +103,7 @@ static void spawn(struct engine *e, struct instance *in)
 	pid_t pid = fork();
 	if (pid < 0) {
 		PD_LOG_ERR(COMP, errno, "function %s: fork", fc->name);
-		in->restart_at_ns = pd_now_ns() + in->backoff_ms * 1000000ull;
+		schedule_restart(e, in);
 		return;
 	}
 	if (pid == 0) {
@@ -106,6 +119,7 @@ static void spawn(struct engine *e, struct instance *in)
 		setenv(PD_ENGINE_SOCKET_ENV, e->attach_name, 1);
 		setenv("PD_FUNCTION", fc->name, 1);
 		setenv("PD_TENANT", in->tenant->conf->name, 1);
+		setenv("PD_NODE", e->node_conf->name, 1);
 		execv(path, argv);
 		fprintf(stderr, "palladium: exec %s: %s\n", path, strerror(errno));
 		_exit(127);
@@ -320,12 +334,7 @@ void sup_on_sigchld(struct engine *e)
 			PD_LOG_WARN(COMP, 0, "function %s pid %d exited with status %d; restart in "
 					     "%lu ms", name, (int)pid, WEXITSTATUS(status),
 				    (unsigned long)in->backoff_ms);
-		in->restart_at_ns = now + in->backoff_ms * 1000000ull;
-		in->backoff_ms *= 2;
-		if (in->backoff_ms > e->cfg->engine.restart_backoff_max_ms)
-			in->backoff_ms = e->cfg->engine.restart_backoff_max_ms;
-		in->restarts++;
-		in->tenant->c.function_restarts++;
+		schedule_restart(e, in);
 	}
 }
 

@@ -133,6 +133,9 @@ static void metrics_counters(FILE *f, const struct ingress *ing)
 		"Response headers dropped for an invalid name or value.", s->invalid_headers);
 	counter(f, "palladium_ingress_send_failures_total", "Request sends the fabric failed.",
 		s->send_failures);
+	counter(f, "palladium_ingress_lost_on_link_down_total",
+		"Requests failed with 502 because the engine holding them went away.",
+		s->lost_on_link_down);
 	counter(f, "palladium_ingress_post_failures_total", "Receive posts the fabric refused.",
 		s->post_failures);
 

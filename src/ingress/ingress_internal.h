@@ -164,6 +164,7 @@ struct ing_stats {
 	uint64_t skipped_headers;
 	uint64_t invalid_headers;
 	uint64_t send_failures;
+	uint64_t lost_on_link_down; /* requests failed because their engine link went down */
 	uint64_t post_failures;
 };
 

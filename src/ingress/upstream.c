@@ -291,6 +291,7 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 	if (l == NULL || l->conn != conn)
 		return;
 	bool was_up = l->up;
+	uint32_t lost_epoch = l->epoch;
 	l->conn = NULL;
 	l->up = false;
 	l->epoch++;
@@ -298,6 +299,16 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 	if (ing->closing)
 		return;
 	link_log_down(l, was_up, err);
+
+	/* Requests the lost engine had taken will not come back from it: fail them now
+	 * rather than at their timeout. */
+	for (uint32_t i = 0; i < ing->nslots; i++) {
+		struct ing_slot *s = &ing->slots[i];
+		if (s->state == SLOT_SENT && s->link == l && s->link_epoch == lost_epoch) {
+			ing->stats.lost_on_link_down++;
+			ing_slot_fail(ing, s, 502, "node failed\n");
+		}
+	}
 
 	/* Requests still waiting for a credit go to another engine of their route, or fail. */
 	h2o_linklist_t moved;
@@ -476,7 +487,11 @@ int ing_fabric_open(struct ingress *ing)
 		return rc;
 	}
 
-	/* Which (node, tenant) pairs run hop 0 of some route. */
+	/*
+	 * A link to every (node, tenant) pair where the node runs a function of the tenant:
+	 * hop 0 goes out on some of them, and a response comes back from whichever node ran
+	 * the last hop (or failed the request).
+	 */
 	uint32_t nn = cfg->nodes_count, nt = ing->ntenants;
 	int32_t *link_of = malloc(sizeof(*link_of) * ((size_t)nn * nt + 1));
 	if (link_of == NULL)
@@ -484,13 +499,12 @@ int ing_fabric_open(struct ingress *ing)
 	for (size_t i = 0; i < (size_t)nn * nt; i++)
 		link_of[i] = -1;
 	uint32_t nlinks = 0;
-	for (uint32_t r = 0; r < ing->nroutes; r++) {
-		const struct pd_config_route *rc_ = ing->routes[r].cfg;
-		if (rc_->chain_count == 0)
+	for (uint32_t fi = 0; fi < cfg->functions_count; fi++) {
+		const struct pd_config_function *f = &cfg->functions[fi];
+		if (f->tenant_idx >= nt)
 			continue;
-		const struct pd_config_function *f = &cfg->functions[rc_->chain_idx[0]];
 		for (uint32_t k = 0; k < f->node_idx_count; k++) {
-			size_t key = (size_t)rc_->tenant_idx * nn + f->node_idx[k];
+			size_t key = (size_t)f->tenant_idx * nn + f->node_idx[k];
 			if (f->node_idx[k] < nn && link_of[key] < 0)
 				link_of[key] = (int32_t)nlinks++;
 		}
