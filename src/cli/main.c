@@ -16,7 +16,7 @@ static const char usage[] =
 	"usage: palladium COMMAND [ARGS]\n"
 	"\n"
 	"Commands:\n"
-	"  up FILE                   run the whole cluster of FILE on this machine, in the\n"
+	"  up [--netns] FILE         run the whole cluster of FILE on this machine, in the\n"
 	"                            foreground (Ctrl-C stops it)\n"
 	"  engine FILE --node NAME   run the network engine (and functions) of one node\n"
 	"  ingress FILE              run the HTTP ingress\n"

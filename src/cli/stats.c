@@ -16,20 +16,19 @@
 
 #define STATS_MAX (1u << 20)
 
-static int query(const char *name, char *buf, size_t cap)
+static int query(const char *path, char *buf, size_t cap)
 {
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	size_t n = strlen(name);
-	if (n + 1 >= sizeof(sa.sun_path)) {
+	size_t n = strlen(path);
+	if (n >= sizeof(sa.sun_path)) {
 		close(fd);
 		return -ENAMETOOLONG;
 	}
-	memcpy(sa.sun_path + 1, name, n);
-	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-	if (connect(fd, (struct sockaddr *)&sa, salen) != 0) {
+	memcpy(sa.sun_path, path, n);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		int err = -errno;
 		close(fd);
 		return err;
@@ -85,9 +84,10 @@ int cli_stats(int argc, char **argv)
 		if (node != NULL && strcmp(node, cfg->nodes[i].name) != 0)
 			continue;
 		found = true;
-		char name[128];
-		pd_engine_stats_socket_name(cfg, i, name, sizeof(name));
-		int rc = query(name, buf, STATS_MAX);
+		char path[128];
+		int rc = pd_engine_stats_socket_path(cfg, i, path, sizeof(path));
+		if (rc == 0)
+			rc = query(path, buf, STATS_MAX);
 		if (rc != 0) {
 			printf("node %s: no answer (%s)\n", cfg->nodes[i].name, strerror(-rc));
 			status = 1;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* palladium up: run every component of a cluster file on this machine, in the foreground. */
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/netns.h"
 #include "common/config.h"
 
 #define STOP_TIMEOUT_MS 4000
@@ -22,7 +24,7 @@ struct child {
 	char what[80];
 };
 
-static pid_t start(char *const argv[], const sigset_t *oldmask)
+static pid_t start(char *const argv[], const sigset_t *oldmask, const char *netns)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -33,6 +35,14 @@ static pid_t start(char *const argv[], const sigset_t *oldmask)
 	if (getppid() != parent)
 		_exit(1);
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	if (netns != NULL) {
+		int rc = netns_enter(netns);
+		if (rc != 0) {
+			fprintf(stderr, "palladium up: enter network namespace %s: %s\n", netns,
+				strerror(-rc));
+			_exit(127);
+		}
+	}
 	execv("/proc/self/exe", argv);
 	fprintf(stderr, "palladium up: exec: %s\n", strerror(errno));
 	_exit(127);
@@ -90,17 +100,26 @@ static void stop_all(struct child *kids, int n)
 int cli_up(int argc, char **argv)
 {
 	static const char help[] =
-		"usage: palladium up FILE\n"
+		"usage: palladium up [--netns] FILE\n"
 		"\n"
 		"Run the whole cluster described by FILE on this machine, in the foreground: one\n"
 		"engine per node (each starts its node's functions) and the ingress. Ctrl-C or\n"
 		"SIGTERM stops every process it started. If any component exits on its own, the\n"
-		"others are stopped too and the exit status is 1.\n";
+		"others are stopped too and the exit status is 1.\n"
+		"\n"
+		"  --netns   put the ingress and each node in a network namespace of its own\n"
+		"            (pd<pid>-ingress, pd<pid>-node-<name>), joined by veth pairs to a\n"
+		"            bridge, with the addresses from FILE; removed when `up` ends, however\n"
+		"            it ends. Needs root. Every node and the ingress need their own IPv4\n"
+		"            address (127.0.0.x addresses work).\n";
 	const char *file = NULL;
+	bool use_netns = false;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(help, stdout);
 			return 0;
+		} else if (strcmp(argv[i], "--netns") == 0) {
+			use_netns = true;
 		} else if (argv[i][0] != '-' && file == NULL) {
 			file = argv[i];
 		} else {
@@ -115,6 +134,37 @@ int cli_up(int argc, char **argv)
 	struct pd_config *cfg = cli_load(file);
 	if (cfg == NULL)
 		return 1;
+
+	struct netns_plan *plan = NULL;
+	pid_t janitor = -1;
+	int janitor_fd = -1;
+	if (use_netns) {
+		if (geteuid() != 0) {
+			fprintf(stderr, "palladium up --netns: needs root, to create network "
+					"namespaces and veth pairs; run it as root, or without --netns\n");
+			pd_config_free(cfg);
+			return 1;
+		}
+		plan = calloc(1, sizeof(*plan));
+		if (plan == NULL || netns_plan(cfg, getpid(), plan, stderr) != 0) {
+			free(plan);
+			pd_config_free(cfg);
+			return 1;
+		}
+		/* The janitor first, so that nothing created can outlive us. */
+		janitor_fd = netns_janitor(plan, &janitor);
+		if (janitor_fd < 0 || netns_create(plan, stderr) != 0) {
+			if (janitor_fd >= 0) {
+				close(janitor_fd);
+				waitpid(janitor, NULL, 0);
+			}
+			fprintf(stderr, "palladium up --netns: could not set up the namespaces "
+					"(is iproute2 installed?)\n");
+			free(plan);
+			pd_config_free(cfg);
+			return 1;
+		}
+	}
 
 	sigset_t mask, oldmask;
 	sigemptyset(&mask);
@@ -136,22 +186,30 @@ int cli_up(int argc, char **argv)
 				NULL};
 		snprintf(kids[n].what, sizeof(kids[n].what), "engine of node %s",
 			 cfg->nodes[i].name);
-		kids[n].pid = start(args, &oldmask);
+		kids[n].pid = start(args, &oldmask, plan != NULL ? plan->comp[1 + i].ns : NULL);
 		if (kids[n].pid > 0)
 			n++;
 	}
 	char *iargs[] = {"palladium", "ingress", (char *)file, NULL};
 	if (kids != NULL) {
 		snprintf(kids[n].what, sizeof(kids[n].what), "ingress");
-		kids[n].pid = start(iargs, &oldmask);
+		kids[n].pid = start(iargs, &oldmask, plan != NULL ? plan->comp[0].ns : NULL);
 		if (kids[n].pid > 0)
 			n++;
 	}
 	const char *example = cfg->routes_count > 0 ? cfg->routes[0].path : "/";
-	printf("palladium: cluster %s is starting: %u node(s), ingress on http://%s\n"
-	       "palladium: try   curl -s -d hello http://%s%s\n"
-	       "palladium: Ctrl-C stops it\n",
-	       file, cfg->nodes_count, cfg->ingress.listen, cfg->ingress.listen, example);
+	if (plan != NULL)
+		printf("palladium: cluster %s is starting: %u node(s) in network namespaces "
+		       "%s*, ingress on http://%s in %s\n"
+		       "palladium: try   ip netns exec %s curl -s -d hello http://%s%s\n"
+		       "palladium: Ctrl-C stops it\n",
+		       file, cfg->nodes_count, plan->prefix, cfg->ingress.listen, plan->comp[0].ns,
+		       plan->comp[0].ns, cfg->ingress.listen, example);
+	else
+		printf("palladium: cluster %s is starting: %u node(s), ingress on http://%s\n"
+		       "palladium: try   curl -s -d hello http://%s%s\n"
+		       "palladium: Ctrl-C stops it\n",
+		       file, cfg->nodes_count, cfg->ingress.listen, cfg->ingress.listen, example);
 	fflush(stdout);
 
 	int status = 0;
@@ -179,6 +237,11 @@ int cli_up(int argc, char **argv)
 		}
 	}
 	stop_all(kids, n);
+	if (janitor_fd >= 0) {
+		close(janitor_fd);
+		waitpid(janitor, NULL, 0);
+	}
+	free(plan);
 	printf("palladium: stopped\n");
 	free(kids);
 	close(sfd);

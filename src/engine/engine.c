@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -55,11 +56,28 @@ void engine_unwatch(struct engine *e, int fd)
 	epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-void pd_engine_stats_socket_name(const struct pd_config *cfg, uint32_t node_idx, char *buf,
-				 size_t len)
+static void runtime_dir(char *buf, size_t len)
+{
+	if (geteuid() == 0) {
+		snprintf(buf, len, "/run/palladium");
+	} else {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(buf, len, "%s/palladium-%u", tmp != NULL && tmp[0] == '/' ? tmp : "/tmp",
+			 (unsigned)geteuid());
+	}
+}
+
+int pd_engine_stats_socket_path(const struct pd_config *cfg, uint32_t node_idx, char *buf,
+				size_t len)
 {
 	const struct pd_config_node *n = &cfg->nodes[node_idx];
-	snprintf(buf, len, "palladium-engine.%s.%u.%s", n->address, (unsigned)n->port, n->name);
+	char dir[256];
+	runtime_dir(dir, sizeof(dir));
+	int w = snprintf(buf, len, "%s/engine.%s.%u.%s.sock", dir, n->address, (unsigned)n->port,
+			 n->name);
+	return w < 0 || (size_t)w >= len || (size_t)w >= sizeof(((struct sockaddr_un *)0)->sun_path)
+		       ? -ENAMETOOLONG
+		       : 0;
 }
 
 /* ---------------------------------------------------------------- receives */
@@ -627,6 +645,44 @@ static int listen_abstract(const char *name, int type)
 	return fd;
 }
 
+/*
+ * Listen on a Unix socket path. A socket file left by an engine that died is replaced;
+ * one that still answers belongs to a running engine: -EADDRINUSE.
+ */
+static int listen_path(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = strlen(path);
+	if (n >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, n);
+	char *slash = strrchr(sa.sun_path, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+		int rc = mkdir(sa.sun_path, 0700);
+		*slash = '/';
+		if (rc != 0 && errno != EEXIST)
+			return -errno;
+	}
+	int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return -errno;
+	bool alive = connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(probe);
+	if (alive)
+		return -EADDRINUSE;
+	unlink(path);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 static int tenants_init(struct engine *e)
 {
 	const struct pd_config *cfg = e->cfg;
@@ -928,13 +984,12 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		goto close_tenants;
 	}
 	engine_watch(e, e->attach_fd, W_ATTACH);
-	char stats_name[128];
-	pd_engine_stats_socket_name(cfg, node_idx, stats_name, sizeof(stats_name));
-	e->stats_fd = listen_abstract(stats_name, SOCK_SEQPACKET);
-	if (e->stats_fd < 0) {
-		rc = e->stats_fd;
-		PD_LOG_ERR(COMP, rc, "stats socket @%s (is another engine of node %s running?)",
-			   stats_name, e->node_conf->name);
+	rc = pd_engine_stats_socket_path(cfg, node_idx, e->stats_path, sizeof(e->stats_path));
+	if (rc == 0)
+		rc = e->stats_fd = listen_path(e->stats_path);
+	if (rc < 0) {
+		PD_LOG_ERR(COMP, rc, "stats socket %s (is another engine of node %s running?)",
+			   e->stats_path, e->node_conf->name);
 		goto close_attach;
 	}
 	engine_watch(e, e->stats_fd, W_STATS);
@@ -954,6 +1009,7 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	rc = 0;
 close_stats:
 	close(e->stats_fd);
+	unlink(e->stats_path);
 close_attach:
 	close(e->attach_fd);
 close_tenants:

@@ -3,6 +3,9 @@
 #ifndef PD_ENGINE_ENGINE_H
 #define PD_ENGINE_ENGINE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "common/config.h"
 
 /*
@@ -12,8 +15,13 @@
  */
 int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx);
 
-/* The abstract Unix socket name where engine of node_idx answers `palladium stats`. */
-void pd_engine_stats_socket_name(const struct pd_config *cfg, uint32_t node_idx, char *buf,
-				 size_t len);
+/*
+ * The Unix socket path where the engine of node_idx answers `palladium stats`: in
+ * /run/palladium for root, else in $TMPDIR (or /tmp)/palladium-<uid>. A path, not an
+ * abstract name, so that it is reachable across network namespaces (`up --netns`).
+ * Returns 0, or -ENAMETOOLONG.
+ */
+int pd_engine_stats_socket_path(const struct pd_config *cfg, uint32_t node_idx, char *buf,
+				size_t len);
 
 #endif

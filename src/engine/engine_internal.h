@@ -122,6 +122,7 @@ struct engine {
 	int attach_fd;
 	int stats_fd;
 	char attach_name[96];
+	char stats_path[128];
 	struct pd_fabric *fab;
 	struct tenant_rt *tenants; /* one per tenant with functions on this node */
 	uint32_t ntenants;
