@@ -59,9 +59,10 @@ PD_API unsigned pd_request_chain_length(const pd_request *req);
 /* ---- The response (written in place into a pool buffer) ---- */
 
 /*
- * Room for the body: returns a pointer to at least n writable bytes inside the pool
- * buffer, or NULL if n is more than the buffer holds (answer 413 then, see below).
- * Calling it again returns the same start with room for the new n.
+ * Room for the body: returns a pointer to at least n writable bytes inside a pool
+ * buffer, or NULL if n is more than a buffer holds (answer 413 then, see below) or the
+ * pool has no free buffer (the platform answers 503 for you if you then return an
+ * error). Calling it again returns the same start with room for the new n.
  */
 PD_API char *pd_response_reserve(pd_response *res, size_t n);
 /* How many bytes the body can hold at most. */
@@ -70,6 +71,12 @@ PD_API size_t pd_response_capacity(const pd_response *res);
 PD_API int pd_response_commit(pd_response *res, size_t n);
 /* Copy n bytes to the end of the body (a convenience: reserve + memcpy + commit). */
 PD_API int pd_response_append(pd_response *res, const void *data, size_t n);
+/*
+ * Pass the request body on unchanged as the response body, without a copy and without
+ * a new buffer (for functions that inspect, route or annotate). Headers and status may
+ * still be set. A later pd_response_reserve() cancels it. Returns 0.
+ */
+PD_API int pd_response_forward(pd_response *res);
 /* HTTP status of the final response (default 200). */
 PD_API void pd_response_set_status(pd_response *res, int status);
 /*

@@ -46,12 +46,18 @@ struct pd_request {
 };
 
 struct pd_response {
-	struct pd_msg_hdr *out;
+	uint32_t in_idx;
+	struct pd_msg_hdr *out; /* NULL until the body needs a buffer */
+	uint32_t out_idx;
+	bool alloc_failed;
+	bool forward; /* the request body is the response body: no new buffer */
 	size_t capacity; /* bytes the body may use */
 	size_t reserved;
 	size_t len;
 	int status;
 	bool error;
+	size_t err_len;
+	char err_msg[512];
 	struct pd_meta_writer headers;
 	uint8_t header_buf[RESP_META_MAX];
 };
@@ -129,10 +135,27 @@ PD_API unsigned pd_request_chain_length(const pd_request *req)
 
 /* ---------------------------------------------------------------- response */
 
+/* The output buffer, taken from the pool the first time the body needs it. */
+static struct pd_msg_hdr *ensure_out(pd_response *res)
+{
+	if (res->out != NULL)
+		return res->out;
+	if (res->alloc_failed || pd_pool_alloc(&rt.pool, rt.cfg.slot, &res->out_idx) != 0) {
+		res->alloc_failed = true;
+		return NULL;
+	}
+	pd_pool_set(&rt.pool, res->out_idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
+	atomic_store_explicit(&rt.pool.ctl[res->out_idx].since_ns, pd_now_ns(),
+			      memory_order_relaxed);
+	res->out = pd_pool_buf(&rt.pool, res->out_idx);
+	return res->out;
+}
+
 PD_API char *pd_response_reserve(pd_response *res, size_t n)
 {
-	if (n > res->capacity)
+	if (n > res->capacity || ensure_out(res) == NULL)
 		return NULL;
+	res->forward = false;
 	if (n > res->reserved)
 		res->reserved = n;
 	return (char *)pd_msg_payload(res->out);
@@ -156,8 +179,16 @@ PD_API int pd_response_append(pd_response *res, const void *data, size_t n)
 	if (n > res->capacity - res->len)
 		return -1;
 	char *p = pd_response_reserve(res, res->len + n);
+	if (p == NULL)
+		return -1;
 	memcpy(p + res->len, data, n);
 	res->len += n;
+	return 0;
+}
+
+PD_API int pd_response_forward(pd_response *res)
+{
+	res->forward = true;
 	return 0;
 }
 
@@ -208,12 +239,12 @@ PD_API int pd_response_error(pd_response *res, int status, const char *message)
 		status = 500;
 	res->status = status;
 	res->error = true;
+	/* Kept aside: the answer is written over the request once the handler is done. */
 	size_t n = message != NULL ? strlen(message) : 0;
-	if (n > res->capacity)
-		n = res->capacity;
-	memcpy(pd_msg_payload(res->out), message != NULL ? message : "", n);
-	res->len = n;
-	res->reserved = n;
+	if (n > sizeof(res->err_msg))
+		n = sizeof(res->err_msg);
+	memcpy(res->err_msg, message != NULL ? message : "", n);
+	res->err_len = n;
 	return 0;
 }
 
@@ -259,10 +290,10 @@ static bool to_local(uint32_t idx, uint16_t fn)
 	return false;
 }
 
-static void make_error(struct pd_msg_hdr *h, uint16_t status, const char *msg)
+/* Turn buffer h into an error answer (status + text), keeping its request id. */
+static void make_error(struct pd_msg_hdr *h, uint16_t status, const char *msg, size_t n)
 {
-	size_t n = strlen(msg);
-	memcpy(pd_msg_payload(h), msg, n);
+	memmove(pd_msg_payload(h), msg, n);
 	h->flags = PD_MSG_F_RESPONSE | PD_MSG_F_ERROR;
 	h->status = status;
 	h->payload_len = (uint32_t)n;
@@ -271,6 +302,26 @@ static void make_error(struct pd_msg_hdr *h, uint16_t status, const char *msg)
 }
 
 /* ---------------------------------------------------------------- one request */
+
+/* Send buffer idx on along the chain (next hop here, or the engine), or answer. */
+static void forward(uint32_t idx, const struct pd_attach_route *route)
+{
+	struct pd_msg_hdr *out = pd_pool_buf(&rt.pool, idx);
+	if (out->flags & PD_MSG_F_REQUEST) {
+		uint16_t next = route->chain[out->hop];
+		if (to_local(idx, next))
+			return;
+		bool any_local = false;
+		for (uint16_t i = 0; i < rt.cfg.ninst; i++)
+			any_local |= rt.cfg.inst[i].function == next;
+		if (any_local) {
+			static const char msg[] = "next function is overloaded\n";
+			make_error(out, 503, msg, sizeof(msg) - 1);
+		}
+		/* Otherwise the next function runs on another node: the engine sends it. */
+	}
+	to_engine(idx);
+}
 
 static void handle_one(uint32_t in_idx, pd_response *res)
 {
@@ -296,23 +347,16 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 	req.meta_len = req.hdr.req_meta_len;
 	req.chain_len = route->chain_len;
 
-	uint32_t out_idx;
-	if (pd_pool_alloc(pool, rt.cfg.slot, &out_idx) != 0) {
-		/* No buffer for the output: answer 503 in the input buffer itself. */
-		make_error(in, 503, "no free buffer\n");
-		to_engine(in_idx);
-		return;
-	}
-	pd_pool_set(pool, out_idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
-	atomic_store_explicit(&pool->ctl[out_idx].since_ns, pd_now_ns(), memory_order_relaxed);
-	struct pd_msg_hdr *out = pd_pool_buf(pool, out_idx);
-
-	res->out = out;
+	res->in_idx = in_idx;
+	res->out = NULL;
+	res->alloc_failed = false;
+	res->forward = false;
 	res->capacity = bufsz - PD_MSG_HDR_SIZE - req.meta_len;
 	res->reserved = 0;
 	res->len = 0;
 	res->status = 200;
 	res->error = false;
+	res->err_len = 0;
 	pd_meta_writer_init(&res->headers, res->header_buf, sizeof(res->header_buf));
 
 	atomic_store_explicit(&st->busy_request_id, req.hdr.request_id, memory_order_relaxed);
@@ -321,51 +365,63 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 	atomic_store_explicit(&st->busy_since_ns, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->handled, 1, memory_order_relaxed);
 
-	*out = req.hdr;
 	if (rc != 0 && !res->error && res->status < 400)
 		pd_response_error(res, 500, "function failed\n");
+	if (res->alloc_failed && (res->error || rc != 0))
+		pd_response_error(res, 503, "no free buffer\n");
+	if (!res->error && !res->forward && ensure_out(res) == NULL)
+		pd_response_error(res, 503, "no free buffer\n");
+
+	if (res->error) {
+		/* The answer goes back in the request's own buffer. */
+		if (res->out != NULL)
+			pd_pool_free(pool, res->out_idx);
+		make_error(in, (uint16_t)res->status, res->err_msg, res->err_len);
+		to_engine(in_idx);
+		return;
+	}
+
+	uint32_t out_idx = res->forward ? in_idx : res->out_idx;
+	struct pd_msg_hdr *out = pd_pool_buf(pool, out_idx);
+	if (res->forward && res->out != NULL)
+		pd_pool_free(pool, res->out_idx); /* reserved, then forwarded after all */
+	if (!res->forward) {
+		*out = req.hdr;
+		out->payload_len = (uint32_t)res->len;
+	}
 	bool last = req.hdr.hop + 1u >= route->chain_len;
-	if (res->error || res->status >= 400 || last) {
-		out->flags = PD_MSG_F_RESPONSE | (res->error ? PD_MSG_F_ERROR : 0);
+	if (res->status >= 400 || last) {
+		out->flags = PD_MSG_F_RESPONSE;
 		out->status = (uint16_t)res->status;
 	} else {
 		out->flags = PD_MSG_F_REQUEST;
 		out->hop = (uint16_t)(req.hdr.hop + 1);
 		out->status = 0;
 	}
-	out->payload_len = (uint32_t)res->len;
-	/* Carry the request metadata forward (metadata, not payload) and add the response
-	 * headers after it. */
+	/* The request metadata travels on (metadata, not payload: forwarding leaves it where
+	 * it is), followed by this hop's response headers. */
 	int64_t hlen = pd_meta_finish(&res->headers);
-	uint8_t *tail = (uint8_t *)pd_msg_payload(out) + res->len;
-	size_t room = bufsz - PD_MSG_HDR_SIZE - res->len;
+	uint8_t *tail = (uint8_t *)pd_msg_payload(out) + out->payload_len;
+	size_t room = bufsz - PD_MSG_HDR_SIZE - out->payload_len;
 	if (hlen < 0 || (size_t)hlen + req.meta_len > room) {
-		make_error(out, 500, "response headers do not fit in the buffer\n");
-		out->request_id = req.hdr.request_id;
-	} else {
+		static const char msg[] = "response headers do not fit in the buffer\n";
+		if (!res->forward)
+			pd_pool_free(pool, in_idx);
+		make_error(out, 500, msg, sizeof(msg) - 1);
+		to_engine(out_idx);
+		return;
+	}
+	if (!res->forward) {
 		memcpy(tail, req.meta, req.meta_len);
-		memcpy(tail + req.meta_len, res->header_buf, (size_t)hlen);
-		out->req_meta_len = (uint32_t)req.meta_len;
-		out->resp_meta_len = (uint32_t)hlen;
-		atomic_fetch_add_explicit(&st->meta_bytes, req.meta_len + (uint64_t)hlen,
-					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->meta_bytes, req.meta_len, memory_order_relaxed);
 	}
-	pd_pool_free(pool, in_idx);
-
-	if (out->flags & PD_MSG_F_REQUEST) {
-		uint16_t next = route->chain[out->hop];
-		if (to_local(out_idx, next))
-			return;
-		bool any_local = false;
-		for (uint16_t i = 0; i < rt.cfg.ninst; i++)
-			any_local |= rt.cfg.inst[i].function == next;
-		if (any_local) {
-			uint64_t id = out->request_id;
-			make_error(out, 503, "next function is overloaded\n");
-			out->request_id = id;
-		}
-	}
-	to_engine(out_idx);
+	memcpy(tail + req.meta_len, res->header_buf, (size_t)hlen);
+	out->req_meta_len = (uint32_t)req.meta_len;
+	out->resp_meta_len = (uint32_t)hlen;
+	atomic_fetch_add_explicit(&st->meta_bytes, (uint64_t)hlen, memory_order_relaxed);
+	if (!res->forward)
+		pd_pool_free(pool, in_idx);
+	forward(out_idx, route);
 }
 
 static void *worker(void *unused)
