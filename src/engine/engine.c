@@ -153,8 +153,9 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 	uint16_t dest = t->dest[idx];
 	struct pd_fabric_conn *conn = conn_of(t, dest);
 	if (conn == NULL) {
-		if (!DEST_IS_INGRESS(dest) && t->peers[dest].conn != NULL)
-			return -EAGAIN; /* still connecting: wait for on_up or on_down */
+		if (!DEST_IS_INGRESS(dest) &&
+		    (t->peers[dest].conn != NULL || !t->peers[dest].ever_up))
+			return -EAGAIN; /* link being set up: wait for on_up (or expire) */
 		fail_unsendable(e, t, idx, dest);
 		return 0;
 	}
@@ -189,6 +190,7 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 static void send_to(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest)
 {
 	t->dest[idx] = dest;
+	atomic_store_explicit(&t->pool.ctl[idx].since_ns, pd_now_ns(), memory_order_relaxed);
 	struct pend_queue *q = queue_of(t, dest);
 	/* Keep order: nothing overtakes what already waits for a credit. */
 	if (q->count > 0 || try_send(e, t, idx) == -EAGAIN)
@@ -265,6 +267,29 @@ static void fail_queue(struct engine *e, struct tenant_rt *t, uint16_t dest)
 	}
 }
 
+/* Drop requests that waited for a peer link longer than their route allows: the
+ * ingress has answered them already. */
+static void expire_queues(struct engine *e, struct tenant_rt *t, uint64_t now)
+{
+	for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
+		struct pend_queue *q = &t->pend[ENGINE_MAX_INGRESS + n];
+		while (q->count > 0) {
+			uint32_t idx = q->head;
+			uint64_t since = atomic_load_explicit(&t->pool.ctl[idx].since_ns,
+							      memory_order_relaxed);
+			uint16_t route = pd_pool_buf(&t->pool, idx)->route;
+			uint64_t limit = route < e->cfg->routes_count
+						 ? e->cfg->routes[route].timeout_ms * 1000000ull
+						 : 0;
+			if (now < since || now - since <= limit)
+				break;
+			pend_pop(t, q);
+			t->c.expired++;
+			pd_pool_free(&t->pool, idx);
+		}
+	}
+}
+
 /* ---------------------------------------------------------------- routing */
 
 /* Pick a local instance of function fn: a running one with the shortest ring. */
@@ -297,26 +322,27 @@ static uint32_t peer_load(const struct tenant_rt *t, const struct peer_link *p)
 
 /*
  * Pick the connected peer running fn with the fewest sends outstanding. If none is
- * connected but this engine is connecting to one (start-up, reconnect), pick that one:
- * the request waits for the link, and fails if the attempt does. NULL: none.
+ * connected but a link is being set up (this engine is connecting, or the peer has not
+ * connected since start), pick that one: the request waits for the link, and fails if
+ * the attempt does or expires at its route's timeout. NULL: none.
  */
 static struct peer_link *pick_peer(struct engine *e, struct tenant_rt *t, uint16_t fn)
 {
 	const struct pd_config_function *f = &e->cfg->functions[fn];
-	struct peer_link *best = NULL, *connecting = NULL;
+	struct peer_link *best = NULL, *pending = NULL;
 	for (uint32_t k = 0; k < f->node_idx_count; k++) {
 		if (f->node_idx[k] == e->node)
 			continue;
 		struct peer_link *p = &t->peers[f->node_idx[k]];
 		if (!p->up) {
-			if (p->conn != NULL && connecting == NULL)
-				connecting = p;
+			if ((p->conn != NULL || !p->ever_up) && pending == NULL)
+				pending = p;
 			continue;
 		}
 		if (best == NULL || peer_load(t, p) < peer_load(t, best))
 			best = p;
 	}
-	return best != NULL ? best : connecting;
+	return best != NULL ? best : pending;
 }
 
 /*
@@ -340,6 +366,7 @@ static void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx,
 		send_to(e, t, idx, p->node);
 		return;
 	}
+	atomic_store_explicit(&t->pool.ctl[idx].since_ns, pd_now_ns(), memory_order_relaxed);
 	pd_pool_set(&t->pool, idx, in->slot, PD_BUF_IN_RING);
 	if (pd_ring_push(&t->pool.inst_ring[in->slot], idx) != 0) {
 		pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_ENGINE);
@@ -555,13 +582,14 @@ static void stats_answer(struct engine *e, int fd)
 		struct tenant_rt *t = &e->tenants[i];
 		uint64_t census[PD_BUF_STATE_COUNT];
 		pd_pool_census(&t->pool, census);
-		uint64_t fn_handled = 0, fn_bad = 0, fn_copied = 0, fn_meta = 0;
+		uint64_t fn_handled = 0, fn_bad = 0, fn_copied = 0, fn_meta = 0, fn_expired = 0;
 		for (uint16_t s = 0; s < t->ninst; s++) {
 			struct pd_inst_status *st = t->pool.inst_status[s];
 			fn_handled += atomic_load(&st->handled);
 			fn_bad += atomic_load(&st->bad_input);
 			fn_copied += atomic_load(&st->copied_bytes);
 			fn_meta += atomic_load(&st->meta_bytes);
+			fn_expired += atomic_load(&st->expired);
 		}
 		const struct tenant_counters *c = &t->c;
 		fprintf(f,
@@ -571,14 +599,16 @@ static void stats_answer(struct engine *e, int fd)
 			"engine_payload_copied_bytes=%lu function_payload_copied_bytes=%lu "
 			"function_meta_copied_bytes=%lu function_handled=%lu function_bad_input=%lu "
 			"errors_sent=%lu reclaimed=%lu restarts=%lu hung_killed=%lu "
-			"pending_sends=%u to_peers=%lu from_peers=%lu lost_with_peer=%lu\n",
+			"pending_sends=%u to_peers=%lu from_peers=%lu lost_with_peer=%lu expired=%lu "
+			"function_expired=%lu\n",
 			t->conf->name, t->pool.nbuffers, census[PD_BUF_FREE],
 			t->pool.nbuffers - census[PD_BUF_FREE] - census[PD_BUF_RX_POSTED],
 			census[PD_BUF_RX_POSTED], c->msgs_in, c->bytes_in, c->msgs_out,
 			c->bytes_out, c->to_functions, c->bad_descriptors, c->bad_headers,
 			c->dropped, c->payload_copied, fn_copied, fn_meta, fn_handled, fn_bad,
 			c->errors_sent, c->reclaimed, c->function_restarts, c->hung_killed,
-			t->pend_count, c->to_peers, c->from_peers, c->lost_with_peer);
+			t->pend_count, c->to_peers, c->from_peers, c->lost_with_peer, c->expired,
+			fn_expired);
 		for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
 			const struct peer_link *p = &t->peers[n];
 			if (!p->hosts_tenant)
@@ -879,6 +909,8 @@ static void run_loop(struct engine *e)
 			sup_tick(e, now);
 			peers_tick(e, now);
 			for (uint32_t i = 0; i < e->ntenants; i++)
+				expire_queues(e, &e->tenants[i], now);
+			for (uint32_t i = 0; i < e->ntenants; i++)
 				post_receives(e, &e->tenants[i]);
 			next_tick = now + ENGINE_TICK_MS * 1000000ull;
 		}
@@ -1002,6 +1034,7 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		    cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? "one-sided" : "two-sided",
 		    e->ntenants);
 	sup_start_all(e);
+	peers_tick(e, pd_now_ns());
 	run_loop(e);
 	PD_LOG_INFO(COMP, "node %s: stopping", e->node_conf->name);
 	sup_stop_all(e, 3000);

@@ -34,6 +34,7 @@ struct instance {
 	uint64_t restart_at_ns;
 	uint64_t backoff_ms;
 	uint32_t restarts;
+	bool killed_hung; /* already killed for holding a request too long */
 };
 
 struct tenant_counters {
@@ -51,6 +52,7 @@ struct tenant_counters {
 	uint64_t to_peers;           /* requests forwarded to another node */
 	uint64_t from_peers;         /* requests received from another node */
 	uint64_t lost_with_peer;     /* requests failed because their peer died */
+	uint64_t expired;            /* queued past their route's timeout, dropped */
 };
 
 /* Where a buffer waiting to be sent goes: an ingress (PD_FABRIC_PEER_INGRESS | origin)
@@ -75,6 +77,7 @@ struct peer_link {
 	bool hosts_tenant; /* the peer runs functions of this tenant: a link exists */
 	bool active;       /* this engine connects (lower node index); the peer accepts */
 	bool up;
+	bool ever_up; /* requests wait for a link still being set up at start */
 	struct pd_fabric_conn *conn;
 	uint64_t retry_at_ns;
 	uint32_t backoff_ms;

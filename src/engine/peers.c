@@ -119,6 +119,7 @@ void peer_up(struct engine *e, struct peer_link *p, struct pd_fabric_conn *conn)
 	/* An accepted link from a restarted peer replaces the old one. */
 	p->conn = conn;
 	p->up = true;
+	p->ever_up = true;
 	p->backoff_ms = BACKOFF_MIN_MS;
 	PD_LOG_INFO(COMP, "node %s: link to node %s up for tenant %s", e->node_conf->name,
 		    e->cfg->nodes[p->node].name, p->tenant->conf->name);

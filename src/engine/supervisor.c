@@ -126,6 +126,7 @@ static void spawn(struct engine *e, struct instance *in)
 	}
 	in->pid = pid;
 	in->state = INST_STARTING;
+	in->killed_hung = false;
 	in->started_ns = pd_now_ns();
 }
 
@@ -160,6 +161,7 @@ static void attach_reply(struct engine *e, struct instance *in, int fd)
 		struct pd_attach_route *ar = &r->routes[r->nroutes++];
 		ar->route = (uint16_t)ri;
 		ar->chain_len = (uint16_t)rc->chain_count;
+		ar->timeout_ms = (uint32_t)rc->timeout_ms;
 		for (uint32_t k = 0; k < rc->chain_count; k++)
 			ar->chain[k] = (uint16_t)rc->chain_idx[k];
 	}
@@ -352,11 +354,12 @@ static void find_hung(struct engine *e, struct tenant_rt *t, uint64_t now)
 		if (owner >= t->ninst)
 			continue;
 		struct instance *in = &t->inst[owner];
-		if (in->state == INST_RUNNING && in->pid > 0) {
+		if (in->state == INST_RUNNING && in->pid > 0 && !in->killed_hung) {
 			PD_LOG_WARN(COMP, 0, "function %s pid %d is stuck on a request: killing it",
 				    e->cfg->functions[in->function].name, (int)in->pid);
 			/* Its death is handled like a crash: reclaim, 502s, restart. */
 			kill(in->pid, SIGKILL);
+			in->killed_hung = true;
 			t->c.hung_killed++;
 			atomic_store(&c->since_ns, 0);
 		}

@@ -95,6 +95,8 @@ struct ing_link {
 	uint32_t outstanding; /* requests sent or queued on it, not yet finished */
 	uint32_t epoch;       /* bumped on every down: older requests no longer count */
 	h2o_linklist_t backlog;        /* slots whose request waits for a credit, FIFO */
+	uint32_t backlog_len;
+	uint32_t window; /* credits the engine granted: the most the backlog may hold */
 	h2o_linklist_t backlogged;     /* in ingress.backlogged while backlog is not empty */
 	h2o_timeout_entry_t retry;
 	uint32_t backoff_step;

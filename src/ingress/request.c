@@ -115,8 +115,11 @@ static void slot_release(struct ingress *ing, struct ing_slot *s)
 {
 	if (h2o_timeout_is_linked(&s->timeout))
 		h2o_timeout_unlink(&s->timeout);
-	if (h2o_linklist_is_linked(&s->queued))
+	if (h2o_linklist_is_linked(&s->queued)) {
 		h2o_linklist_unlink(&s->queued);
+		if (s->link != NULL && s->link->backlog_len > 0)
+			s->link->backlog_len--;
+	}
 	if (s->buf != NULL) {
 		ing_buf_release(s->buf);
 		s->buf = NULL;
@@ -346,6 +349,9 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 		if (rc == -ENOTCONN) {
 			t->rejected[REJECT_NO_ENGINE]++;
 			reply(ing, req, route, start, 503, "no engine available\n");
+		} else if (rc == -ENOBUFS) {
+			t->rejected[REJECT_NO_BUFFER]++;
+			reply(ing, req, route, start, 503, "no free buffer at the engine\n");
 		} else {
 			ing->stats.send_failures++;
 			reply(ing, req, route, start, 502, "fabric send failed\n");

@@ -154,16 +154,25 @@ static int send_slot(struct ing_link *l, struct ing_slot *s)
 
 static void backlog_push(struct ingress *ing, struct ing_link *l, struct ing_slot *s)
 {
+	l->backlog_len++;
 	h2o_linklist_insert(&l->backlog, &s->queued);
 	if (!h2o_linklist_is_linked(&l->backlogged))
 		h2o_linklist_insert(&ing->backlogged, &l->backlogged);
 }
 
+static void backlog_unlink(struct ing_link *l, struct ing_slot *s)
+{
+	h2o_linklist_unlink(&s->queued);
+	l->backlog_len--;
+}
+
 /*
  * Send the request of slot s (state SLOT_QUEUED, s->buf filled) to the least loaded
  * connected hop-0 engine of its route, or queue it behind that link's backlog until a
- * credit comes back. 0: sent or queued; -ENOTCONN: no engine; other negative errno:
- * the send failed.
+ * credit comes back. The backlog holds at most one window of credits: an engine that
+ * has not returned that many has no free buffers, and waiting longer would only turn
+ * a quick 503 into a 504 later. 0: sent or queued; -ENOTCONN: no engine; -ENOBUFS: the
+ * engine is out of buffers; other negative errno: the send failed.
  */
 int ing_dispatch(struct ingress *ing, struct ing_slot *s)
 {
@@ -176,6 +185,8 @@ int ing_dispatch(struct ingress *ing, struct ing_slot *s)
 	}
 	if (best == NULL)
 		return -ENOTCONN;
+	if (!h2o_linklist_is_empty(&best->backlog) && best->backlog_len >= best->window)
+		return -ENOBUFS;
 	s->link = best;
 	s->link_epoch = best->epoch;
 	best->outstanding++;
@@ -205,7 +216,7 @@ void ing_flush_backlogs(struct ingress *ing)
 			int rc = send_slot(l, s);
 			if (rc == -EAGAIN)
 				break;
-			h2o_linklist_unlink(&s->queued);
+			backlog_unlink(l, s);
 			if (rc < 0)
 				ing_slot_fail(ing, s, rc == -ENOTCONN ? 503 : 502,
 					      rc == -ENOTCONN ? "no engine available\n"
@@ -276,6 +287,10 @@ static void on_up(void *app, struct pd_fabric_conn *conn)
 	l->conn = conn;
 	l->up = true;
 	l->backoff_step = 0;
+	/* Right after set-up, the credits are the whole window the engine granted. */
+	l->window = pd_fabric_conn_credits(conn);
+	if (l->window == 0)
+		l->window = 1;
 	if (l->logged != LINK_LOGGED_UP) {
 		l->logged = LINK_LOGGED_UP;
 		PD_LOG_INFO(LOG_COMP, "connected to node %s for tenant %s (%u credits)", node_name(l),
@@ -317,6 +332,7 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 		h2o_linklist_insert_list(&moved, &l->backlog);
 	if (h2o_linklist_is_linked(&l->backlogged))
 		h2o_linklist_unlink(&l->backlogged);
+	l->backlog_len = 0;
 	while (!h2o_linklist_is_empty(&moved)) {
 		struct ing_slot *s = PD_CONTAINER_OF(moved.next, struct ing_slot, queued);
 		h2o_linklist_unlink(&s->queued);

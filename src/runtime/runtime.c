@@ -280,6 +280,7 @@ static bool to_local(uint32_t idx, uint16_t fn)
 	for (int k = 0; k < n; k++) {
 		int i = cand[(start + (unsigned)k) % (unsigned)n];
 		uint16_t slot = rt.cfg.inst[i].slot;
+		atomic_store_explicit(&rt.pool.ctl[idx].since_ns, pd_now_ns(), memory_order_relaxed);
 		pd_pool_set(&rt.pool, idx, slot, PD_BUF_IN_RING);
 		if (pd_ring_push(&rt.pool.inst_ring[slot], idx) == 0) {
 			pd_ring_notify(&rt.pool.inst_ring[slot], rt.inst_efd[i]);
@@ -331,10 +332,21 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 	struct pd_msg_hdr *in = pd_pool_buf(pool, in_idx);
 	pd_request req;
 
+	uint64_t now = pd_now_ns();
+	uint64_t queued_since = atomic_load_explicit(&pool->ctl[in_idx].since_ns,
+						     memory_order_relaxed);
 	pd_pool_set(pool, in_idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
-	atomic_store_explicit(&pool->ctl[in_idx].since_ns, pd_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&pool->ctl[in_idx].since_ns, now, memory_order_relaxed);
 	pd_msg_hdr_snapshot(&req.hdr, in);
 	const struct pd_attach_route *route = find_route(req.hdr.route);
+	if (route != NULL && queued_since != 0 && queued_since < now &&
+	    now - queued_since > (uint64_t)route->timeout_ms * 1000000u) {
+		/* Waited in the ring past its route's timeout: the client has had its 504;
+		 * running it now would only delay the requests behind it. */
+		atomic_fetch_add_explicit(&st->expired, 1, memory_order_relaxed);
+		pd_pool_free(pool, in_idx);
+		return;
+	}
 	if (pd_msg_validate(&req.hdr, bufsz, 0) != 0 || !(req.hdr.flags & PD_MSG_F_REQUEST) ||
 	    req.hdr.tenant != rt.cfg.tenant || route == NULL || req.hdr.hop >= route->chain_len ||
 	    route->chain[req.hdr.hop] != rt.cfg.function) {

@@ -30,6 +30,7 @@ struct pd_attach_hello {
 struct pd_attach_route {
 	uint16_t route; /* global route index */
 	uint16_t chain_len;
+	uint32_t timeout_ms;
 	uint16_t chain[PD_MAX_CHAIN]; /* global function indexes */
 };
 

@@ -16,6 +16,8 @@
 #define INST_STATUS_SIZE 64u
 #define ALLOC_RETRIES 8
 
+_Static_assert(sizeof(struct pd_inst_status) <= INST_STATUS_SIZE, "status block fits its slot");
+
 struct layout {
 	size_t ctl_off, free_off, engine_off, inst_off, inst_stride, buffers_off, total;
 	uint32_t nbuffers, list_cap;

@@ -51,6 +51,7 @@ struct pd_inst_status {
 	_Atomic uint64_t bad_input; /* descriptors it refused */
 	_Atomic uint64_t copied_bytes; /* payload bytes the runtime copied (stays 0) */
 	_Atomic uint64_t meta_bytes;   /* metadata bytes the runtime copied forward */
+	_Atomic uint64_t expired;      /* requests dropped: waited past their timeout */
 };
 
 struct pd_pool_attr {
