@@ -5,7 +5,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: all deps build run test test-fast bench clean
+.PHONY: all deps build run test test-fast bench bench-echo bench-hop clean
 
 all: build
 
@@ -32,8 +32,13 @@ test: build $(ASAN_BUILD)/build.ninja
 test-fast: build
 	scripts/run-tests $(BUILD)
 
-bench: build
+bench: bench-echo bench-hop
+
+bench-echo: build
 	bench/echo/run
+
+bench-hop: build
+	bench/hop/run
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -5,6 +5,13 @@
  * receive context from caller-registered memory, and receiver-granted credits so that a
  * sender never sends without a posted receive at the peer.
  *
+ * Two primitives move DATA messages, chosen at open (pd_fabric_attr.primitive), with the
+ * same calls and callbacks: two-sided send/receive (the default), or one-sided RMA write
+ * with immediate data into receiver-granted slots (kept to measure why two-sided wins).
+ * In one-sided mode the buffers given to pd_fabric_rx_post() are not posted to the
+ * provider: they become slots that the layer grants to peers (a credit is a slot), and a
+ * send writes into one of the slots the peer granted. See docs/fabric.md.
+ *
  * Single-threaded: every call on one pd_fabric and its objects comes from one thread.
  * No call blocks. Completions and connection events are delivered by
  * pd_fabric_progress() through the callbacks given at open (and by
@@ -31,6 +38,12 @@
 #define PD_FABRIC_CREDIT_RESERVE 2u
 #define PD_FABRIC_CREDITS_MIN (PD_FABRIC_CREDIT_RESERVE + 1u)
 
+/* How DATA messages travel; both ends of a connection must use the same one. */
+enum pd_fabric_primitive {
+	PD_FABRIC_TWO_SIDED = 0, /* fi_senddata into receives posted on the tenant's SRX */
+	PD_FABRIC_ONE_SIDED = 1, /* fi_writedata into slots the receiver granted */
+};
+
 struct pd_fabric;
 struct pd_fabric_mr;
 struct pd_fabric_rx;
@@ -50,9 +63,17 @@ struct pd_fabric_callbacks {
 	 * context given there, len the bytes received. The buffer belongs to the caller
 	 * again. The caller must post one receive (this buffer or another) for each
 	 * message received, as soon as it can: that is what returns the credit.
+	 * One-sided: len is the length the provider reports for the write, or the
+	 * length of the slot (the whole buffer) if it reports none (docs/fabric.md);
+	 * the message's own header says how much of it is the message.
 	 */
 	void (*on_recv)(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_t len);
-	/* A posted receive came back unused (context closed): the buffer is the caller's. */
+	/*
+	 * A posted receive came back unused (context closed, or lost to a failed repost):
+	 * the buffer is the caller's. One-sided: slots granted to a connection that went
+	 * down are not reported here; like receives on the SRX they stay with the rx and
+	 * are granted to the other or the next connections.
+	 */
 	void (*on_recv_cancel)(void *app, void *buf_ctx);
 	/* A send finished: status 0, or a negative errno. The buffer is the caller's again. */
 	void (*on_send_done)(void *app, void *send_ctx, int status);
@@ -88,13 +109,16 @@ struct pd_fabric_attr {
 	uint16_t local_id;       /* this process's peer id */
 	struct pd_fabric_callbacks cb;
 	void *app;               /* first argument of every callback */
+	enum pd_fabric_primitive primitive; /* 0: PD_FABRIC_TWO_SIDED */
 };
 
 /*
  * Open the provider, domain, event queue and, if listen_host is set, the listener
  * (listen_host is resolved here and may block on DNS; startup only).
- * -EINVAL (bad attr), -ENODATA (no such provider/address), -EADDRINUSE (port taken),
- * -ENOMEM, or another negative errno from libfabric.
+ * -EINVAL (bad attr, unknown primitive), -ENODATA (no such provider/address, or the
+ * provider lacks the primitive's capabilities), -EADDRINUSE (port taken), -ENOSYS (the
+ * provider's memory registration mode is not supported), -ENOMEM, or another negative
+ * errno from libfabric.
  */
 int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out);
 /*
@@ -104,7 +128,11 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out);
  */
 void pd_fabric_close(struct pd_fabric *fab);
 
-/* Register [base, base+len) for sends and receives; once per pool. 0, -EINVAL, -ENOMEM, ... */
+/*
+ * Register [base, base+len) for sends and receives (one-sided: also as a target of
+ * remote writes, with its own key); once per pool. 0, -EINVAL, -ENOMEM, -ENOSYS (no
+ * usable key), ...
+ */
 int pd_fabric_mr_reg(struct pd_fabric *fab, void *base, size_t len, struct pd_fabric_mr **out);
 void pd_fabric_mr_dereg(struct pd_fabric_mr *mr);
 
@@ -125,6 +153,9 @@ void pd_fabric_rx_destroy(struct pd_fabric_rx *rx);
  * inside mr, too short), -ENOBUFS (depth receives already posted), -EAGAIN (provider
  * busy). Each post after a message was delivered returns one credit to the sender of
  * the oldest message not yet replaced.
+ * One-sided: the buffer becomes a slot granted to that sender (or, for a post with no
+ * message to replace, to a connection still short of its initial grant, or kept for
+ * later ones); grants travel in batches. Never -EAGAIN.
  */
 int pd_fabric_rx_post(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr, void *buf, size_t len,
 		      void *buf_ctx);
@@ -147,14 +178,17 @@ void pd_fabric_disconnect(struct pd_fabric_conn *conn);
 void *pd_fabric_conn_ctx(const struct pd_fabric_conn *conn);
 uint16_t pd_fabric_conn_peer(const struct pd_fabric_conn *conn);
 uint16_t pd_fabric_conn_tenant(const struct pd_fabric_conn *conn);
-/* Credits left to send on this connection now. */
+/* Credits left to send on this connection now (one-sided: slots the peer granted). */
 uint32_t pd_fabric_conn_credits(const struct pd_fabric_conn *conn);
 
 /*
  * Send len bytes at buf (inside mr) on conn. 0: posted, on_send_done follows.
  * -EAGAIN: no credit or the provider is busy; try again after progress.
  * -ENOTCONN: the connection is not up. -EINVAL: buf not inside mr. -EMSGSIZE: too big
- * for the provider. Other negative errno: failed. Never calls a callback.
+ * for the provider, or (one-sided) longer than the next granted slot (nothing is
+ * written, the slot stays). Other negative errno: failed. Never calls a callback.
+ * One-sided: writes into the oldest slot the peer granted on conn, with the immediate
+ * data naming this side and the slot; the peer validates both.
  */
 int pd_fabric_send(struct pd_fabric_conn *conn, struct pd_fabric_mr *mr, const void *buf,
 		   size_t len, void *send_ctx);
@@ -178,12 +212,16 @@ int pd_fabric_trywait(struct pd_fabric *fab);
  * connection requests this side refused; no_credit counts sends refused for lack of
  * credit, send_busy those refused because the provider was busy; recv_errors counts
  * receive completions dropped (error, no immediate data, unknown sender, protocol
- * violation).
+ * violation). credit_msgs_sent/recv count the layer's own control messages (one-sided:
+ * the grant messages). One-sided only: writes counts fi_writedata posted (each is also a
+ * DATA message in msgs_sent), grants_sent/grants_recv count slots granted to peers and
+ * slots peers granted to this side.
  */
 struct pd_fabric_stats {
 	uint64_t msgs_sent, bytes_sent, msgs_recv, bytes_recv;
 	uint64_t credit_msgs_sent, credit_msgs_recv, send_errors, refused, no_credit;
 	uint64_t recv_errors, send_busy;
+	uint64_t writes, grants_sent, grants_recv;
 };
 void pd_fabric_get_stats(const struct pd_fabric *fab, struct pd_fabric_stats *out);
 
