@@ -7,6 +7,7 @@
 #include "engine/engine.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -922,7 +923,8 @@ static void run_loop(struct engine *e)
 			continue;
 		}
 		if (now - idle_since < e->spin_ns) {
-			pd_cpu_relax();
+			/* Spin, but let a process with work have the core (see ring.c). */
+			sched_yield();
 			continue;
 		}
 		/* Going to sleep: announce it on every engine ring, then look once more. */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -153,7 +154,9 @@ int pd_ring_wait(struct pd_ring *r, int efd, int stop_fd, uint64_t spin_ns, int 
 		do {
 			if (!pd_ring_looks_empty(r))
 				return 0;
-			pd_cpu_relax();
+			/* Yield rather than only pause: on a machine with fewer cores than
+			 * spinning processes, the one that has the work must get a core. */
+			sched_yield();
 		} while (pd_now_ns() < until);
 	}
 	pd_ring_sleep_begin(r);
