@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the engine's DWRR scheduler: byte shares by weight, work conservation. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/sched.h"
+#include "unit.h"
+
+#define QUANTUM 16384
+
+struct sim {
+	uint32_t n;
+	bool backlogged[PD_SCHED_MAX];
+	uint64_t next_size[PD_SCHED_MAX];
+	uint64_t min_size[PD_SCHED_MAX], max_size[PD_SCHED_MAX];
+	uint64_t bytes[PD_SCHED_MAX];
+	uint64_t msgs[PD_SCHED_MAX];
+};
+
+static uint64_t draw(struct sim *sm, uint32_t t)
+{
+	uint64_t span = sm->max_size[t] - sm->min_size[t];
+	return sm->min_size[t] + (span ? (uint64_t)rand() % (span + 1) : 0);
+}
+
+static uint64_t head_size(void *ctx, uint32_t t)
+{
+	struct sim *sm = ctx;
+	return sm->backlogged[t] ? sm->next_size[t] : 0;
+}
+
+static void run(struct pd_sched *s, struct sim *sm, uint64_t sends)
+{
+	for (uint64_t i = 0; i < sends; i++) {
+		int t = pd_sched_next(s, head_size, sm);
+		CHECK(t >= 0);
+		if (t < 0)
+			return;
+		CHECK(sm->backlogged[t]);
+		sm->bytes[t] += sm->next_size[t];
+		sm->msgs[t]++;
+		sm->next_size[t] = draw(sm, (uint32_t)t);
+	}
+}
+
+static void setup(struct pd_sched *s, struct sim *sm, uint32_t n, const uint32_t *w,
+		  const uint64_t *lo, const uint64_t *hi)
+{
+	*sm = (struct sim){.n = n};
+	pd_sched_init(s, n, w, QUANTUM);
+	for (uint32_t t = 0; t < n; t++) {
+		sm->min_size[t] = lo[t];
+		sm->max_size[t] = hi[t];
+		sm->next_size[t] = draw(sm, t);
+		sm->backlogged[t] = true;
+		pd_sched_wake(s, t);
+	}
+}
+
+static double share(const struct sim *sm, uint32_t t)
+{
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < sm->n; i++)
+		total += sm->bytes[i];
+	return total ? (double)sm->bytes[t] / (double)total : 0;
+}
+
+/* Rounds: one round gives every backlogged tenant one turn (sum of weights quanta). */
+static uint64_t sends_for_rounds(uint64_t rounds, uint64_t weight_sum, uint64_t msg)
+{
+	return rounds * weight_sum * QUANTUM / msg;
+}
+
+static void test_weights_1_2_4(void)
+{
+	struct pd_sched s;
+	struct sim sm;
+	uint32_t w[] = {1, 2, 4};
+	uint64_t lo[] = {1024, 1024, 1024}, hi[] = {1024, 1024, 1024};
+	setup(&s, &sm, 3, w, lo, hi);
+	run(&s, &sm, sends_for_rounds(10000, 7, 1024));
+	for (uint32_t t = 0; t < 3; t++)
+		CHECK(fabs(share(&sm, t) - w[t] / 7.0) < 0.01 * (w[t] / 7.0));
+}
+
+static void test_idle_share_goes_to_others(void)
+{
+	struct pd_sched s;
+	struct sim sm;
+	uint32_t w[] = {1, 2, 4};
+	uint64_t lo[] = {1024, 1024, 1024}, hi[] = {1024, 1024, 1024};
+	setup(&s, &sm, 3, w, lo, hi);
+	run(&s, &sm, 1000);
+	/* Tenant 2 (the heaviest) goes idle: 0 and 1 split everything 1:2 at once. */
+	sm.backlogged[2] = false;
+	uint64_t b0 = sm.bytes[0], b1 = sm.bytes[1], b2 = sm.bytes[2];
+	run(&s, &sm, sends_for_rounds(10000, 3, 1024));
+	double d0 = (double)(sm.bytes[0] - b0), d1 = (double)(sm.bytes[1] - b1);
+	CHECK(sm.bytes[2] == b2);
+	CHECK(fabs(d0 / (d0 + d1) - 1.0 / 3) < 0.01 / 3);
+	CHECK(fabs(d1 / (d0 + d1) - 2.0 / 3) < 0.01 * 2 / 3);
+	/* It comes back: shares return to 1:2:4. */
+	sm.backlogged[2] = true;
+	pd_sched_wake(&s, 2);
+	memset(sm.bytes, 0, sizeof(sm.bytes));
+	run(&s, &sm, sends_for_rounds(10000, 7, 1024));
+	for (uint32_t t = 0; t < 3; t++)
+		CHECK(fabs(share(&sm, t) - w[t] / 7.0) < 0.01 * (w[t] / 7.0));
+}
+
+static void test_bytes_not_messages(void)
+{
+	struct pd_sched s;
+	struct sim sm;
+	uint32_t w[] = {1, 1, 1};
+	/* Tiny, large and mixed messages: equal weights must mean equal bytes. */
+	uint64_t lo[] = {64, 16384, 64}, hi[] = {64, 16384, 16384};
+	setup(&s, &sm, 3, w, lo, hi);
+	srand(7);
+	run(&s, &sm, 2000000);
+	for (uint32_t t = 0; t < 3; t++)
+		CHECK(fabs(share(&sm, t) - 1.0 / 3) < 0.01 / 3);
+	CHECK(sm.msgs[0] > 100 * sm.msgs[1]); /* many more small messages for the same bytes */
+}
+
+static void test_nothing_to_send(void)
+{
+	struct pd_sched s;
+	struct sim sm = {.n = 2};
+	uint32_t w[] = {1, 1};
+	pd_sched_init(&s, 2, w, QUANTUM);
+	CHECK(pd_sched_next(&s, head_size, &sm) == -1);
+	pd_sched_wake(&s, 1);
+	CHECK(pd_sched_next(&s, head_size, &sm) == -1); /* woken, but its queue is empty */
+	sm.backlogged[0] = true;
+	sm.next_size[0] = 100;
+	pd_sched_wake(&s, 0);
+	pd_sched_wake(&s, 0); /* idempotent */
+	CHECK(pd_sched_next(&s, head_size, &sm) == 0);
+}
+
+int main(void)
+{
+	RUN(test_weights_1_2_4);
+	RUN(test_idle_share_goes_to_others);
+	RUN(test_bytes_not_messages);
+	RUN(test_nothing_to_send);
+	return SUMMARY("sched");
+}
