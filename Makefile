@@ -3,6 +3,7 @@
 
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 CONFIG ?= examples/quickstart.yaml
 
 .PHONY: all deps build run test test-fast bench bench-echo bench-hop clean
@@ -18,16 +19,21 @@ $(BUILD)/build.ninja:
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) --buildtype=debug -Dfuzz=true -Db_lundef=false
+
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 run: build
 	./$(BUILD)/palladium up $(CONFIG)
 
-# Every suite in the normal build, then unit + integration under ASan+UBSan.
-test: build $(ASAN_BUILD)/build.ninja
+# Every suite in the normal build, unit + integration under ASan+UBSan, and a short
+# libFuzzer run of each fuzz target (clang).
+test: build $(ASAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
-	scripts/run-tests $(BUILD) $(ASAN_BUILD)
+	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_engine tests/fuzz/fuzz_meta
+	scripts/run-tests $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
 test-fast: build
 	scripts/run-tests $(BUILD)
@@ -41,4 +47,4 @@ bench-hop: build
 	bench/hop/run
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
