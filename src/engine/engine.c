@@ -985,6 +985,8 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		.listen_host = e->node_conf->address,
 		.listen_port = e->node_conf->port,
 		.local_id = (uint16_t)node_idx,
+		.primitive = cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? PD_FABRIC_ONE_SIDED
+									    : PD_FABRIC_TWO_SIDED,
 		.cb = {
 			.on_recv = on_recv,
 			.on_recv_cancel = on_recv_cancel,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fabric layer over libfabric FI_EP_MSG: connections, shared receive contexts, credits. */
+/* Fabric layer over libfabric FI_EP_MSG: connections, receive contexts, control messages. */
 #include "fabric/fabric_internal.h"
 
 #include <endian.h>
@@ -15,7 +15,7 @@
 
 #include "common/log.h"
 
-#define COMP "fabric"
+#define COMP PD_FABRIC_LOG_COMP
 #define CQ_BATCH 16   /* completions per fi_cq_read */
 #define CQ_BUDGET 256 /* completions per rx per pd_fabric_progress() */
 #define CQ_EXTRA 256  /* CQ entries beyond 2 * depth, for sends */
@@ -23,10 +23,12 @@
 #define EQ_SIZE 256
 #define LOG_BURST 10    /* log lines per second per rate limiter */
 #define CM_DATA_MAX 256 /* FI_OPT_CM_DATA_SIZE of the tcp provider */
-#define NO_INDEX UINT32_MAX
+#define NO_INDEX PD_FABRIC_NO_INDEX
 
 _Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "conn handles travel as fid contexts");
-_Static_assert(sizeof(struct pd_fabric_wire_hello) == 12, "hello wire format");
+_Static_assert(sizeof(struct pd_fabric_wire_hello) == 14, "hello wire format");
+_Static_assert(offsetof(struct pd_fabric_wire_hello, primitive) == PD_FABRIC_WIRE_HELLO_MIN,
+               "the primitive follows the version-1 fields");
 _Static_assert(sizeof(struct pd_fabric_wire_accept) == sizeof(struct pd_fabric_wire_hello),
                "accept and hello share one layout");
 _Static_assert(offsetof(struct pd_fabric_op, fi_ctx) == 0, "fi_ctx first");
@@ -36,7 +38,9 @@ static const char credit_marker[PD_FABRIC_CREDIT_MSG_LEN] = {'P', 'D', 'C', 'R',
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static bool rl_allow(struct pd_fabric_ratelimit *rl)
+uint64_t pd_fabric_test_mr_mode;
+
+bool pd_fabric_rl_allow(struct pd_fabric_ratelimit *rl)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -58,42 +62,9 @@ static bool rl_allow(struct pd_fabric_ratelimit *rl)
 
 #define LOG_CONN(fab, ...)                                                                         \
 	do {                                                                                       \
-		if (rl_allow(&(fab)->rl_conn))                                                     \
+		if (pd_fabric_rl_allow(&(fab)->rl_conn))                                           \
 			PD_LOG_INFO(COMP, __VA_ARGS__);                                            \
 	} while (0)
-#define LOG_WARN_RL(fab, err, ...)                                                                 \
-	do {                                                                                       \
-		if (rl_allow(&(fab)->rl_err))                                                      \
-			PD_LOG_WARN(COMP, err, __VA_ARGS__);                                       \
-	} while (0)
-
-/* libfabric's own error codes (>= FI_ERRNO_OFFSET) have no errno twin: map them. */
-static int fi_to_errno(int fi_err)
-{
-	if (fi_err < 0)
-		fi_err = -fi_err;
-	if (fi_err == 0)
-		return 0;
-	if (fi_err < FI_ERRNO_OFFSET)
-		return fi_err;
-	switch (fi_err) {
-	case FI_ETRUNC:
-	case FI_ETOOSMALL:
-		return EMSGSIZE;
-	case FI_EOPBADSTATE:
-		return ENOTCONN;
-	case FI_EAVAIL:
-		return EAGAIN;
-	default:
-		return EIO;
-	}
-}
-
-static inline bool in_mr(const struct pd_fabric_mr *mr, const void *buf, size_t len)
-{
-	const char *p = buf;
-	return p >= mr->base && len <= mr->len && (size_t)(p - mr->base) <= mr->len - len;
-}
 
 static inline uint32_t min_u32(uint32_t a, uint32_t b)
 {
@@ -142,7 +113,7 @@ static void slot_release(struct pd_fabric *fab, uint64_t handle)
 	fab->slot_free = idx;
 }
 
-static struct pd_fabric_conn *conn_lookup(const struct pd_fabric *fab, uint64_t handle)
+struct pd_fabric_conn *pd_fabric_conn_lookup(const struct pd_fabric *fab, uint64_t handle)
 {
 	uint32_t idx = (uint32_t)handle;
 	uint32_t gen = (uint32_t)(handle >> 32);
@@ -197,10 +168,12 @@ static struct pd_fabric_recv_op *recv_op_get(struct pd_fabric_rx *rx)
 	return op;
 }
 
-static void recv_op_put(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op)
+void pd_fabric_recv_op_put(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op)
 {
 	op->posted = false;
 	op->buf_ctx = NULL;
+	op->slot = PD_FABRIC_SLOT_NONE;
+	op->owner = 0;
 	op->next_free = rx->recv_free;
 	rx->recv_free = (uint32_t)(op - rx->recv_ops);
 }
@@ -226,6 +199,7 @@ static struct pd_fabric_send_op *send_op_get(struct pd_fabric_rx *rx)
 	op->send_ctx = NULL;
 	op->conn_handle = 0;
 	op->credit = false;
+	op->ctrl_buf = NULL;
 	op->orphan = false;
 	op->in_flight = false;
 	return op;
@@ -262,7 +236,7 @@ static void conn_untrack(struct pd_fabric_conn *conn, struct pd_fabric_send_op *
 
 /* ---- the FIFO of conns owed a credit by the next post ------------------------------- */
 
-static void fifo_push(struct pd_fabric_rx *rx, uint64_t handle)
+void pd_fabric_fifo_push(struct pd_fabric_rx *rx, uint64_t handle)
 {
 	/* Holds: entries <= free receive records <= depth (each entry freed one record). */
 	PD_ASSERT(rx->fifo_len < rx->depth);
@@ -270,12 +244,15 @@ static void fifo_push(struct pd_fabric_rx *rx, uint64_t handle)
 	rx->fifo_len++;
 }
 
-static uint64_t fifo_pop(struct pd_fabric_rx *rx)
+struct pd_fabric_conn *pd_fabric_fifo_pop_conn(struct pd_fabric_rx *rx)
 {
+	if (rx->fifo_len == 0)
+		return NULL;
 	uint64_t handle = rx->fifo[rx->fifo_head];
 	rx->fifo_head = (rx->fifo_head + 1) % rx->depth;
 	rx->fifo_len--;
-	return handle;
+	struct pd_fabric_conn *conn = pd_fabric_conn_lookup(rx->fab, handle);
+	return conn != NULL && conn->state != PD_FABRIC_CONN_DEAD ? conn : NULL;
 }
 
 /* ---- connections -------------------------------------------------------------------- */
@@ -296,14 +273,18 @@ static struct pd_fabric_conn *conn_new(struct pd_fabric *fab, struct pd_fabric_r
 	conn->handle = slot_alloc(fab, conn);
 	if (conn->handle == 0)
 		goto free_conn;
-	if (rx_add_peer(rx, conn) != 0)
+	if (fab->ops->conn_open(conn) != 0)
 		goto release_slot;
+	if (rx_add_peer(rx, conn) != 0)
+		goto close_conn;
 	conn->next = fab->conns;
 	if (fab->conns != NULL)
 		fab->conns->prev = conn;
 	fab->conns = conn;
 	return conn;
 
+close_conn:
+	fab->ops->conn_close(conn);
 release_slot:
 	slot_release(fab, conn->handle);
 free_conn:
@@ -315,6 +296,7 @@ free_conn:
 static void conn_free(struct pd_fabric_conn *conn)
 {
 	struct pd_fabric *fab = conn->fab;
+	fab->ops->conn_close(conn);
 	rx_remove_peer(conn->rx, conn);
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
@@ -355,16 +337,16 @@ close_ep:
 	fi_close(&conn->ep->fid);
 	conn->ep = NULL;
 fail:
-	LOG_WARN_RL(fab, fi_to_errno(ret), "%s for peer %u tenant %u failed", what, conn->peer_id,
-	            conn->tenant);
-	return -fi_to_errno(ret);
+	PD_FABRIC_WARN_RL(fab, pd_fabric_errno(ret), "%s for peer %u tenant %u failed", what,
+	                  conn->peer_id, conn->tenant);
+	return -pd_fabric_errno(ret);
 }
 
 /*
  * The connection is gone: close its endpoint now (the provider flushes its sends to the
  * CQ as cancelled), report on_down later from the reaper. Safe anywhere, calls nothing.
  */
-static void conn_fail(struct pd_fabric_conn *conn, int err)
+void pd_fabric_conn_fail(struct pd_fabric_conn *conn, int err)
 {
 	struct pd_fabric *fab = conn->fab;
 	if (conn->state == PD_FABRIC_CONN_DEAD)
@@ -379,19 +361,13 @@ static void conn_fail(struct pd_fabric_conn *conn, int err)
 	if (conn->ep != NULL) {
 		int ret = fi_close(&conn->ep->fid);
 		if (ret != 0)
-			LOG_WARN_RL(fab, fi_to_errno(ret), "fi_close(ep) for peer %u failed",
-			            conn->peer_id);
+			PD_FABRIC_WARN_RL(fab, pd_fabric_errno(ret),
+			                  "fi_close(ep) for peer %u failed", conn->peer_id);
 		conn->ep = NULL;
 	}
 	conn->dead_next = NULL;
 	*fab->dead_tail = conn;
 	fab->dead_tail = &conn->dead_next;
-}
-
-static uint32_t credit_threshold(const struct pd_fabric_conn *conn)
-{
-	uint32_t half = (conn->grant + 1) / 2;
-	return half > 0 ? half : 1;
 }
 
 static void credit_retry_set(struct pd_fabric_conn *conn, bool on)
@@ -405,164 +381,67 @@ static void credit_retry_set(struct pd_fabric_conn *conn, bool on)
 		conn->fab->credit_retries--;
 }
 
+int pd_fabric_ctrl_post(struct pd_fabric_conn *conn, const void *buf, size_t len, void *desc,
+                        uint32_t imm)
+{
+	struct pd_fabric_send_op *op = send_op_get(conn->rx);
+	if (op == NULL)
+		return -FI_ENOMEM;
+	op->credit = true;
+	op->ctrl_buf = buf;
+	op->conn_handle = conn->handle;
+	int ret = pd_fabric_msg_send(conn, op, buf, len, desc, imm);
+	if (ret != 0) {
+		send_op_put(conn->rx, op);
+		return ret;
+	}
+	conn_track(conn, op);
+	conn->ctrl_in_flight++;
+	conn->fab->stats.credit_msgs_sent++;
+	return 0;
+}
+
 /*
- * Send a CREDIT-only message if enough credits are owed and none is in flight. Every
- * such message carries >= ceil(grant/2) credits, and returned-but-unprocessed credits
- * never exceed grant, so at most 2 sit unprocessed at the peer: the reserve.
+ * Post the primitive's control messages (credit return, slot grants) while due, up to
+ * ops->ctrl_depth in flight per conn: a completion runs the check again. What is due,
+ * and why the peer always has a receive for it, is the primitive's (docs/fabric.md).
  */
-static void conn_credit_check(struct pd_fabric_conn *conn)
+void pd_fabric_conn_ctrl_check(struct pd_fabric_conn *conn)
 {
 	struct pd_fabric *fab = conn->fab;
-	if (conn->state != PD_FABRIC_CONN_UP || conn->credit_in_flight ||
-	    conn->owed < credit_threshold(conn)) {
+	int ret = 0;
+	while (conn->state == PD_FABRIC_CONN_UP && conn->ctrl_in_flight < fab->ops->ctrl_depth) {
+		ret = fab->ops->ctrl_send(conn);
+		if (ret <= 0)
+			break;
+	}
+	if (ret >= 0) {
 		credit_retry_set(conn, false);
 		return;
 	}
-	uint32_t n = min_u32(conn->owed, PD_FABRIC_IMM_CREDITS_MAX);
-	struct pd_fabric_send_op *op = send_op_get(conn->rx);
-	int ret = -FI_ENOMEM;
-	if (op != NULL) {
-		op->credit = true;
-		op->conn_handle = conn->handle;
-		ret = fab->ops->send(conn, op, fab->credit_buf, PD_FABRIC_CREDIT_MSG_LEN,
-		                     fab->credit_desc,
-		                     pd_fabric_imm_encode(fab->local_id, n, PD_FABRIC_IMM_CREDIT));
-	}
-	if (ret == 0) {
-		conn_track(conn, op);
-		conn->credit_in_flight = true;
-		conn->owed -= n;
-		conn->unreturned -= n;
-		fab->stats.credit_msgs_sent++;
-		credit_retry_set(conn, false);
-		return;
-	}
-	if (op != NULL)
-		send_op_put(conn->rx, op);
 	if (ret == -FI_EAGAIN || ret == -FI_ENOMEM) {
 		credit_retry_set(conn, true);
 		return;
 	}
 	fab->stats.send_errors++;
-	LOG_WARN_RL(fab, fi_to_errno(ret), "credit message to peer %u tenant %u failed",
-	            conn->peer_id, conn->tenant);
-	conn_fail(conn, -fi_to_errno(ret));
-}
-
-/* Credits returned by the peer; false if that broke the protocol (conn failed). */
-static bool conn_add_credits(struct pd_fabric_conn *conn, uint32_t n)
-{
-	conn->credits += n;
-	if (conn->state == PD_FABRIC_CONN_UP && conn->credits > conn->peer_grant) {
-		conn->fab->stats.recv_errors++;
-		LOG_WARN_RL(conn->fab, 0, "peer %u tenant %u returned more credits than granted",
-		            conn->peer_id, conn->tenant);
-		conn_fail(conn, -EPROTO);
-		return false;
-	}
-	return true;
+	PD_FABRIC_WARN_RL(fab, pd_fabric_errno(ret), "control message to peer %u tenant %u failed",
+	                  conn->peer_id, conn->tenant);
+	pd_fabric_conn_fail(conn, -pd_fabric_errno(ret));
 }
 
 /* ---- completions -------------------------------------------------------------------- */
 
 static int eq_poll(struct pd_fabric *fab, int budget);
 
-/* Give a receive buffer back to the SRX without telling the app. */
-static void recv_repost(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op)
+struct pd_fabric_conn *pd_fabric_rx_sender(struct pd_fabric_rx *rx, uint16_t peer_id)
 {
-	struct pd_fabric *fab = rx->fab;
-	int ret = fab->ops->post_recv(rx, op);
-	if (ret == 0) {
-		op->posted = true;
-		rx->n_posted++;
-		return;
-	}
-	/* Lost to the fabric: hand it back to its owner rather than leak it. */
-	fab->stats.recv_errors++;
-	LOG_WARN_RL(fab, fi_to_errno(ret), "fi_recv repost on tenant %u failed", rx->tenant);
-	void *buf_ctx = op->buf_ctx;
-	recv_op_put(rx, op);
-	if (!fab->closing)
-		fab->cb.on_recv_cancel(fab->app, buf_ctx);
-}
-
-static void recv_done(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op, uint64_t flags,
-                      size_t len, uint64_t imm, int err)
-{
-	struct pd_fabric *fab = rx->fab;
-	op->posted = false;
-	rx->n_posted--;
-
-	if (rx->closing || fab->closing) { /* being destroyed: every buffer goes back */
-		void *buf_ctx = op->buf_ctx;
-		recv_op_put(rx, op);
-		if (!fab->closing)
-			fab->cb.on_recv_cancel(fab->app, buf_ctx);
-		return;
-	}
-	if (!(flags & FI_REMOTE_CQ_DATA)) {
-		/* No sender to credit (or a flushed receive): the buffer goes back as it was. */
-		if (err != ECANCELED)
-			fab->stats.recv_errors++;
-		recv_repost(rx, op);
-		return;
-	}
-
-	uint16_t peer = pd_fabric_imm_peer(imm);
-	unsigned kind = pd_fabric_imm_kind(imm);
-	struct pd_fabric_conn *conn = rx_find_peer(rx, peer);
+	struct pd_fabric_conn *conn = rx_find_peer(rx, peer_id);
 	if (conn != NULL && conn->state != PD_FABRIC_CONN_UP) {
 		/* The peer is up before we read FI_CONNECTED: read it now, keep the order. */
-		eq_poll(fab, EQ_BUDGET);
-		conn = rx_find_peer(rx, peer);
+		eq_poll(rx->fab, EQ_BUDGET);
+		conn = rx_find_peer(rx, peer_id);
 	}
-	if (conn == NULL) {
-		fab->stats.recv_errors++;
-		recv_repost(rx, op);
-		return;
-	}
-	if (!conn_add_credits(conn, pd_fabric_imm_credits(imm))) {
-		recv_repost(rx, op);
-		return;
-	}
-	if (kind == PD_FABRIC_IMM_CREDIT && err == 0) {
-		fab->stats.credit_msgs_recv++;
-		recv_repost(rx, op);
-		return;
-	}
-	if (kind != PD_FABRIC_IMM_DATA && kind != PD_FABRIC_IMM_CREDIT) {
-		fab->stats.recv_errors++;
-		recv_repost(rx, op);
-		return;
-	}
-	if (kind == PD_FABRIC_IMM_DATA && conn->unreturned >= conn->grant) {
-		fab->stats.recv_errors++;
-		LOG_WARN_RL(fab, 0, "peer %u tenant %u sent without credit", conn->peer_id,
-		            conn->tenant);
-		conn_fail(conn, -EPROTO);
-		recv_repost(rx, op);
-		return;
-	}
-	if (err != 0) {
-		/* A DATA message lost (truncated...): the buffer is reposted here, so its
-		 * credit goes straight back to the sender. */
-		fab->stats.recv_errors++;
-		if (kind == PD_FABRIC_IMM_DATA) {
-			conn->unreturned++;
-			conn->owed++;
-		}
-		recv_repost(rx, op);
-		conn_credit_check(conn);
-		return;
-	}
-
-	conn->unreturned++;
-	fifo_push(rx, conn->handle);
-	fab->stats.msgs_recv++;
-	fab->stats.bytes_recv += len;
-	void *buf_ctx = op->buf_ctx;
-	recv_op_put(rx, op);
-	fab->cb.on_recv(fab->app, conn, buf_ctx, len);
+	return conn;
 }
 
 static void send_done(struct pd_fabric_rx *rx, struct pd_fabric_send_op *op, int err)
@@ -572,24 +451,26 @@ static void send_done(struct pd_fabric_rx *rx, struct pd_fabric_send_op *op, int
 		send_op_put(rx, op);
 		return;
 	}
-	struct pd_fabric_conn *conn = conn_lookup(fab, op->conn_handle);
+	struct pd_fabric_conn *conn = pd_fabric_conn_lookup(fab, op->conn_handle);
 	if (conn != NULL)
 		conn_untrack(conn, op);
 	bool credit = op->credit;
+	const void *ctrl_buf = op->ctrl_buf;
 	void *send_ctx = op->send_ctx;
 	send_op_put(rx, op);
 
 	if (err != 0 && conn != NULL && conn->state != PD_FABRIC_CONN_DEAD) {
-		LOG_WARN_RL(fab, err, "send to peer %u tenant %u failed", conn->peer_id,
-		            conn->tenant);
+		PD_FABRIC_WARN_RL(fab, err, "send to peer %u tenant %u failed", conn->peer_id,
+		                  conn->tenant);
 		/* On a live conn these mean the provider tore the connection down. */
 		bool broken = err == ECANCELED || err == ENOTCONN || err == EPIPE;
-		conn_fail(conn, broken ? -ECONNRESET : -err);
+		pd_fabric_conn_fail(conn, broken ? -ECONNRESET : -err);
 	}
 	if (credit) {
 		if (conn != NULL) {
-			conn->credit_in_flight = false;
-			conn_credit_check(conn);
+			conn->ctrl_in_flight--;
+			fab->ops->ctrl_done(conn, ctrl_buf);
+			pd_fabric_conn_ctrl_check(conn);
 		}
 		return;
 	}
@@ -602,14 +483,14 @@ static void send_done(struct pd_fabric_rx *rx, struct pd_fabric_send_op *op, int
 static void cq_dispatch(struct pd_fabric_rx *rx, void *op_context, uint64_t flags, size_t len,
                         uint64_t data, int err)
 {
-	if (op_context == NULL) { /* nothing of ours (one-sided writes will land here) */
-		rx->fab->stats.recv_errors++;
+	if (op_context == NULL) { /* a remote write with immediate data (one-sided) */
+		rx->fab->ops->remote_write(rx, flags, len, data, err);
 		return;
 	}
 	struct pd_fabric_op *op = PD_CONTAINER_OF(op_context, struct pd_fabric_op, fi_ctx);
 	if (op->kind == PD_FABRIC_OP_RECV)
-		recv_done(rx, PD_CONTAINER_OF(op, struct pd_fabric_recv_op, op), flags, len, data,
-		          err);
+		rx->fab->ops->recv_done(rx, PD_CONTAINER_OF(op, struct pd_fabric_recv_op, op),
+		                        flags, len, data, err);
 	else
 		send_done(rx, PD_CONTAINER_OF(op, struct pd_fabric_send_op, op), err);
 }
@@ -638,10 +519,11 @@ static void cq_read_error(struct pd_fabric_rx *rx)
 	ssize_t ret = fi_cq_readerr(rx->cq, &entry, 0);
 	if (ret < 0) {
 		if (ret != -FI_EAGAIN)
-			LOG_WARN_RL(rx->fab, fi_to_errno((int)ret), "fi_cq_readerr failed");
+			PD_FABRIC_WARN_RL(rx->fab, pd_fabric_errno((int)ret),
+			                  "fi_cq_readerr failed");
 		return;
 	}
-	int err = fi_to_errno(entry.err);
+	int err = pd_fabric_errno(entry.err);
 	cq_dispatch(rx, entry.op_context, entry.flags, entry.len, entry.data, err ? err : EIO);
 }
 
@@ -668,8 +550,8 @@ static int cq_poll(struct pd_fabric_rx *rx, int budget, bool drain)
 			}
 			if (ret <= 0) {
 				if (ret < 0 && ret != -FI_EAGAIN)
-					LOG_WARN_RL(rx->fab, fi_to_errno((int)ret),
-					            "fi_cq_read failed");
+					PD_FABRIC_WARN_RL(rx->fab, pd_fabric_errno((int)ret),
+					                  "fi_cq_read failed");
 				break;
 			}
 			more = ret == CQ_BATCH;
@@ -718,6 +600,7 @@ static void conn_reap(struct pd_fabric_conn *conn)
 		if (!fab->closing)
 			fab->cb.on_send_done(fab->app, op->send_ctx, -ECANCELED);
 	}
+	fab->ops->conn_reap(conn);
 	if (!fab->closing) {
 		LOG_CONN(fab, "connection %s peer %u tenant %u down: %s",
 		         conn->outbound ? "to" : "from", conn->peer_id, conn->tenant,
@@ -740,8 +623,16 @@ static int reap_dead(struct pd_fabric *fab, const struct pd_fabric_rx *only)
 
 /* ---- connection management events -------------------------------------------------- */
 
+static const char *primitive_name(unsigned primitive)
+{
+	return primitive == PD_FABRIC_ONE_SIDED   ? "one-sided"
+	       : primitive == PD_FABRIC_TWO_SIDED ? "two-sided"
+	                                          : "unknown";
+}
+
 /* Encode hello or accept data (same layout, different magic) into out. */
-static void cm_data_encode(const struct pd_fabric_hello *h, uint32_t magic, void *out)
+static void cm_data_encode(const struct pd_fabric *fab, const struct pd_fabric_hello *h,
+                           uint32_t magic, void *out)
 {
 	struct pd_fabric_wire_hello w = {
 	    .magic = htole32(magic),
@@ -749,17 +640,21 @@ static void cm_data_encode(const struct pd_fabric_hello *h, uint32_t magic, void
 	    .peer_id = htole16(h->peer_id),
 	    .tenant = htole16(h->tenant),
 	    .credits = htole16(h->credits),
+	    .primitive = htole16((uint16_t)fab->primitive),
 	};
 	memcpy(out, &w, sizeof(w));
 }
 
 /*
- * Parse connection data (hello or accept: same layout). 0, or -EPROTO with reason set;
- * fields that could be read are filled either way (for the log).
+ * Parse connection data (hello or accept: same layout) sent to fab. 0, or -EPROTO with
+ * reason set; fields that could be read are filled either way (for the log). Data
+ * without the primitive (12 bytes, older peers) means two-sided.
  */
-static int hello_from_wire(const void *data, size_t len, uint32_t magic, uint16_t version,
-                           struct pd_fabric_hello *h, char *reason, size_t reason_len)
+static int hello_from_wire(const struct pd_fabric *fab, const void *data, size_t len,
+                           uint32_t magic, struct pd_fabric_hello *h, char *reason,
+                           size_t reason_len)
 {
+	uint16_t version = fab->version;
 	struct pd_fabric_wire_hello w;
 	memset(h, 0, sizeof(*h));
 	memset(&w, 0, sizeof(w));
@@ -777,8 +672,14 @@ static int hello_from_wire(const void *data, size_t len, uint32_t magic, uint16_
 		         h->version, version);
 		return -EPROTO;
 	}
-	if (len < sizeof(w)) {
+	if (len < PD_FABRIC_WIRE_HELLO_MIN) {
 		snprintf(reason, reason_len, "palladium: short connection data (%zu bytes)", len);
+		return -EPROTO;
+	}
+	unsigned primitive = len >= sizeof(w) ? le16toh(w.primitive) : PD_FABRIC_TWO_SIDED;
+	if (primitive != fab->primitive) {
+		snprintf(reason, reason_len, "palladium: primitive %s, this side is %s",
+		         primitive_name(primitive), primitive_name(fab->primitive));
 		return -EPROTO;
 	}
 	if (h->credits < PD_FABRIC_CREDITS_MIN) {
@@ -793,19 +694,19 @@ static void connreq_refuse(struct pd_fabric *fab, struct fi_info *info,
                            const struct pd_fabric_hello *h, int err, const char *reason)
 {
 	fab->stats.refused++;
-	LOG_WARN_RL(fab, err, "refused connection from peer %u (version %u, tenant %u): %s",
-	            h->peer_id, h->version, h->tenant, reason);
+	PD_FABRIC_WARN_RL(fab, err, "refused connection from peer %u (version %u, tenant %u): %s",
+	                  h->peer_id, h->version, h->tenant, reason);
 	int ret = fi_reject(fab->pep, info->handle, reason, strlen(reason) + 1);
 	if (ret != 0)
-		LOG_WARN_RL(fab, fi_to_errno(ret), "fi_reject failed");
+		PD_FABRIC_WARN_RL(fab, pd_fabric_errno(ret), "fi_reject failed");
 }
 
 static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *data, size_t len)
 {
 	struct pd_fabric_hello hello;
 	char reason[128];
-	int err = hello_from_wire(data, len, PD_FABRIC_HELLO_MAGIC, fab->version, &hello, reason,
-	                          sizeof(reason));
+	int err =
+	    hello_from_wire(fab, data, len, PD_FABRIC_HELLO_MAGIC, &hello, reason, sizeof(reason));
 	if (err != 0) {
 		connreq_refuse(fab, info, &hello, err, reason);
 		return;
@@ -837,7 +738,7 @@ static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *
 		cq_poll(rx, INT_MAX, true);
 		old = rx_find_peer(rx, hello.peer_id);
 		if (old != NULL)
-			conn_fail(old, -ECONNRESET);
+			pd_fabric_conn_fail(old, -ECONNRESET);
 	}
 
 	struct pd_fabric_conn *conn = conn_new(fab, rx, hello.peer_id, conn_ctx, false);
@@ -847,7 +748,6 @@ static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *
 		return;
 	}
 	conn->peer_grant = grant_from(hello.credits);
-	conn->credits = conn->peer_grant;
 	conn->grant = grant_from(credits);
 
 	err = ep_open(conn, info);
@@ -860,11 +760,11 @@ static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *
 	    .credits = credits,
 	};
 	struct pd_fabric_wire_accept accept;
-	cm_data_encode(&mine, PD_FABRIC_ACCEPT_MAGIC, &accept);
+	cm_data_encode(fab, &mine, PD_FABRIC_ACCEPT_MAGIC, &accept);
 	err = fi_accept(conn->ep, &accept, sizeof(accept));
 	if (err != 0) {
-		err = -fi_to_errno(err);
-		LOG_WARN_RL(fab, err, "fi_accept for peer %u failed", hello.peer_id);
+		err = -pd_fabric_errno(err);
+		PD_FABRIC_WARN_RL(fab, err, "fi_accept for peer %u failed", hello.peer_id);
 		goto close_ep;
 	}
 	return;
@@ -884,34 +784,33 @@ static void on_connected(struct pd_fabric *fab, struct pd_fabric_conn *conn, con
 	if (conn->state == PD_FABRIC_CONN_CONNECTING) {
 		struct pd_fabric_hello acc;
 		char reason[128];
-		int err = hello_from_wire(data, len, PD_FABRIC_ACCEPT_MAGIC, fab->version, &acc,
-		                          reason, sizeof(reason));
+		int err = hello_from_wire(fab, data, len, PD_FABRIC_ACCEPT_MAGIC, &acc, reason,
+		                          sizeof(reason));
 		if (err == 0 && (acc.peer_id != conn->peer_id || acc.tenant != conn->tenant)) {
 			snprintf(reason, sizeof(reason), "peer id %u tenant %u, expected %u/%u",
 			         acc.peer_id, acc.tenant, conn->peer_id, conn->tenant);
 			err = -EPROTO;
 		}
 		if (err != 0) {
-			LOG_WARN_RL(fab, err, "bad accept from peer %u tenant %u: %s",
-			            conn->peer_id, conn->tenant, reason);
-			conn_fail(conn, err);
+			PD_FABRIC_WARN_RL(fab, err, "bad accept from peer %u tenant %u: %s",
+			                  conn->peer_id, conn->tenant, reason);
+			pd_fabric_conn_fail(conn, err);
 			return;
 		}
 		conn->peer_grant = grant_from(acc.credits);
 		conn->state = PD_FABRIC_CONN_UP;
-		/* Credits already returned by early messages add to the grant. */
-		if (!conn_add_credits(conn, conn->peer_grant))
-			return;
 	} else if (conn->state == PD_FABRIC_CONN_ACCEPTING) {
 		conn->state = PD_FABRIC_CONN_UP;
 	} else {
 		return;
 	}
+	if (!fab->ops->conn_up(conn))
+		return;
 	LOG_CONN(fab, "connection %s peer %u tenant %u up (credits %u/%u)",
 	         conn->outbound ? "to" : "from", conn->peer_id, conn->tenant, conn->peer_grant,
 	         conn->grant);
 	fab->cb.on_up(fab->app, conn);
-	conn_credit_check(conn);
+	pd_fabric_conn_ctrl_check(conn);
 }
 
 static struct pd_fabric_conn *conn_of_fid(const struct pd_fabric *fab, fid_t fid)
@@ -919,7 +818,7 @@ static struct pd_fabric_conn *conn_of_fid(const struct pd_fabric *fab, fid_t fid
 	if (fid == NULL || (fab->pep != NULL && fid == &fab->pep->fid))
 		return NULL;
 	/* Events of a closed endpoint are purged by fi_close(); the handle is checked too. */
-	return conn_lookup(fab, (uint64_t)(uintptr_t)fid->context);
+	return pd_fabric_conn_lookup(fab, (uint64_t)(uintptr_t)fid->context);
 }
 
 static void eq_read_error(struct pd_fabric *fab)
@@ -932,18 +831,19 @@ static void eq_read_error(struct pd_fabric *fab)
 	ssize_t ret = fi_eq_readerr(fab->eq, &entry, 0);
 	if (ret < 0) {
 		if (ret != -FI_EAGAIN)
-			LOG_WARN_RL(fab, fi_to_errno((int)ret), "fi_eq_readerr failed");
+			PD_FABRIC_WARN_RL(fab, pd_fabric_errno((int)ret), "fi_eq_readerr failed");
 		return;
 	}
-	int err = fi_to_errno(entry.err);
+	int err = pd_fabric_errno(entry.err);
 	if (err == 0)
 		err = EIO;
 	struct pd_fabric_conn *conn = conn_of_fid(fab, entry.fid);
 	if (conn == NULL) {
-		LOG_WARN_RL(fab, err, "event queue error on %s",
-		            entry.fid != NULL && fab->pep != NULL && entry.fid == &fab->pep->fid
-		                ? "listener"
-		                : "closed endpoint");
+		PD_FABRIC_WARN_RL(fab, err, "event queue error on %s",
+		                  entry.fid != NULL && fab->pep != NULL &&
+		                          entry.fid == &fab->pep->fid
+		                      ? "listener"
+		                      : "closed endpoint");
 		return;
 	}
 	size_t n = entry.err_data_size;
@@ -953,9 +853,9 @@ static void eq_read_error(struct pd_fabric *fab)
 		n = CM_DATA_MAX;
 	err_data[n] = '\0';
 	if (n > 0)
-		LOG_WARN_RL(fab, err, "connection to peer %u tenant %u failed: %s", conn->peer_id,
-		            conn->tenant, err_data);
-	conn_fail(conn, -err);
+		PD_FABRIC_WARN_RL(fab, err, "connection to peer %u tenant %u failed: %s",
+		                  conn->peer_id, conn->tenant, err_data);
+	pd_fabric_conn_fail(conn, -err);
 }
 
 static int eq_poll(struct pd_fabric *fab, int budget)
@@ -974,7 +874,7 @@ static int eq_poll(struct pd_fabric *fab, int budget)
 			continue;
 		}
 		if (ret < 0) {
-			LOG_WARN_RL(fab, fi_to_errno((int)ret), "fi_eq_read failed");
+			PD_FABRIC_WARN_RL(fab, pd_fabric_errno((int)ret), "fi_eq_read failed");
 			break;
 		}
 		size_t data_len = (size_t)ret > sizeof(*entry) ? (size_t)ret - sizeof(*entry) : 0;
@@ -992,11 +892,11 @@ static int eq_poll(struct pd_fabric *fab, int budget)
 		case FI_SHUTDOWN: {
 			struct pd_fabric_conn *conn = conn_of_fid(fab, entry->fid);
 			if (conn != NULL)
-				conn_fail(conn, -ECONNRESET);
+				pd_fabric_conn_fail(conn, -ECONNRESET);
 			break;
 		}
 		default:
-			LOG_WARN_RL(fab, 0, "unexpected event %" PRIu32, event);
+			PD_FABRIC_WARN_RL(fab, 0, "unexpected event %" PRIu32, event);
 			break;
 		}
 	}
@@ -1005,14 +905,14 @@ static int eq_poll(struct pd_fabric *fab, int budget)
 
 /* ---- open / close ------------------------------------------------------------------ */
 
-static struct fi_info *make_hints(const char *provider)
+static struct fi_info *make_hints(const char *provider, const struct pd_fabric_ops *ops)
 {
 	struct fi_info *hints = fi_allocinfo();
 	if (hints == NULL)
 		return NULL;
 	hints->ep_attr->type = FI_EP_MSG;
-	hints->caps = FI_MSG; /* one-sided will add FI_RMA | FI_WRITE | FI_REMOTE_WRITE */
-	hints->mode = FI_CONTEXT | FI_CONTEXT2;
+	hints->caps = ops->caps;
+	hints->mode = FI_CONTEXT | FI_CONTEXT2 | ops->mode;
 	hints->domain_attr->mr_mode =
 	    FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED | FI_MR_PROV_KEY;
 	hints->domain_attr->threading = FI_THREAD_DOMAIN;
@@ -1043,7 +943,8 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 	if (attr == NULL || out == NULL || attr->provider == NULL || attr->cb.on_recv == NULL ||
 	    attr->cb.on_recv_cancel == NULL || attr->cb.on_send_done == NULL ||
 	    attr->cb.on_up == NULL || attr->cb.on_down == NULL ||
-	    (attr->listen_host != NULL && attr->cb.on_connect_request == NULL))
+	    (attr->listen_host != NULL && attr->cb.on_connect_request == NULL) ||
+	    (attr->primitive != PD_FABRIC_TWO_SIDED && attr->primitive != PD_FABRIC_ONE_SIDED))
 		return -EINVAL;
 
 	int ret = -ENOMEM;
@@ -1055,7 +956,9 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 	fab->app = attr->app;
 	fab->local_id = attr->local_id;
 	fab->version = PD_FABRIC_PROTO_VERSION;
-	fab->ops = &pd_fabric_two_sided_ops;
+	fab->primitive = attr->primitive;
+	fab->ops = attr->primitive == PD_FABRIC_ONE_SIDED ? &pd_fabric_one_sided_ops
+	                                                  : &pd_fabric_two_sided_ops;
 	fab->eq_fd = -1;
 	fab->slot_free = NO_INDEX;
 	fab->dead_tail = &fab->dead;
@@ -1064,7 +967,7 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 	if (fab->provider == NULL)
 		goto free_fab;
 
-	struct fi_info *hints = make_hints(attr->provider);
+	struct fi_info *hints = make_hints(attr->provider, fab->ops);
 	if (hints == NULL)
 		goto free_provider;
 	char port[8];
@@ -1083,7 +986,21 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 		ret = -FI_ENOSYS;
 		goto free_info;
 	}
-	fab->mr_local = (fab->info->domain_attr->mr_mode & FI_MR_LOCAL) != 0;
+	fab->info->domain_attr->mr_mode |= (int)pd_fabric_test_mr_mode;
+	if (pd_fabric_test_mr_mode != 0) /* keys the provider would not pick (it counts from 1) */
+		fab->next_mr_key = 1000;
+	int mr_mode = fab->info->domain_attr->mr_mode;
+	if (fab->primitive == PD_FABRIC_ONE_SIDED && (mr_mode & FI_MR_RAW)) {
+		what = "one-sided with FI_MR_RAW keys";
+		ret = -FI_ENOSYS;
+		goto free_info;
+	}
+	fab->mr_local = (mr_mode & FI_MR_LOCAL) != 0;
+	/* Remote addresses: what the provider returned decides, not what we asked for. */
+	fab->mr_virt = (mr_mode & FI_MR_VIRT_ADDR) || mr_mode == FI_MR_BASIC;
+	/* verbs consumes a posted receive per write with immediate data; tcp does not. */
+	fab->write_needs_recv = (fab->info->mode & FI_RX_CQ_DATA) ||
+	                        strcmp(fab->info->fabric_attr->prov_name, "tcp") != 0;
 	fab->max_msg_size = fab->info->ep_attr->max_msg_size;
 
 	what = "fi_fabric";
@@ -1130,9 +1047,9 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 	if (ret != 0)
 		goto close_pep;
 	if (attr->listen_host != NULL)
-		PD_LOG_INFO(COMP, "listening on %s:%u (provider %s, domain %s)", attr->listen_host,
-		            attr->listen_port, fab->info->fabric_attr->prov_name,
-		            fab->info->domain_attr->name);
+		PD_LOG_INFO(COMP, "listening on %s:%u (provider %s, domain %s, %s)",
+		            attr->listen_host, attr->listen_port, fab->info->fabric_attr->prov_name,
+		            fab->info->domain_attr->name, fab->ops->name);
 	*out = fab;
 	return 0;
 
@@ -1150,7 +1067,7 @@ close_fabric:
 free_info:
 	fi_freeinfo(fab->info);
 log_fail:
-	ret = fi_to_errno(ret);
+	ret = pd_fabric_errno(ret);
 	PD_LOG_WARN(COMP, ret, "%s failed (provider %s, listen %s:%u)", what, attr->provider,
 	            attr->listen_host ? attr->listen_host : "-", attr->listen_port);
 	ret = -ret;
@@ -1170,7 +1087,7 @@ void pd_fabric_close(struct pd_fabric *fab)
 		return;
 	fab->closing = true;
 	for (struct pd_fabric_conn *conn = fab->conns; conn != NULL; conn = conn->next)
-		conn_fail(conn, -ECANCELED);
+		pd_fabric_conn_fail(conn, -ECANCELED);
 	reap_dead(fab, NULL);
 	while (fab->rxs != NULL)
 		rx_close(fab->rxs);
@@ -1182,7 +1099,7 @@ void pd_fabric_close(struct pd_fabric *fab)
 	fi_close(&fab->eq->fid);
 	int ret = fi_close(&fab->domain->fid);
 	if (ret != 0)
-		PD_LOG_WARN(COMP, fi_to_errno(ret), "fi_close(domain) failed");
+		PD_LOG_WARN(COMP, pd_fabric_errno(ret), "fi_close(domain) failed");
 	fi_close(&fab->fabric->fid);
 	fi_freeinfo(fab->info);
 	free(fab->wait_fids);
@@ -1205,13 +1122,23 @@ int pd_fabric_mr_reg(struct pd_fabric *fab, void *base, size_t len, struct pd_fa
 	struct pd_fabric_mr *mr = calloc(1, sizeof(*mr));
 	if (mr == NULL)
 		return -ENOMEM;
-	/* FI_REMOTE_WRITE joins these flags when the one-sided primitive exists. */
-	int ret = fi_mr_reg(fab->domain, base, len, FI_SEND | FI_RECV, 0, fab->next_mr_key++, 0,
+	/* Requested keys are unique per domain: with mr_mode [] they are the keys peers
+	 * write with (with FI_MR_PROV_KEY the provider picks its own). */
+	int ret = fi_mr_reg(fab->domain, base, len, fab->ops->mr_access, 0, fab->next_mr_key++, 0,
 	                    &mr->mr, NULL);
 	if (ret != 0) {
-		PD_LOG_WARN(COMP, fi_to_errno(ret), "fi_mr_reg of %zu bytes failed", len);
+		PD_LOG_WARN(COMP, pd_fabric_errno(ret), "fi_mr_reg of %zu bytes failed", len);
 		free(mr);
-		return -fi_to_errno(ret);
+		return -pd_fabric_errno(ret);
+	}
+	if (fab->primitive == PD_FABRIC_ONE_SIDED) {
+		mr->key = fi_mr_key(mr->mr);
+		if (mr->key == FI_KEY_NOTAVAIL) {
+			PD_LOG_WARN(COMP, ENOSYS, "fi_mr_key of %zu bytes: no key", len);
+			fi_close(&mr->mr->fid);
+			free(mr);
+			return -ENOSYS;
+		}
 	}
 	mr->fab = fab;
 	mr->base = base;
@@ -1232,7 +1159,7 @@ void pd_fabric_mr_dereg(struct pd_fabric_mr *mr)
 	struct pd_fabric *fab = mr->fab;
 	int ret = fi_close(&mr->mr->fid);
 	if (ret != 0)
-		PD_LOG_WARN(COMP, fi_to_errno(ret), "fi_close(mr) failed");
+		PD_LOG_WARN(COMP, pd_fabric_errno(ret), "fi_close(mr) failed");
 	if (mr->prev != NULL)
 		mr->prev->next = mr->next;
 	else
@@ -1271,6 +1198,12 @@ int pd_fabric_rx_create(struct pd_fabric *fab, uint16_t tenant, uint32_t depth,
 
 	struct fi_rx_attr rx_attr = *fab->info->rx_attr;
 	rx_attr.size = depth;
+	/* One-sided: the SRX holds the layer's control receives instead: 2 per conn, plus
+	 * one per slot where writes consume receives (verbs). tcp does not size it at all. */
+	if (fab->primitive == PD_FABRIC_ONE_SIDED && fab->info->rx_attr->size / 3 >= depth)
+		rx_attr.size = (size_t)depth * 3;
+	else if (fab->primitive == PD_FABRIC_ONE_SIDED)
+		rx_attr.size = fab->info->rx_attr->size;
 	what = "fi_srx_context";
 	ret = fi_srx_context(fab->domain, &rx_attr, &rx->srx, NULL);
 	if (ret != 0)
@@ -1292,6 +1225,10 @@ int pd_fabric_rx_create(struct pd_fabric *fab, uint16_t tenant, uint32_t depth,
 	ret = fi_ep_bind(rx->srx, &rx->cq->fid, FI_RECV);
 	if (ret != 0)
 		goto close_cq;
+	what = fab->ops->name;
+	ret = fab->ops->rx_open(rx);
+	if (ret != 0)
+		goto close_primitive;
 
 	rx->next = fab->rxs;
 	if (fab->rxs != NULL)
@@ -1309,13 +1246,18 @@ unlink:
 	if (rx->next != NULL)
 		rx->next->prev = NULL;
 	fab->n_rx--;
+close_primitive:
+	fi_close(&rx->srx->fid);
+	rx->srx = NULL;
+	fab->ops->rx_close(rx);
 close_cq:
 	fi_close(&rx->cq->fid);
 close_srx:
-	fi_close(&rx->srx->fid);
+	if (rx->srx != NULL)
+		fi_close(&rx->srx->fid);
 free_arrays:
 	if (ret != -ENOMEM) {
-		ret = -fi_to_errno(ret);
+		ret = -pd_fabric_errno(ret);
 		PD_LOG_WARN(COMP, ret, "%s for tenant %u failed", what, tenant);
 	}
 	free(rx->fifo);
@@ -1330,13 +1272,13 @@ static void rx_close(struct pd_fabric_rx *rx)
 	rx->closing = true;
 	for (struct pd_fabric_conn *conn = fab->conns; conn != NULL; conn = conn->next)
 		if (conn->rx == rx)
-			conn_fail(conn, -ECANCELED);
+			pd_fabric_conn_fail(conn, -ECANCELED);
 	reap_dead(fab, rx);
 
 	/* Closing the SRX returns its posted buffers as cancelled completions. */
 	int ret = fi_close(&rx->srx->fid);
 	if (ret != 0)
-		PD_LOG_WARN(COMP, fi_to_errno(ret), "fi_close(srx) for tenant %u failed",
+		PD_LOG_WARN(COMP, pd_fabric_errno(ret), "fi_close(srx) for tenant %u failed",
 		            rx->tenant);
 	if (!fab->closing)
 		cq_poll(rx, INT_MAX, true);
@@ -1350,9 +1292,10 @@ static void rx_close(struct pd_fabric_rx *rx)
 				fab->cb.on_recv_cancel(fab->app, buf_ctx);
 		}
 	}
+	fab->ops->rx_close(rx);
 	ret = fi_close(&rx->cq->fid);
 	if (ret != 0)
-		PD_LOG_WARN(COMP, fi_to_errno(ret), "fi_close(cq) for tenant %u failed",
+		PD_LOG_WARN(COMP, pd_fabric_errno(ret), "fi_close(cq) for tenant %u failed",
 		            rx->tenant);
 
 	if (rx->prev != NULL)
@@ -1386,7 +1329,7 @@ int pd_fabric_rx_post(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr, void *bu
                       void *buf_ctx)
 {
 	if (rx == NULL || mr == NULL || buf == NULL || len < PD_FABRIC_CREDIT_MSG_LEN ||
-	    mr->fab != rx->fab || rx->closing || !in_mr(mr, buf, len))
+	    mr->fab != rx->fab || rx->closing || !pd_fabric_in_mr(mr, buf, len))
 		return -EINVAL;
 	struct pd_fabric *fab = rx->fab;
 	struct pd_fabric_recv_op *op = recv_op_get(rx);
@@ -1396,21 +1339,10 @@ int pd_fabric_rx_post(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr, void *bu
 	op->len = len;
 	op->desc = mr->desc;
 	op->buf_ctx = buf_ctx;
-	int ret = fab->ops->post_recv(rx, op);
+	int ret = fab->ops->rx_post(rx, mr, op);
 	if (ret != 0) {
-		recv_op_put(rx, op);
-		return ret == -FI_EAGAIN ? -EAGAIN : -fi_to_errno(ret);
-	}
-	op->posted = true;
-	rx->n_posted++;
-
-	/* This post replaces the oldest delivered message: its sender gets the credit. */
-	if (rx->fifo_len > 0) {
-		struct pd_fabric_conn *conn = conn_lookup(fab, fifo_pop(rx));
-		if (conn != NULL && conn->state != PD_FABRIC_CONN_DEAD) {
-			conn->owed++;
-			conn_credit_check(conn);
-		}
+		pd_fabric_recv_op_put(rx, op);
+		return ret == -FI_EAGAIN ? -EAGAIN : -pd_fabric_errno(ret);
 	}
 	return 0;
 }
@@ -1420,7 +1352,7 @@ int pd_fabric_rx_post(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr, void *bu
 static int resolve_peer(struct pd_fabric *fab, const char *host, uint16_t port,
                         struct fi_info **info)
 {
-	struct fi_info *hints = make_hints(fab->provider);
+	struct fi_info *hints = make_hints(fab->provider, fab->ops);
 	if (hints == NULL)
 		return -FI_ENOMEM;
 	char service[8];
@@ -1455,8 +1387,8 @@ int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char
 	struct fi_info *info = NULL;
 	int ret = resolve_peer(fab, host, port, &info);
 	if (ret != 0) {
-		ret = fi_to_errno(ret);
-		LOG_WARN_RL(fab, ret, "fi_getinfo for %s:%u failed", host, port);
+		ret = pd_fabric_errno(ret);
+		PD_FABRIC_WARN_RL(fab, ret, "fi_getinfo for %s:%u failed", host, port);
 		return ret == ENODATA ? -EINVAL : -ret;
 	}
 	struct pd_fabric_conn *conn = conn_new(fab, rx, peer_id, conn_ctx, true);
@@ -1476,14 +1408,14 @@ int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char
 	    .credits = credits,
 	};
 	struct pd_fabric_wire_hello wire;
-	cm_data_encode(&hello, PD_FABRIC_HELLO_MAGIC, &wire);
+	cm_data_encode(fab, &hello, PD_FABRIC_HELLO_MAGIC, &wire);
 	ret = fi_connect(conn->ep, info->dest_addr, &wire, sizeof(wire));
 	if (ret != 0) {
 		/* The attempt itself failed (e.g. refused at once on loopback): report it
 		 * like any other failed attempt, through on_down. */
 		LOG_CONN(fab, "fi_connect to %s:%u (peer %u) failed: %s", host, port, peer_id,
 		         fi_strerror(-ret));
-		conn_fail(conn, -fi_to_errno(ret));
+		pd_fabric_conn_fail(conn, -pd_fabric_errno(ret));
 	}
 	fi_freeinfo(info);
 	*out = conn;
@@ -1502,7 +1434,7 @@ void pd_fabric_disconnect(struct pd_fabric_conn *conn)
 		return;
 	if (conn->ep != NULL && conn->state == PD_FABRIC_CONN_UP)
 		(void)fi_shutdown(conn->ep, 0);
-	conn_fail(conn, -ESHUTDOWN);
+	pd_fabric_conn_fail(conn, -ESHUTDOWN);
 }
 
 void *pd_fabric_conn_ctx(const struct pd_fabric_conn *conn)
@@ -1533,7 +1465,7 @@ int pd_fabric_send(struct pd_fabric_conn *conn, struct pd_fabric_mr *mr, const v
 	struct pd_fabric *fab = conn->fab;
 	if (conn->state != PD_FABRIC_CONN_UP)
 		return -ENOTCONN;
-	if (len > 0 && !in_mr(mr, buf, len))
+	if (len > 0 && !pd_fabric_in_mr(mr, buf, len))
 		return -EINVAL;
 	if (len > fab->max_msg_size)
 		return -EMSGSIZE;
@@ -1547,28 +1479,31 @@ int pd_fabric_send(struct pd_fabric_conn *conn, struct pd_fabric_mr *mr, const v
 	op->send_ctx = send_ctx;
 	op->conn_handle = conn->handle;
 
-	uint32_t n = min_u32(conn->owed, PD_FABRIC_IMM_CREDITS_MAX);
-	uint32_t imm = pd_fabric_imm_encode(fab->local_id, n, PD_FABRIC_IMM_DATA);
-	int ret = fab->ops->send(conn, op, buf, len, mr->desc, imm);
+	int ret = fab->ops->data_send(conn, op, buf, len, mr->desc);
 	if (ret == -FI_EAGAIN) {
 		/* Let the provider progress (completions are kept for pd_fabric_progress(),
 		 * no callback runs here), then try once more. */
 		(void)stash_fill(conn->rx, CQ_BATCH);
-		ret = fab->ops->send(conn, op, buf, len, mr->desc, imm);
+		ret = fab->ops->data_send(conn, op, buf, len, mr->desc);
 	}
 	if (ret != 0) {
 		send_op_put(conn->rx, op);
+		if (ret == PD_FABRIC_SEND_NO_CREDIT) {
+			fab->stats.no_credit++;
+			return -EAGAIN;
+		}
+		if (ret == PD_FABRIC_SEND_TOO_BIG)
+			return -EMSGSIZE;
+		if (ret == PD_FABRIC_SEND_INVALID)
+			return -EINVAL;
 		if (ret == -FI_EAGAIN) {
 			fab->stats.send_busy++;
 			return -EAGAIN;
 		}
 		fab->stats.send_errors++;
-		return -fi_to_errno(ret);
+		return -pd_fabric_errno(ret);
 	}
 	conn_track(conn, op);
-	conn->credits--;
-	conn->owed -= n;
-	conn->unreturned -= n;
 	fab->stats.msgs_sent++;
 	fab->stats.bytes_sent += len;
 	return 0;
@@ -1584,7 +1519,7 @@ int pd_fabric_progress(struct pd_fabric *fab)
 	if (fab->credit_retries > 0)
 		for (struct pd_fabric_conn *conn = fab->conns; conn != NULL; conn = conn->next)
 			if (conn->credit_retry)
-				conn_credit_check(conn);
+				pd_fabric_conn_ctrl_check(conn);
 	n += reap_dead(fab, NULL);
 	return n;
 }

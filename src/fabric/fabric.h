@@ -64,8 +64,8 @@ struct pd_fabric_callbacks {
 	 * again. The caller must post one receive (this buffer or another) for each
 	 * message received, as soon as it can: that is what returns the credit.
 	 * One-sided: len is the length the provider reports for the write, or the
-	 * length of the slot (the whole buffer) if it reports none (docs/fabric.md);
-	 * the message's own header says how much of it is the message.
+	 * length of the slot (the whole buffer) if it reports none, as tcp does
+	 * (docs/fabric.md): the message's own header must say how long it is.
 	 */
 	void (*on_recv)(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_t len);
 	/*
@@ -106,9 +106,9 @@ struct pd_fabric_attr {
 	const char *provider;    /* "tcp", "verbs", ... */
 	const char *listen_host; /* NULL: no listener (connect only) */
 	uint16_t listen_port;
-	uint16_t local_id;       /* this process's peer id */
+	uint16_t local_id; /* this process's peer id */
 	struct pd_fabric_callbacks cb;
-	void *app;               /* first argument of every callback */
+	void *app;                          /* first argument of every callback */
 	enum pd_fabric_primitive primitive; /* 0: PD_FABRIC_TWO_SIDED */
 };
 
@@ -184,7 +184,8 @@ uint32_t pd_fabric_conn_credits(const struct pd_fabric_conn *conn);
 /*
  * Send len bytes at buf (inside mr) on conn. 0: posted, on_send_done follows.
  * -EAGAIN: no credit or the provider is busy; try again after progress.
- * -ENOTCONN: the connection is not up. -EINVAL: buf not inside mr. -EMSGSIZE: too big
+ * -ENOTCONN: the connection is not up. -EINVAL: buf not inside mr, or (one-sided) len 0
+ * (the target could not tell it from the slot's old contents). -EMSGSIZE: too big
  * for the provider, or (one-sided) longer than the next granted slot (nothing is
  * written, the slot stays). Other negative errno: failed. Never calls a callback.
  * One-sided: writes into the oldest slot the peer granted on conn, with the immediate

@@ -9,22 +9,29 @@
 #include <rdma/fi_endpoint.h>
 #include <rdma/fi_eq.h>
 
+#include <rdma/fi_errno.h>
+
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/log.h"
 #include "fabric/fabric.h"
 
 #define PD_FABRIC_FI_VERSION FI_VERSION(1, 17)
+#define PD_FABRIC_LOG_COMP "fabric"
+#define PD_FABRIC_NO_INDEX UINT32_MAX
 
 /*
- * Immediate data (32 bits, the verbs limit), sent with every message:
+ * Immediate data (32 bits, the verbs limit), sent with every two-sided message:
  *   bits  0..15  sender peer id
- *   bits 16..29  credits returned to the receiver (0..16383)
+ *   bits 16..29  credits returned to the receiver (0..16383; 0 in GRANT messages)
  *   bits 30..31  kind (enum pd_fabric_imm_kind)
  */
 enum pd_fabric_imm_kind {
 	PD_FABRIC_IMM_DATA = 0,   /* application message: handed to on_recv */
 	PD_FABRIC_IMM_CREDIT = 1, /* credit return only: reposted by the layer */
+	PD_FABRIC_IMM_GRANT = 2,  /* one-sided: slot grants (struct pd_fabric_wire_grants) */
 };
 #define PD_FABRIC_IMM_CREDITS_MAX 16383u
 
@@ -48,6 +55,20 @@ static inline unsigned pd_fabric_imm_kind(uint64_t imm)
 }
 
 /*
+ * One-sided: the immediate data of a write (fi_writedata) names the writer and the slot:
+ *   bits  0..15  sender peer id
+ *   bits 16..31  slot id: index of the receive record at the target (depth <= 65536)
+ */
+static inline uint32_t pd_fabric_write_imm_encode(uint16_t peer, uint16_t slot)
+{
+	return (uint32_t)peer | (uint32_t)slot << 16;
+}
+static inline uint32_t pd_fabric_write_imm_slot(uint64_t imm)
+{
+	return (uint32_t)(imm >> 16) & 0xffffu;
+}
+
+/*
  * Connection data, little-endian and packed. magic and version stay at these offsets in
  * every future version so that any version can be read and refused by name.
  */
@@ -59,7 +80,8 @@ struct pd_fabric_wire_hello { /* fi_connect param: the connecting side */
 	uint16_t version;
 	uint16_t peer_id; /* connecting side's id */
 	uint16_t tenant;
-	uint16_t credits; /* receives reserved for this connection */
+	uint16_t credits;   /* receives reserved for this connection */
+	uint16_t primitive; /* enum pd_fabric_primitive; absent (12 bytes): two-sided */
 } __attribute__((packed));
 
 struct pd_fabric_wire_accept { /* fi_accept param: the accepting side */
@@ -68,10 +90,39 @@ struct pd_fabric_wire_accept { /* fi_accept param: the accepting side */
 	uint16_t peer_id; /* accepting side's id */
 	uint16_t tenant;
 	uint16_t credits; /* receives reserved for this connection */
+	uint16_t primitive;
 } __attribute__((packed));
+#define PD_FABRIC_WIRE_HELLO_MIN 12u /* without primitive */
+
+/*
+ * One-sided GRANT message (two-sided send, kind PD_FABRIC_IMM_GRANT), little-endian and
+ * packed: a header then count entries, each a slot the receiver may write into once.
+ * addr is an offset from the start of the registered region when the target's mr_mode
+ * has no FI_MR_VIRT_ADDR, else a virtual address; key is what fi_mr_key() gave.
+ */
+#define PD_FABRIC_GRANT_MAGIC 0x52474450u /* "PDGR" */
+struct pd_fabric_wire_grants {
+	uint32_t magic;
+	uint16_t count;
+	uint16_t reserved; /* 0 */
+} __attribute__((packed));
+struct pd_fabric_wire_grant {
+	uint16_t slot;     /* goes back in the write's immediate data */
+	uint16_t reserved; /* 0 */
+	uint32_t len;      /* most bytes the write may carry */
+	uint64_t addr;
+	uint64_t key;
+} __attribute__((packed));
+/* Control receives (and GRANT messages) are this big: 341 grants per message. */
+#define PD_FABRIC_CTRL_MSG_MAX 8192u
+#define PD_FABRIC_GRANTS_PER_MSG                                                                   \
+	((PD_FABRIC_CTRL_MSG_MAX - sizeof(struct pd_fabric_wire_grants)) /                         \
+	 sizeof(struct pd_fabric_wire_grant))
 
 /* A CREDIT-only message carries this many bytes (a fixed marker) from fab->credit_buf. */
 #define PD_FABRIC_CREDIT_MSG_LEN 8u
+
+struct pd_fabric_ctrl_region; /* one-sided: the layer's registered control buffers */
 
 /* Every post carries one of these; the completion's op_context points at fi_ctx. */
 enum pd_fabric_op_kind {
@@ -83,22 +134,46 @@ struct pd_fabric_op {
 	uint8_t kind;
 };
 
+/* One-sided: where an application buffer is (enum value in pd_fabric_recv_op.slot). */
+enum pd_fabric_slot_state {
+	PD_FABRIC_SLOT_NONE = 0, /* not a slot (free record, two-sided, or with the app) */
+	PD_FABRIC_SLOT_POOL,     /* the rx's, not assigned to a connection */
+	PD_FABRIC_SLOT_OWED,     /* assigned to owner, grant not sent yet */
+	PD_FABRIC_SLOT_GRANTED,  /* granted to owner, not written yet */
+};
+
 struct pd_fabric_recv_op {
 	struct pd_fabric_op op;
 	void *buf;
 	size_t len;
 	void *desc;
 	void *buf_ctx;
-	uint32_t next_free;
-	bool posted;
+	uint32_t next_free; /* free list; one-sided: next in the pool or the owed list */
+	bool posted;        /* the fabric's: posted on the SRX, or (one-sided) a slot */
+	uint8_t slot;       /* enum pd_fabric_slot_state */
+	uint64_t owner;     /* conn handle of an OWED or GRANTED slot */
+	uint64_t raddr;     /* what the peer writes to: offset or virtual address */
+	uint64_t rkey;
 };
+
+/* One-sided: a slot the peer granted to this side. */
+struct pd_fabric_slot {
+	uint64_t addr;
+	uint64_t key;
+	uint32_t len;
+	uint16_t id;
+};
+
+/* Slots per GRANT message not used up yet, most tracked per connection. */
+#define PD_FABRIC_GRANT_MSGS_MAX PD_FABRIC_CREDIT_RESERVE
 
 struct pd_fabric_send_op {
 	struct pd_fabric_op op;
 	struct pd_fabric_send_op *next, *prev; /* free list, or the conn's in-flight list */
 	void *send_ctx;
 	uint64_t conn_handle; /* generation-checked: the conn may be gone at completion */
-	bool credit;          /* a CREDIT-only message */
+	bool credit;          /* a control message (CREDIT-only or GRANT) */
+	const void *ctrl_buf; /* ... sent from this buffer (for ops->ctrl_done) */
 	bool orphan;          /* already reported as cancelled; recycle on completion */
 	bool in_flight;
 };
@@ -128,13 +203,25 @@ struct pd_fabric_conn {
 	uint16_t tenant;
 	void *ctx;
 
-	uint32_t credits;    /* DATA messages this side may still send */
-	uint32_t peer_grant; /* DATA credits the peer granted (upper bound of credits) */
-	uint32_t grant;      /* DATA credits granted to the peer */
-	uint32_t owed;       /* credits to return to the peer */
-	uint32_t unreturned; /* DATA received whose credit has not been sent back (<= grant) */
-	bool credit_in_flight;
-	bool credit_retry; /* a credit message could not be posted: retry from progress */
+	uint32_t credits;       /* DATA messages this side may still send (one-sided: slots held) */
+	uint32_t peer_grant;    /* DATA credits the peer granted (upper bound of credits) */
+	uint32_t grant;         /* DATA credits granted to the peer */
+	uint32_t owed;          /* credits to return to the peer (one-sided: OWED slots) */
+	uint32_t unreturned;    /* DATA received whose credit has not been sent back (<= grant) */
+	uint8_t ctrl_in_flight; /* control messages in flight (<= ops->ctrl_depth) */
+	bool credit_retry;      /* a control message could not be posted: retry from progress */
+
+	/* One-sided, as the target: slots of rx assigned to the peer. */
+	uint32_t owed_head, owed_tail; /* OWED slots, oldest first (recv_op indices) */
+	uint32_t granted;              /* GRANTED slots */
+	uint32_t grant_msgs[PD_FABRIC_GRANT_MSGS_MAX]; /* unwritten slots per GRANT sent */
+	uint32_t n_grant_msgs;
+	bool grant_initial; /* the initial grant is not all sent yet: no batching */
+	/* One-sided, as the writer: slots the peer granted, oldest first (credits of them). */
+	struct pd_fabric_slot *held;
+	uint32_t held_cap, held_head;
+	struct pd_fabric_ctrl_region *ctrl; /* GRANT send buffers (+ 2 receives on the SRX) */
+	uint8_t ctrl_busy;                  /* GRANT send buffers in flight (bit mask) */
 
 	struct pd_fabric_send_op *in_flight; /* sends posted on ep and not completed */
 	struct pd_fabric_conn *next, *prev;  /* fab->conns */
@@ -170,6 +257,12 @@ struct pd_fabric_rx {
 	struct fi_cq_data_entry stash[PD_FABRIC_STASH];
 	uint32_t stash_head, stash_len;
 
+	/* One-sided: slots assigned to no connection (recv_op indices, oldest first). */
+	uint32_t pool_head, pool_tail, n_pool;
+	uint32_t fill_next; /* round robin over peers when the pool refills */
+	struct pd_fabric_ctrl_region *ctrl_regions; /* every region: freed with the rx */
+	struct pd_fabric_ctrl_region *ctrl_spare;   /* regions of connections gone */
+
 	struct pd_fabric_rx *next, *prev;
 };
 
@@ -179,22 +272,56 @@ struct pd_fabric_mr {
 	void *desc; /* fi_mr_desc when the provider wants FI_MR_LOCAL, else NULL */
 	char *base;
 	size_t len;
+	uint64_t key; /* fi_mr_key (one-sided only) */
 	struct pd_fabric_mr *next, *prev;
 };
 
+/* pd_fabric_ops.data_send results besides 0 and negative libfabric errors. */
+#define PD_FABRIC_SEND_NO_CREDIT 1 /* -> -EAGAIN, stats.no_credit */
+#define PD_FABRIC_SEND_TOO_BIG 2   /* -> -EMSGSIZE */
+#define PD_FABRIC_SEND_INVALID 3   /* -> -EINVAL */
+
 /*
- * The data-path primitive, chosen once at open. Only two-sided send/receive exists
- * today; one-sided (fi_writedata into receiver-granted slots) is meant to slot in here.
+ * The data-path primitive, chosen once at open. fabric.c owns connections, queues,
+ * send records and the control-message machinery; a primitive decides what a posted
+ * buffer becomes, how DATA travels and what its control messages say.
  */
 struct pd_fabric_ops {
 	const char *name;
-	/* Post op (buf, len, desc filled) on rx: 0 or a negative libfabric errno. */
-	int (*post_recv)(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op);
-	/* Send buf with imm on conn: 0 or a negative libfabric errno (-FI_EAGAIN: busy). */
-	int (*send)(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
-	            size_t len, void *desc, uint32_t imm);
+	uint64_t caps;      /* fi_getinfo capabilities */
+	uint64_t mode;      /* mode bits it can honour, beyond FI_CONTEXT | FI_CONTEXT2 */
+	uint64_t mr_access; /* access of pd_fabric_mr_reg() regions */
+	uint8_t ctrl_depth; /* control messages in flight per conn, at most */
+	/* A receive context was created / its SRX closed and CQ drained (free leftovers). */
+	int (*rx_open)(struct pd_fabric_rx *rx);
+	void (*rx_close)(struct pd_fabric_rx *rx);
+	/* The app posts op (buf, len, desc, buf_ctx filled) from mr: 0 or negative fi errno. */
+	int (*rx_post)(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr,
+	               struct pd_fabric_recv_op *op);
+	/* A conn is created (0 or negative errno) / freed. */
+	int (*conn_open)(struct pd_fabric_conn *conn);
+	void (*conn_close)(struct pd_fabric_conn *conn);
+	/* The conn just went UP (before on_up): false if it failed instead. */
+	bool (*conn_up)(struct pd_fabric_conn *conn);
+	/* The conn is dead, the CQ drained and its sends reported (before on_down). */
+	void (*conn_reap)(struct pd_fabric_conn *conn);
+	/* Post a DATA message: 0, PD_FABRIC_SEND_*, or negative fi errno (-FI_EAGAIN:
+	 * busy); consumes a credit only on 0, so it may be called again. */
+	int (*data_send)(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
+	                 size_t len, void *desc);
+	/* Post a control message if one is due (pd_fabric_ctrl_post): 1 posted, 0 none
+	 * due, or negative fi errno (-FI_EAGAIN / -FI_ENOMEM: retried from progress). */
+	int (*ctrl_send)(struct pd_fabric_conn *conn);
+	/* The control message sent from buf completed (conn still exists). */
+	void (*ctrl_done)(struct pd_fabric_conn *conn, const void *buf);
+	/* Completion of a receive posted on rx's SRX / of a remote write (op_context NULL). */
+	void (*recv_done)(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op, uint64_t flags,
+	                  size_t len, uint64_t imm, int err);
+	void (*remote_write)(struct pd_fabric_rx *rx, uint64_t flags, size_t len, uint64_t imm,
+	                     int err);
 };
 extern const struct pd_fabric_ops pd_fabric_two_sided_ops;
+extern const struct pd_fabric_ops pd_fabric_one_sided_ops;
 
 struct pd_fabric_conn_slot {
 	struct pd_fabric_conn *conn;
@@ -224,6 +351,9 @@ struct pd_fabric {
 	struct fid_pep *pep;
 	int eq_fd;
 	bool mr_local;
+	bool mr_virt;          /* remote addresses are virtual addresses, not offsets */
+	bool write_needs_recv; /* a write with immediate data consumes a posted receive */
+	enum pd_fabric_primitive primitive;
 	uint64_t next_mr_key;
 	size_t max_msg_size;
 
@@ -249,5 +379,69 @@ struct pd_fabric {
 
 /* Test-only: advertise another protocol version in the hello and accept data. */
 void pd_fabric_test_set_version(struct pd_fabric *fab, uint16_t version);
+/* Test-only: mr_mode bits forced onto the provider's answer before fi_domain (0: none);
+ * requested keys then start at 1000, so that a provider key differs from ours. */
+extern uint64_t pd_fabric_test_mr_mode;
+
+/* ---- shared by fabric.c and the primitives ----------------------------------------- */
+
+/* libfabric's own error codes (>= FI_ERRNO_OFFSET) have no errno twin: map them. */
+static inline int pd_fabric_errno(int fi_err)
+{
+	if (fi_err < 0)
+		fi_err = -fi_err;
+	if (fi_err == 0)
+		return 0;
+	if (fi_err < FI_ERRNO_OFFSET)
+		return fi_err;
+	switch (fi_err) {
+	case FI_ETRUNC:
+	case FI_ETOOSMALL:
+		return EMSGSIZE;
+	case FI_EOPBADSTATE:
+		return ENOTCONN;
+	case FI_EAVAIL:
+		return EAGAIN;
+	default:
+		return EIO;
+	}
+}
+
+static inline bool pd_fabric_in_mr(const struct pd_fabric_mr *mr, const void *buf, size_t len)
+{
+	const char *p = buf;
+	return p >= mr->base && len <= mr->len && (size_t)(p - mr->base) <= mr->len - len;
+}
+
+bool pd_fabric_rl_allow(struct pd_fabric_ratelimit *rl);
+#define PD_FABRIC_WARN_RL(fab, err, ...)                                                           \
+	do {                                                                                       \
+		if (pd_fabric_rl_allow(&(fab)->rl_err))                                            \
+			PD_LOG_WARN(PD_FABRIC_LOG_COMP, err, __VA_ARGS__);                         \
+	} while (0)
+
+/* Two-sided operations on the SRX and a conn (the DATA path of two-sided, and the
+ * control messages of both): 0 or a negative libfabric errno (-FI_EAGAIN: busy). */
+int pd_fabric_msg_recv(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op);
+int pd_fabric_msg_send(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
+                       size_t len, void *desc, uint32_t imm);
+
+struct pd_fabric_conn *pd_fabric_conn_lookup(const struct pd_fabric *fab, uint64_t handle);
+/* The live conn of rx whose peer id is peer_id; reads the EQ first if it is not UP yet
+ * (its first messages can be read before its FI_CONNECTED). NULL: none. */
+struct pd_fabric_conn *pd_fabric_rx_sender(struct pd_fabric_rx *rx, uint16_t peer_id);
+/* Close the endpoint; on_down follows from the reaper. Safe anywhere, calls nothing. */
+void pd_fabric_conn_fail(struct pd_fabric_conn *conn, int err);
+/* Let ops->ctrl_send post control messages now if due (ops->ctrl_depth in flight per
+ * conn); a busy provider makes it retry from progress, a failure fails the conn. */
+void pd_fabric_conn_ctrl_check(struct pd_fabric_conn *conn);
+/* Post a control message (buf stays untouched until its completion). */
+int pd_fabric_ctrl_post(struct pd_fabric_conn *conn, const void *buf, size_t len, void *desc,
+                        uint32_t imm);
+void pd_fabric_recv_op_put(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op);
+/* The FIFO of conns whose delivered messages were not replaced by a post yet. */
+void pd_fabric_fifo_push(struct pd_fabric_rx *rx, uint64_t handle);
+/* Pop the oldest entry: its conn if still alive, else NULL (also when empty). */
+struct pd_fabric_conn *pd_fabric_fifo_pop_conn(struct pd_fabric_rx *rx);
 
 #endif

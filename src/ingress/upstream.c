@@ -486,6 +486,8 @@ int ing_fabric_open(struct ingress *ing)
 		.provider = cfg->fabric.provider != NULL ? cfg->fabric.provider : "tcp",
 		.listen_host = NULL,
 		.local_id = PD_FABRIC_PEER_INGRESS | ORIGIN_ID,
+		.primitive = cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? PD_FABRIC_ONE_SIDED
+									    : PD_FABRIC_TWO_SIDED,
 		.cb = {
 			.on_recv = on_recv,
 			.on_recv_cancel = on_recv_cancel,

@@ -40,6 +40,8 @@
 #define CLIENT_CREDITS 64
 #define PINGS 10000
 #define FLOOD_CREDITS 514 /* the victim in case 4: 512 DATA credits of 64 KiB */
+#define LAT_LEN 1024u     /* latency mode: message size */
+#define LAT_WARMUP 1000u
 
 /* ---- messages ------------------------------------------------------------------------ */
 
@@ -140,9 +142,19 @@ struct node {
 	uint32_t release_count; /* case 1: holds announced by the client, 0: none */
 	bool stop;              /* the parent closed our stop pipe */
 	bool failed;
+	bool busy;      /* latency mode: spin on progress, never sleep */
+	bool lat;       /* latency mode: echo / count replies without checking payloads */
+	bool lat_reply; /* latency client: the reply arrived */
 };
 
 static int status_fd = -1; /* child -> parent messages */
+/* The primitive of every process of the case being run (children inherit it). */
+static enum pd_fabric_primitive primitive = PD_FABRIC_TWO_SIDED;
+
+static enum pd_fabric_primitive other_primitive(void)
+{
+	return primitive == PD_FABRIC_ONE_SIDED ? PD_FABRIC_TWO_SIDED : PD_FABRIC_ONE_SIDED;
+}
 
 static int64_t now_ms(void)
 {
@@ -201,6 +213,21 @@ static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_
 	t->outstanding++;
 	if (t->outstanding > t->max_outstanding)
 		t->max_outstanding = t->outstanding;
+	if (n->lat) { /* latency mode: echo at once, or note the reply */
+		if (tx || len < LAT_LEN) {
+			fail(n, "latency: bad message (len %zu)", len);
+		} else if (pd_fabric_conn_peer(conn) == SERVER_ID) { /* we are the client */
+			n->lat_reply = true;
+		} else {
+			int ret = pd_fabric_send(conn, t->rx_mr, rx_buf(t, idx), LAT_LEN,
+			                         ctx_of(ti, false, idx));
+			if (ret == 0)
+				return;
+			fail(n, "latency echo: %s", strerror(-ret));
+		}
+		repost(n, ti, idx);
+		return;
+	}
 	/* The sender must never have more unreturned messages here than we granted. */
 	if (t->outstanding > (uint32_t)t->credits - PD_FABRIC_CREDIT_RESERVE)
 		fail(n, "tenant %u: %u messages held, granted %u", t->id, t->outstanding,
@@ -211,6 +238,9 @@ static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_
 	struct msg_hdr h;
 	char *buf = rx_buf(t, idx);
 	memcpy(&h, buf, sizeof(h));
+	/* One-sided over tcp: the write's length is not reported, len is the slot's. */
+	if (primitive == PD_FABRIC_ONE_SIDED && len == BUF_SIZE && h.len <= len)
+		len = h.len;
 	if (len < sizeof(h) || h.magic != MSG_MAGIC || h.len != len || h.tenant != t->id ||
 	    payload_sum(buf + sizeof(h), len - sizeof(h)) != h.csum) {
 		fail(n, "tenant %u: corrupt message (len %zu, hdr len %u tenant %u seq %u)", t->id,
@@ -332,8 +362,16 @@ static int node_open(struct node *n, const char *name, uint16_t id, uint16_t lis
 	           .on_up = on_up,
 	           .on_down = on_down},
 	    .app = n,
+	    .primitive = primitive,
 	};
-	return pd_fabric_open(&attr, &n->fab);
+	int ret = pd_fabric_open(&attr, &n->fab);
+	if (ret == 0 && pd_fabric_test_mr_mode != 0) {
+		fprintf(stderr, "%s: mr_mode forced to %#" PRIx64 ": %s addresses\n", name,
+		        pd_fabric_test_mr_mode, n->fab->mr_virt ? "virtual" : "offset");
+		if (!n->fab->mr_virt)
+			fail(n, "forced FI_MR_VIRT_ADDR not in effect");
+	}
+	return ret;
 }
 
 static void *pool_map(size_t len)
@@ -365,6 +403,12 @@ static int tenant_add(struct node *n, uint16_t id, uint32_t n_rx, uint32_t n_tx,
 		ret = pd_fabric_mr_reg(n->fab, t->tx_mem, (size_t)n_tx * BUF_SIZE, &t->tx_mr);
 	if (ret != 0)
 		return ret;
+	if (pd_fabric_test_mr_mode != 0)
+		fprintf(stderr,
+		        "%s: tenant %u: receive pool key %#" PRIx64 " (requested %" PRIu64 ")\n",
+		        n->name, id, t->rx_mr->key, n->fab->next_mr_key - 2);
+	if (pd_fabric_test_mr_mode & FI_MR_PROV_KEY && t->rx_mr->key == n->fab->next_mr_key - 2)
+		fail(n, "provider key equals the requested one: the case proves nothing");
 	for (uint32_t i = 0; i < n_tx; i++)
 		t->tx_free[t->n_tx_free++] = i;
 	for (uint32_t i = 0; i < n_rx; i++) {
@@ -468,17 +512,27 @@ typedef bool (*done_fn)(struct node *n, void *arg);
 static int run(struct node *n, done_fn done, void *arg, int64_t deadline, const int *extra,
                int n_extra, void (*on_extra)(struct node *n, int fd))
 {
-	for (;;) {
+	for (uint32_t spins = 0;; spins++) {
 		pd_fabric_progress(n->fab);
 		work(n);
 		if (n->failed)
 			return -1;
 		if (done(n, arg))
 			return 0;
+		if (n->busy && spins % 4096 != 0)
+			continue;
 		int64_t left = deadline - now_ms();
 		if (left <= 0) {
 			fail(n, "deadline passed");
 			return -1;
+		}
+		if (n->busy) { /* look at the extra fds only */
+			for (int i = 0; i < n_extra; i++) {
+				struct pollfd p = {.fd = extra[i], .events = POLLIN};
+				if (poll(&p, 1, 0) > 0)
+					on_extra(n, extra[i]);
+			}
+			continue;
 		}
 		if (pd_fabric_trywait(n->fab) != 0)
 			continue;
@@ -506,7 +560,7 @@ static int run(struct node *n, done_fn done, void *arg, int64_t deadline, const 
 
 /* ---- parent <-> child plumbing ------------------------------------------------------- */
 
-enum { ST_PORT = 1, ST_UP, ST_FLOODED, ST_READY };
+enum { ST_PORT = 1, ST_UP, ST_FLOODED, ST_READY, ST_LAT_MEDIAN, ST_LAT_P99 };
 
 static void status_send(uint32_t code, uint32_t value)
 {
@@ -652,6 +706,8 @@ struct server_cfg {
 	uint64_t expect_refused; /* connection requests to refuse */
 	int release_fd;          /* case 1: the client's "release your holds" pipe, or -1 */
 	bool flood;              /* case 4 */
+	bool expect_clean;       /* no receive may have been dropped (stats.recv_errors) */
+	bool latency;            /* echo LAT_LEN bytes at once, busy polling */
 };
 
 static void server_extra(struct node *n, int fd)
@@ -725,6 +781,7 @@ static int server_main(void *arg)
 		return 1;
 	}
 	n.peer_credits = cfg->peer_credits;
+	n.busy = n.lat = cfg->latency;
 	for (int i = 0; i < cfg->tenants; i++)
 		if (tenant_add(&n, (uint16_t)(i + 1), SERVER_CREDITS, 1, SERVER_CREDITS) != 0)
 			fail(&n, "tenant setup");
@@ -757,6 +814,11 @@ static int server_main(void *arg)
 		run(&n, server_done, arg, now_ms() + DEADLINE_MS * 3, extra, n_extra, server_extra);
 	if (cfg->expect_refused > 0 && n.connreqs != 0)
 		fail(&n, "on_connect_request ran for a refused version");
+	struct pd_fabric_stats st;
+	pd_fabric_get_stats(n.fab, &st);
+	if (cfg->expect_clean && st.recv_errors != 0)
+		fail(&n, "%" PRIu64 " receives dropped", st.recv_errors);
+
 	for (int i = 0; i < n.nt; i++)
 		if (n.t[i].max_outstanding > 0)
 			fprintf(stderr,
@@ -778,6 +840,9 @@ struct client_cfg {
 	bool idle_check;  /* case 6 */
 	bool freeze;      /* case 4: the victim: never progress after on_up */
 	bool replaced;    /* case 7: after the pings, wait to be replaced by a new process */
+	bool mismatch;    /* case 8: use the other primitive than the server */
+	bool oversize;    /* case 9: a message longer than the granted slot first */
+	uint32_t latency; /* latency mode: round trips to time (then nothing else) */
 	int expect_err;   /* 0: expect success; else the on_down error expected */
 };
 
@@ -836,10 +901,92 @@ static bool idle_now(struct node *n, void *arg)
 	return pd_fabric_trywait(n->fab) == 0;
 }
 
+static bool got_credit(struct node *n, void *arg)
+{
+	(void)arg;
+	return n->t[0].conn != NULL && pd_fabric_conn_credits(n->t[0].conn) > 0;
+}
+
+/* Case 9: a message longer than the slot is refused before anything is written. */
+static void oversize_check(struct node *n)
+{
+	struct tenant *t = &n->t[0];
+	struct pd_fabric_stats before, after;
+	pd_fabric_get_stats(n->fab, &before);
+	uint32_t credits = pd_fabric_conn_credits(t->conn);
+	msg_fill(t->tx_mem, MSG_ECHO_REQ, t->id, 0, BUF_SIZE + 1);
+	int ret = pd_fabric_send(t->conn, t->tx_mr, t->tx_mem, BUF_SIZE + 1, ctx_of(0, true, 0));
+	pd_fabric_get_stats(n->fab, &after);
+	fprintf(stderr, "client: %u bytes into a %u-byte slot: %d (%s)\n", BUF_SIZE + 1, BUF_SIZE,
+	        ret, strerror(-ret));
+	if (ret != -EMSGSIZE)
+		fail(n, "oversized send: %d, expected -EMSGSIZE", ret);
+	if (pd_fabric_conn_credits(t->conn) != credits || after.writes != before.writes)
+		fail(n, "oversized send used a slot");
+	if (pd_fabric_send(t->conn, t->tx_mr, t->tx_mem, 0, ctx_of(0, true, 0)) != -EINVAL)
+		fail(n, "an empty one-sided send was not refused");
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Latency mode: LAT_LEN-byte ping-pong, both sides spinning on pd_fabric_progress(). */
+static void latency_client(struct node *n, uint32_t iters)
+{
+	struct tenant *t = &n->t[0];
+	uint64_t *rtt = calloc(iters, sizeof(*rtt));
+	if (rtt == NULL) {
+		fail(n, "latency: out of memory");
+		return;
+	}
+	msg_fill(t->tx_mem, MSG_ECHO_REQ, t->id, 0, LAT_LEN);
+	n->lat = n->busy = true;
+	int64_t deadline = now_ms() + DEADLINE_MS * 6;
+	for (uint32_t i = 0; i < LAT_WARMUP + iters && !n->failed; i++) {
+		uint64_t t0 = now_ns();
+		int ret;
+		while ((ret = pd_fabric_send(t->conn, t->tx_mr, t->tx_mem, LAT_LEN,
+		                             ctx_of(0, true, FLOOD_IDX))) == -EAGAIN)
+			pd_fabric_progress(n->fab);
+		if (ret != 0) {
+			fail(n, "latency send: %s", strerror(-ret));
+			break;
+		}
+		n->lat_reply = false;
+		for (uint32_t spins = 0; !n->lat_reply && !n->failed; spins++) {
+			pd_fabric_progress(n->fab);
+			if (spins % 4096 == 4095 && now_ms() > deadline)
+				fail(n, "latency: no reply");
+		}
+		if (i >= LAT_WARMUP)
+			rtt[i - LAT_WARMUP] = now_ns() - t0;
+	}
+	if (!n->failed) {
+		qsort(rtt, iters, sizeof(*rtt), cmp_u64);
+		/* One-way: half the round trip, in nanoseconds. */
+		status_send(ST_LAT_MEDIAN, (uint32_t)(rtt[iters / 2] / 2));
+		status_send(ST_LAT_P99, (uint32_t)(rtt[(size_t)iters * 99 / 100] / 2));
+	}
+	n->lat = n->busy = false;
+	free(rtt);
+}
+
 static int client_main(void *arg)
 {
 	const struct client_cfg *cfg = arg;
 	struct node n;
+	if (cfg->mismatch)
+		primitive = other_primitive();
 	int ret = node_open(&n, "client", CLIENT_ID, 0);
 	if (ret != 0) {
 		fprintf(stderr, "client: open: %s\n", strerror(-ret));
@@ -880,7 +1027,12 @@ static int client_main(void *arg)
 				fprintf(stderr, "client: read: %s\n", strerror(errno));
 			fail(&n, "victim was not killed");
 		}
+	} else if (cfg->latency > 0) {
+		if (run(&n, got_credit, NULL, deadline, NULL, 0, NULL) == 0)
+			latency_client(&n, cfg->latency);
 	} else {
+		if (cfg->oversize && run(&n, got_credit, NULL, deadline, NULL, 0, NULL) == 0)
+			oversize_check(&n);
 		for (int i = 0; i < n.nt; i++)
 			n.t[i].target = cfg->pings;
 		run(&n, all_echoed, NULL, now_ms() + DEADLINE_MS * 3, NULL, 0, NULL);
@@ -1017,14 +1169,16 @@ out:
 
 static bool case_pingpong(void)
 {
-	struct server_cfg s = {.tenants = 1, .peer_credits = CLIENT_CREDITS, .expect_downs = 1};
+	struct server_cfg s = {
+	    .tenants = 1, .peer_credits = CLIENT_CREDITS, .expect_downs = 1, .expect_clean = true};
 	struct client_cfg c = {.tenants = 1, .pings = PINGS, .credits = CLIENT_CREDITS};
 	return pair_case(&s, &c, true);
 }
 
 static bool case_two_tenants(void)
 {
-	struct server_cfg s = {.tenants = 2, .peer_credits = CLIENT_CREDITS, .expect_downs = 2};
+	struct server_cfg s = {
+	    .tenants = 2, .peer_credits = CLIENT_CREDITS, .expect_downs = 2, .expect_clean = true};
 	struct client_cfg c = {.tenants = 2, .pings = 1000, .credits = CLIENT_CREDITS};
 	return pair_case(&s, &c, false);
 }
@@ -1139,8 +1293,79 @@ static bool case_idle(void)
 	return pair_case(&s, &c, false);
 }
 
-int main(void)
+static bool case_mismatch(void)
 {
+	struct server_cfg s = {.tenants = 1, .peer_credits = CLIENT_CREDITS, .expect_refused = 1};
+	struct client_cfg c = {
+	    .tenants = 1, .credits = CLIENT_CREDITS, .mismatch = true, .expect_err = -ECONNREFUSED};
+	return pair_case(&s, &c, false);
+}
+
+static bool case_oversize(void)
+{
+	struct server_cfg s = {
+	    .tenants = 1, .peer_credits = CLIENT_CREDITS, .expect_downs = 1, .expect_clean = true};
+	struct client_cfg c = {
+	    .tenants = 1, .pings = 1000, .credits = CLIENT_CREDITS, .oversize = true};
+	return pair_case(&s, &c, false);
+}
+
+/* Case 1 again with the provider picking keys and addresses virtual (verbs' mr_mode). */
+static bool case_virt_addr(void)
+{
+	pd_fabric_test_mr_mode = FI_MR_VIRT_ADDR | FI_MR_PROV_KEY;
+	bool ok = case_pingpong();
+	pd_fabric_test_mr_mode = 0;
+	return ok;
+}
+
+/* `test_fabric latency [round trips]`: 1 KiB ping-pong, busy polling, both primitives. */
+static int latency_main(uint32_t iters)
+{
+	static const enum pd_fabric_primitive prims[] = {PD_FABRIC_TWO_SIDED, PD_FABRIC_ONE_SIDED};
+	uint32_t median[2] = {0}, p99[2] = {0};
+	for (int p = 0; p < 2; p++) {
+		primitive = prims[p];
+		struct server_cfg scfg = {.tenants = 1,
+		                          .peer_credits = CLIENT_CREDITS,
+		                          .expect_downs = 1,
+		                          .release_fd = -1,
+		                          .latency = true};
+		struct client_cfg ccfg = {
+		    .tenants = 1, .credits = CLIENT_CREDITS, .release_fd = -1, .latency = iters};
+		struct child s = {0}, c = {0};
+		int64_t limit = now_ms() + CASE_LIMIT_MS * 2;
+		bool ok = spawn(&s, server_main, &scfg) == 0 && get_port(&s, &ccfg.port) == 0 &&
+		          spawn(&c, client_main, &ccfg) == 0 &&
+		          status_wait(c.status_rd, ST_LAT_MEDIAN, &median[p], limit) == 0 &&
+		          status_wait(c.status_rd, ST_LAT_P99, &p99[p], limit) == 0;
+		ok = child_reap(&c, limit) == 0 && ok;
+		ok = child_reap(&s, limit) == 0 && ok;
+		child_kill(&c);
+		child_kill(&s);
+		if (!ok) {
+			printf("latency (%s): FAILED\n", p == 0 ? "two-sided" : "one-sided");
+			return 1;
+		}
+	}
+	printf("one-way latency, %u-byte ping-pong, busy polling, %u round trips (+%u warm-up),"
+	       " half the round trip:\n",
+	       LAT_LEN, iters, LAT_WARMUP);
+	printf("| primitive | median (us) | p99 (us) |\n|---|---|---|\n");
+	printf("| two-sided | %.2f | %.2f |\n", median[0] / 1000.0, p99[0] / 1000.0);
+	printf("| one-sided | %.2f | %.2f |\n", median[1] / 1000.0, p99[1] / 1000.0);
+	printf("one-sided / two-sided: median %.2f, p99 %.2f\n", (double)median[1] / median[0],
+	       (double)p99[1] / p99[0]);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "latency") == 0) {
+		signal(SIGPIPE, SIG_IGN);
+		long iters = argc > 2 ? strtol(argv[2], NULL, 10) : PINGS;
+		return latency_main(iters > 0 && iters < 10000000 ? (uint32_t)iters : PINGS);
+	}
 	static const struct {
 		const char *name;
 		bool (*fn)(void);
@@ -1152,13 +1377,46 @@ int main(void)
 	    {"connect to a port with no listener", case_no_listener},
 	    {"idle: trywait allows sleeping", case_idle},
 	    {"same peer id reconnects while its old connection is up", case_replaced},
+	    {"a peer with the other primitive is refused", case_mismatch},
+	};
+	static const struct {
+		const char *name;
+		bool (*fn)(void);
+	} one_sided_cases[] = {
+	    {"message longer than the granted slot: -EMSGSIZE, connection survives", case_oversize},
+	    {"ping-pong with FI_MR_VIRT_ADDR | FI_MR_PROV_KEY (virtual addresses, provider keys)",
+	     case_virt_addr},
+	};
+	static const struct {
+		enum pd_fabric_primitive primitive;
+		const char *name;
+	} primitives[] = {
+	    {PD_FABRIC_TWO_SIDED, "two-sided"},
+	    {PD_FABRIC_ONE_SIDED, "one-sided"},
 	};
 	signal(SIGPIPE, SIG_IGN);
 	int passed = 0, failed = 0;
-	for (size_t i = 0; i < PD_ARRAY_SIZE(cases); i++) {
+	for (size_t p = 0; p < PD_ARRAY_SIZE(primitives); p++) {
+		primitive = primitives[p].primitive;
+		for (size_t i = 0; i < PD_ARRAY_SIZE(cases); i++) {
+			int64_t t0 = now_ms();
+			bool ok = cases[i].fn();
+			printf("case %zu (%s): %s: %s (%.1f s)\n", i + 1, primitives[p].name,
+			       cases[i].name, ok ? "ok" : "FAILED",
+			       (double)(now_ms() - t0) / 1000.0);
+			fflush(stdout);
+			if (ok)
+				passed++;
+			else
+				failed++;
+		}
+	}
+	primitive = PD_FABRIC_ONE_SIDED;
+	for (size_t i = 0; i < PD_ARRAY_SIZE(one_sided_cases); i++) {
 		int64_t t0 = now_ms();
-		bool ok = cases[i].fn();
-		printf("case %zu: %s: %s (%.1f s)\n", i + 1, cases[i].name, ok ? "ok" : "FAILED",
+		bool ok = one_sided_cases[i].fn();
+		printf("case %zu (one-sided): %s: %s (%.1f s)\n", PD_ARRAY_SIZE(cases) + i + 1,
+		       one_sided_cases[i].name, ok ? "ok" : "FAILED",
 		       (double)(now_ms() - t0) / 1000.0);
 		fflush(stdout);
 		if (ok)

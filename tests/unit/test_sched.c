@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/sched.h"
+#include "engine/dwrr.h"
 #include "unit.h"
 
 #define QUANTUM 16384

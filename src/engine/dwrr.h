@@ -7,8 +7,8 @@
  * (work-conserving). The scheduler holds no messages: it asks the caller for the size
  * of a tenant's next message and tells it which tenant sends next.
  */
-#ifndef PD_ENGINE_SCHED_H
-#define PD_ENGINE_SCHED_H
+#ifndef PD_ENGINE_DWRR_H
+#define PD_ENGINE_DWRR_H
 
 #include <stdbool.h>
 #include <stdint.h>

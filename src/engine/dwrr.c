@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Deficit weighted round robin over tenants, in bytes. */
-#include "engine/sched.h"
+#include "engine/dwrr.h"
 
 #include <string.h>
 
