@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "engine/dwrr.h"
 #include "engine/engine_internal.h"
 #include "shm/msg.h"
 
@@ -117,6 +118,16 @@ static void pend_push(struct tenant_rt *t, struct pend_queue *q, uint32_t idx)
 	t->pend_count++;
 }
 
+static void pend_push_front(struct tenant_rt *t, struct pend_queue *q, uint32_t idx)
+{
+	t->pend_next[idx] = q->head;
+	q->head = idx;
+	if (q->tail == PEND_NONE)
+		q->tail = idx;
+	q->count++;
+	t->pend_count++;
+}
+
 static void pend_pop(struct tenant_rt *t, struct pend_queue *q)
 {
 	uint32_t idx = q->head;
@@ -175,6 +186,7 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 		fail_unsendable(e, t, idx, dest);
 		return 0;
 	}
+	e->tx_inflight++;
 	t->c.msgs_out++;
 	t->c.bytes_out += len;
 	if (!DEST_IS_INGRESS(dest)) {
@@ -187,15 +199,16 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 	return 0;
 }
 
-/* Queue buffer idx for dest behind what already waits there, or send it now. */
+/*
+ * Queue buffer idx for dest. Every send goes through the tenant's queues and the
+ * scheduler (transmit()), which decides among tenants by weight.
+ */
 static void send_to(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest)
 {
 	t->dest[idx] = dest;
 	atomic_store_explicit(&t->pool.ctl[idx].since_ns, pd_now_ns(), memory_order_relaxed);
-	struct pend_queue *q = queue_of(t, dest);
-	/* Keep order: nothing overtakes what already waits for a credit. */
-	if (q->count > 0 || try_send(e, t, idx) == -EAGAIN)
-		pend_push(t, q, idx);
+	pend_push(t, queue_of(t, dest), idx);
+	pd_sched_wake(&e->sched, (uint32_t)(t - e->tenants));
 }
 
 static void send_response(struct engine *e, struct tenant_rt *t, uint32_t idx)
@@ -210,17 +223,65 @@ static void send_response(struct engine *e, struct tenant_rt *t, uint32_t idx)
 	send_to(e, t, idx, DEST_INGRESS(origin));
 }
 
-static int flush_pending(struct engine *e, struct tenant_rt *t)
+/* Can the head of queue d of tenant t go now (or be failed now)? */
+static bool queue_ready(struct tenant_rt *t, uint32_t d)
+{
+	struct pend_queue *q = &t->pend[d];
+	if (q->count == 0)
+		return false;
+	uint16_t dest = d < ENGINE_MAX_INGRESS ? DEST_INGRESS(d)
+					      : (uint16_t)(d - ENGINE_MAX_INGRESS);
+	struct pd_fabric_conn *conn = conn_of(t, dest);
+	if (conn != NULL)
+		return pd_fabric_conn_credits(conn) > 0;
+	/* No link: ready to be failed, unless the link is being set up. */
+	return DEST_IS_INGRESS(dest) || (t->peers[dest].conn == NULL && t->peers[dest].ever_up);
+}
+
+/* The scheduler's view of a tenant: bytes of the next message it can send, 0 if none.
+ * Destinations take turns within a tenant. */
+static uint64_t head_size(void *ctx, uint32_t tl)
+{
+	struct engine *e = ctx;
+	struct tenant_rt *t = &e->tenants[tl];
+	if (t->pend_count == 0)
+		return 0;
+	for (uint32_t k = 0; k < NDEST; k++) {
+		uint32_t d = (t->next_dest + k) % NDEST;
+		if (!queue_ready(t, d))
+			continue;
+		t->next_dest = d;
+		struct pd_msg_hdr snap;
+		pd_msg_hdr_snapshot(&snap, pd_pool_buf(&t->pool, t->pend[d].head));
+		uint64_t len = pd_msg_total_len(&snap);
+		return len < t->conf->buffer_size ? (len > 0 ? len : 1) : t->conf->buffer_size;
+	}
+	return 0;
+}
+
+/*
+ * Send what the tenants have queued, in deficit weighted round robin order, while the
+ * engine's transmit window has room. The window keeps the order decided here: without
+ * it every send would go straight into the transport and the tenants would share it by
+ * whoever pushed first.
+ */
+static int transmit(struct engine *e)
 {
 	int sent = 0;
-	for (uint32_t d = 0; d < NDEST && t->pend_count > 0; d++) {
-		struct pend_queue *q = &t->pend[d];
-		while (q->count > 0) {
-			if (try_send(e, t, q->head) == -EAGAIN)
-				break;
-			pend_pop(t, q);
-			sent++;
+	while (e->tx_inflight < ENGINE_TX_WINDOW) {
+		int tl = pd_sched_next(&e->sched, head_size, e);
+		if (tl < 0)
+			break;
+		struct tenant_rt *t = &e->tenants[tl];
+		struct pend_queue *q = &t->pend[t->next_dest];
+		uint32_t idx = q->head;
+		pend_pop(t, q);
+		if (try_send(e, t, idx) == -EAGAIN) {
+			pend_push_front(t, q, idx); /* the transport is busy: try again later */
+			break;
 		}
+		t->next_dest = (t->next_dest + 1) % NDEST;
+		sent++;
 	}
 	return sent;
 }
@@ -488,6 +549,8 @@ static void on_send_done(void *app, void *send_ctx, int status)
 	uint32_t idx;
 	struct tenant_rt *t = tenant_of_ctx(e, send_ctx, &idx);
 	uint16_t dest = t->dest[idx];
+	if (e->tx_inflight > 0)
+		e->tx_inflight--;
 	if (!DEST_IS_INGRESS(dest) && dest < PD_MAX_NODES && t->peers[dest].inflight > 0)
 		t->peers[dest].inflight--;
 	/* A failed send to a peer is answered when the peer's link goes down (it has the
@@ -865,10 +928,15 @@ static int poll_work(struct engine *e)
 	int work = pd_fabric_progress(e->fab);
 	for (uint32_t i = 0; i < e->ntenants; i++) {
 		struct tenant_rt *t = &e->tenants[i];
-		work += drain_engine_ring(e, t);
+		/* A tenant with a full send queue is not drained: its functions run out of
+		 * buffers and wait (backpressure), nothing is dropped. */
+		if (t->pend_count < ENGINE_TX_QUEUE)
+			work += drain_engine_ring(e, t);
+		/* Credits or links may have come back: queued tenants take turns again. */
 		if (t->pend_count > 0)
-			work += flush_pending(e, t);
+			pd_sched_wake(&e->sched, i);
 	}
+	work += transmit(e);
 	return work;
 }
 
@@ -934,7 +1002,8 @@ static void run_loop(struct engine *e)
 		/* Sends waiting for a credit need no polling: credits arrive as completions,
 		 * which wake the fabric's wait fds. */
 		for (uint32_t i = 0; i < e->ntenants && !busy; i++)
-			busy = !pd_ring_looks_empty(&e->tenants[i].pool.engine_ring);
+			busy = !pd_ring_looks_empty(&e->tenants[i].pool.engine_ring) &&
+			       e->tenants[i].pend_count < ENGINE_TX_QUEUE;
 		int timeout = (int)((next_tick - now) / 1000000ull) + 1;
 		int n = epoll_wait(e->epfd, evs, PD_ARRAY_SIZE(evs), busy ? 0 : timeout);
 		for (uint32_t i = 0; i < e->ntenants; i++)
@@ -1006,6 +1075,15 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	rc = tenants_init(e);
 	if (rc != 0)
 		goto close_tenants;
+	uint32_t weights[PD_MAX_TENANTS];
+	uint64_t quantum = 0;
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		weights[i] = e->tenants[i].conf->weight;
+		if (e->tenants[i].conf->buffer_size > quantum)
+			quantum = e->tenants[i].conf->buffer_size;
+	}
+	/* A quantum of at least the largest message: every turn sends something. */
+	pd_sched_init(&e->sched, e->ntenants, weights, quantum);
 	int fds[PD_MAX_TENANTS + 1];
 	int nfds = pd_fabric_wait_fds(e->fab, fds, (int)PD_ARRAY_SIZE(fds));
 	for (int i = 0; i < nfds; i++)

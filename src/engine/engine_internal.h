@@ -8,12 +8,17 @@
 #include <sys/types.h>
 
 #include "common/config.h"
+#include "engine/dwrr.h"
 #include "fabric/fabric.h"
 #include "shm/msg.h"
 #include "shm/pool.h"
 
 #define ENGINE_TICK_MS 100
 #define ENGINE_MAX_INGRESS 1
+/* Sends the engine has in the transport at once, all tenants together. */
+#define ENGINE_TX_WINDOW 32
+/* Messages a tenant may have queued for sending before its ring is left alone. */
+#define ENGINE_TX_QUEUE 256
 
 enum instance_state {
 	INST_DOWN,     /* not running; restart at restart_at_ns (0 = never) */
@@ -112,6 +117,7 @@ struct tenant_rt {
 	uint16_t *dest; /* per buffer: where it is being sent */
 	struct pend_queue pend[NDEST];
 	uint32_t pend_count;
+	uint32_t next_dest; /* the scheduler's choice among this tenant's queues */
 	uint64_t hang_ns;
 	struct tenant_counters c;
 };
@@ -132,6 +138,8 @@ struct engine {
 	int16_t tenant_map[PD_MAX_TENANTS]; /* global tenant -> index in tenants, -1 */
 	bool stopping;
 	uint64_t spin_ns;
+	struct pd_sched sched;
+	uint32_t tx_inflight;
 };
 
 /* peers.c */

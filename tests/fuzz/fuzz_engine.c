@@ -79,6 +79,8 @@ static int init(void)
 	eng.tenant_map[1] = 1;
 	tenant_setup(&tenants[0], 0, 2);
 	tenant_setup(&tenants[1], 1, 1);
+	uint32_t weights[2] = {1, 1};
+	pd_sched_init(&eng.sched, 2, weights, 4096);
 	return 0;
 }
 
@@ -174,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	drain_engine_ring(&eng, t);
-	flush_pending(&eng, t);
+	transmit(&eng);
 
 	/* Whatever the hostile tenant did, the engine never touched the victim's pool. */
 	if (checksum(&tenants[1].pool) != victim_before)
