@@ -14,6 +14,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "palladium/function.h"
@@ -23,6 +24,9 @@
 
 #define RESP_META_MAX 8192
 #define MAX_THREADS 64
+/* How long a handler waits for a free output buffer: 500 x 200 us = 100 ms. */
+#define ALLOC_WAIT_STEPS 500
+#define ALLOC_WAIT_STEP_NS 200000
 
 struct runtime {
 	struct pd_attach_reply cfg;
@@ -140,7 +144,17 @@ static struct pd_msg_hdr *ensure_out(pd_response *res)
 {
 	if (res->out != NULL)
 		return res->out;
-	if (res->alloc_failed || pd_pool_alloc(&rt.pool, rt.cfg.slot, &res->out_idx) != 0) {
+	if (res->alloc_failed)
+		return NULL;
+	/* An empty pool is backpressure (the engine is holding sends back): wait a little
+	 * for a buffer before giving up with 503. */
+	int rc = pd_pool_alloc(&rt.pool, rt.cfg.slot, &res->out_idx);
+	for (int i = 0; rc != 0 && i < ALLOC_WAIT_STEPS; i++) {
+		struct timespec step = {0, ALLOC_WAIT_STEP_NS};
+		nanosleep(&step, NULL);
+		rc = pd_pool_alloc(&rt.pool, rt.cfg.slot, &res->out_idx);
+	}
+	if (rc != 0) {
 		res->alloc_failed = true;
 		return NULL;
 	}
