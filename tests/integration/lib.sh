@@ -17,6 +17,9 @@
 #   FUNCTIONS_DIR       the built example functions (echo, upper, exclaim, wordcount)
 #   TEST_FUNCTIONS_DIR  the built test functions (misbehave)
 #   SOURCE_ROOT         the source tree
+#   FABRIC_PROBE        the built tests/integration/fabric_probe (version_refused.sh)
+#   PRIMITIVE           fabric.primitive of every cluster file the tests write:
+#                       two-sided (default) or one-sided
 #   KEEP_TMP=1          keep the test's temporary folder (its path is printed)
 # Exit status: 0 pass, 1 fail, 77 skip (meson reports 77 as SKIP).
 
@@ -30,6 +33,11 @@ FUNCTIONS_DIR=${FUNCTIONS_DIR:-$(dirname "$PALLADIUM")/functions}
 TEST_FUNCTIONS_DIR=${TEST_FUNCTIONS_DIR:-$(dirname "$PALLADIUM")/tests/functions}
 # shellcheck disable=SC2034 # used by the tests
 MISBEHAVE=$TEST_FUNCTIONS_DIR/misbehave
+FABRIC_PROBE=${FABRIC_PROBE:-$(dirname "$PALLADIUM")/tests/integration/fabric_probe}
+PRIMITIVE=${PRIMITIVE:-two-sided}
+# USE_NETNS=1: start_cluster runs `palladium up --netns`, and every HTTP request of these
+# helpers runs inside the ingress's namespace (pd<UP_PID>-ingress).
+USE_NETNS=${USE_NETNS:-0}
 
 TMP=""
 UP_PID=""
@@ -44,6 +52,12 @@ USED_PORTS=()
 BG_PIDS=()
 declare -A RECORDED=() # pid -> start time (field 22 of /proc/PID/stat) of up's processes
 CURL_MAX_TIME=${CURL_MAX_TIME:-10}
+declare -A COMP_PID=()  # component name -> pid (start_comp); each leads its own group
+declare -A COMP_LOG=()  # component name -> its current log file
+declare -A COMP_TREE=() # component name -> pids of it and its descendants (record_pids)
+COMP_SEQ=0
+COMP_RC=""
+NETNS_PREFIXES=() # pd<PID>- prefixes of `up --netns` runs of this test
 T0=${EPOCHREALTIME/[.,]/}
 
 # ------------------------------------------------------------------------------- output
@@ -153,6 +167,18 @@ wait_for() {
 	done
 }
 
+# ------------------------------------------------------------------------ HTTP client
+
+# http_curl ARGS...: curl, run inside the ingress's network namespace when USE_NETNS=1
+# (the HTTP listener of `up --netns` lives there).
+http_curl() {
+	if [[ "$USE_NETNS" == 1 && -n "$UP_PID" ]]; then
+		ip netns exec "pd${UP_PID}-ingress" curl "$@"
+	else
+		curl "$@"
+	fi
+}
+
 # ---------------------------------------------------------------------------- temp dir
 
 cleanup() {
@@ -165,6 +191,22 @@ cleanup() {
 	done
 	for p in "${!RECORDED[@]}"; do
 		pid_alive "$p" && kill -CONT "$p" 2>/dev/null # in case the test stopped one
+	done
+	# Components started one by one (start_comp): SIGTERM to each one's group, then
+	# SIGKILL to what is left of them and of everything recorded under them.
+	local name
+	for name in "${!COMP_PID[@]}"; do
+		pid_alive "${COMP_PID[$name]}" && kill -TERM -- "-${COMP_PID[$name]}" 2>/dev/null
+	done
+	for name in "${!COMP_PID[@]}"; do
+		wait_for 10 comp_exited "$name"
+		kill -KILL -- "-${COMP_PID[$name]}" 2>/dev/null
+		wait "${COMP_PID[$name]}" 2>/dev/null
+	done
+	for name in "${!COMP_TREE[@]}"; do
+		for p in ${COMP_TREE[$name]}; do
+			pid_alive "$p" && kill -KILL "$p" 2>/dev/null
+		done
 	done
 	if [[ -n "$UP_PID" ]]; then
 		# The test stopped early: stop the cluster, then make sure of it.
@@ -179,9 +221,33 @@ cleanup() {
 	for p in "${BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null
 	done
+	# Namespaces of `up --netns`: its janitor removes them; make sure of it.
+	for p in "${NETNS_PREFIXES[@]}"; do
+		if ! wait_for 10 netns_gone "$p"; then
+			local ns
+			for ns in $(netns_with_prefix "$p"); do
+				log "removing namespace $ns left behind"
+				ip netns del "$ns" 2>/dev/null
+			done
+		fi
+	done
+	# Sanitizer builds: a report in any log of the cluster fails the test (a leak found
+	# at exit, or an UBSan "runtime error", does not stop the process that has it).
+	if [[ $rc -eq 0 && -n "$TMP" ]]; then
+		local f
+		for f in "$TMP"/up*.log "$TMP"/comp.*.log; do
+			[[ -f "$f" ]] || continue
+			sanitizer_reports "$f" >"$TMP/sanitizer.out"
+			if [[ -s "$TMP/sanitizer.out" ]]; then
+				log "FAIL: sanitizer report in $(basename "$f"):"
+				head -n 80 "$TMP/sanitizer.out" >&2
+				rc=1
+			fi
+		done
+	fi
 	if [[ $rc -ne 0 && $rc -ne 77 && -n "$TMP" ]]; then
 		local f
-		for f in "$TMP"/up*.log; do
+		for f in "$TMP"/up*.log "$TMP"/comp.*.log; do
 			[[ -f "$f" ]] || continue
 			echo "----- $f (last 150 lines)" >&2
 			tail -n 150 "$f" >&2
@@ -198,14 +264,28 @@ cleanup() {
 	exit "$rc"
 }
 
+# sanitizer_reports LOG: the AddressSanitizer/LeakSanitizer reports and UBSan runtime
+# errors in LOG, except those of the test function misbehave, which crashes on purpose.
+sanitizer_reports() {
+	awk '
+		/==[0-9]+==ERROR: [A-Za-z]+Sanitizer/ { inb = 1; block = "" }
+		inb { block = block $0 "\n"; if ($0 ~ /^SUMMARY: /) { inb = 0; if (block !~ /misbehave\.c/) printf "%s", block } next }
+		/runtime error:/ && !/misbehave\.c/ { print }
+		END { if (inb && block !~ /misbehave\.c/) printf "%s", block }' "$1"
+}
+
 init_test() {
 	[[ -x "$PALLADIUM" ]] || fail "PALLADIUM=$PALLADIUM is not an executable (build first)"
 	need_cmd curl ss setsid
+	case "$PRIMITIVE" in
+	two-sided | one-sided) ;;
+	*) fail "PRIMITIVE=$PRIMITIVE: expected two-sided or one-sided" ;;
+	esac
 	TMP=$(mktemp -d "${TMPDIR:-/tmp}/palladium-$TEST_NAME.XXXXXX") || fail "mktemp"
 	CFG=$TMP/cluster.yaml
 	trap cleanup EXIT
 	trap 'exit 1' INT TERM
-	log "palladium=$PALLADIUM tmp=$TMP time_scale=$TIME_SCALE"
+	log "palladium=$PALLADIUM tmp=$TMP time_scale=$TIME_SCALE primitive=$PRIMITIVE"
 }
 
 # ------------------------------------------------------------------------------- ports
@@ -251,13 +331,13 @@ port_listening() {
 NODE_NAMES=(a b c d)
 
 # yaml_common NNODES: the fabric, ingress, engine and nodes sections, on the ports of
-# alloc_ports. Extra engine keys may be given in ENGINE_EXTRA (", key: value" form), extra
-# ingress keys in INGRESS_EXTRA.
+# alloc_ports, with fabric.primitive $PRIMITIVE. Extra engine keys may be given in
+# ENGINE_EXTRA (", key: value" form), extra ingress keys in INGRESS_EXTRA.
 yaml_common() {
 	local n=$1 i
 	cat <<EOF
 # written by tests/integration/$TEST_NAME.sh
-fabric: { provider: tcp, primitive: two-sided }
+fabric: { provider: tcp, primitive: $PRIMITIVE }
 ingress:
   listen: "127.0.0.1:$HTTP_PORT"
   admin: "127.0.0.1:$ADMIN_PORT"
@@ -270,13 +350,43 @@ EOF
 	done
 }
 
+# example_yaml FILE: an example cluster file itself, moved to the ports of alloc_ports
+# (HTTP 8080, admin 8081, node ports 7001, 7002, ... in order) and to $PRIMITIVE; its
+# addresses stay. Fails (status 1) if FILE has no `primitive: two-sided` line to change.
+example_yaml() {
+	local src=$1 i
+	local -a e=(-e "s/127\.0\.0\.1:8080/127.0.0.1:$HTTP_PORT/"
+		-e "s/127\.0\.0\.1:8081/127.0.0.1:$ADMIN_PORT/"
+		-e "s/\bprimitive: two-sided\b/primitive: $PRIMITIVE/")
+	for ((i = 0; i < ${#NODE_PORTS[@]}; i++)); do
+		e+=(-e "s/\bport: $((7001 + i))\b/port: ${NODE_PORTS[$i]}/")
+	done
+	grep -Eq '^\s*primitive: two-sided\b' "$src" || {
+		echo "example_yaml: $src has no 'primitive: two-sided' line" >&2
+		return 1
+	}
+	sed "${e[@]}" "$src"
+	grep -q '^engine:' "$src" || echo "engine: { functions_dir: \"$FUNCTIONS_DIR\" }"
+}
+
 # quickstart_yaml: examples/quickstart.yaml itself, moved to the ports of alloc_ports.
 quickstart_yaml() {
-	local src=$SOURCE_ROOT/examples/quickstart.yaml
-	sed -e "s/127\.0\.0\.1:8080/127.0.0.1:$HTTP_PORT/" \
-		-e "s/127\.0\.0\.1:8081/127.0.0.1:$ADMIN_PORT/" \
-		-e "s/port: 7001/port: ${NODE_PORTS[0]}/" "$src"
-	grep -q '^engine:' "$src" || echo "engine: { functions_dir: \"$FUNCTIONS_DIR\" }"
+	example_yaml "$SOURCE_ROOT/examples/quickstart.yaml"
+}
+
+# two_node_yaml: examples/two-node.yaml itself (nodes on 127.0.0.2 and 127.0.0.3), moved
+# to the ports of alloc_ports 2.
+two_node_yaml() {
+	example_yaml "$SOURCE_ROOT/examples/two-node.yaml"
+}
+
+# cfg_primitive_ok: $CFG's fabric section names $PRIMITIVE (or, for two-sided, names none).
+cfg_primitive_ok() {
+	if grep -Eq '^\s*(fabric:.*)?\bprimitive: *' "$CFG"; then
+		grep -Eq "^\s*(fabric:.*)?\bprimitive: *$PRIMITIVE\b" "$CFG"
+	else
+		[[ "$PRIMITIVE" == two-sided ]]
+	fi
 }
 
 # ------------------------------------------------------------------------ the cluster
@@ -328,13 +438,22 @@ descendants() {
 }
 
 # record_pids: remember every process of the running cluster (functions are restarted,
-# so this is called again whenever the test looks at the cluster).
+# so this is called again whenever the test looks at the cluster): everything under
+# palladium up, and under each component started with start_comp.
 record_pids() {
-	[[ -n "$UP_PID" ]] || return 0
-	local pid st
-	while read -r pid st; do
-		RECORDED[$pid]=$st
-	done < <(descendants "$UP_PID")
+	local pid st name
+	if [[ -n "$UP_PID" ]]; then
+		while read -r pid st; do
+			RECORDED[$pid]=$st
+		done < <(descendants "$UP_PID")
+	fi
+	for name in "${!COMP_PID[@]}"; do
+		pid_alive "${COMP_PID[$name]}" || continue
+		while read -r pid st; do
+			RECORDED[$pid]=$st
+			[[ " ${COMP_TREE[$name]:-} " == *" $pid "* ]] || COMP_TREE[$name]+=" $pid"
+		done < <(descendants "${COMP_PID[$name]}")
+	done
 }
 
 recorded_alive() {
@@ -355,6 +474,15 @@ up_exited() {
 	[[ ${f%% *} == Z ]]
 }
 
+# leads_group_or_exited PID: PID leads its own process group (setsid ran), or is gone.
+leads_group_or_exited() {
+	local pid=$1 f
+	f=$(proc_fields "$pid") || return 0
+	# shellcheck disable=SC2086
+	set -- $f
+	[[ $1 == Z || $3 == "$pid" ]]
+}
+
 own_group_or_exited() {
 	local f
 	f=$(proc_fields "$1") || return 0
@@ -365,7 +493,7 @@ own_group_or_exited() {
 
 # healthy: /healthz answers HEALTH_EXPECT (200 unless told otherwise).
 healthy() {
-	[[ "$(curl -sS --max-time 2 -o /dev/null -w '%{http_code}' \
+	[[ "$(http_curl -sS --max-time 2 -o /dev/null -w '%{http_code}' \
 		"http://127.0.0.1:$ADMIN_PORT/healthz" 2>/dev/null)" == "${HEALTH_EXPECT:-200}" ]]
 }
 
@@ -383,17 +511,21 @@ start_cluster() {
 	for attempt in 1 2 3; do
 		alloc_ports "$nnodes"
 		"$gen" >"$CFG" || fail "writing the cluster file"
+		cfg_primitive_ok || fail "the cluster file does not use fabric.primitive $PRIMITIVE: $(grep -n primitive "$CFG")"
 		UP_LOG=$TMP/up.$attempt.log
-		setsid "$PALLADIUM" "${UP_CMD:-up}" "$CFG" >"$UP_LOG" 2>&1 </dev/null &
+		local -a netns_flag=()
+		[[ "${UP_CMD:-up}" == up && "$USE_NETNS" == 1 ]] && netns_flag=(--netns)
+		setsid "$PALLADIUM" "${UP_CMD:-up}" "${netns_flag[@]}" "$CFG" >"$UP_LOG" 2>&1 </dev/null &
 		UP_PID=$!
 		UP_PGID=""
+		((${#netns_flag[@]})) && NETNS_PREFIXES+=("pd$UP_PID-")
 		# setsid runs in the background job's process and execs palladium: wait until
 		# that process leads its own group (or has already exited).
 		if ! wait_for 10 own_group_or_exited "$UP_PID"; then
 			fail "palladium up (pid $UP_PID) did not become a process group leader"
 		fi
 		up_exited || UP_PGID=$UP_PID
-		log "palladium ${UP_CMD:-up} $CFG: pid $UP_PID, http :$HTTP_PORT admin :$ADMIN_PORT nodes :${NODE_PORTS[*]}"
+		log "palladium ${UP_CMD:-up} ${netns_flag[*]} $CFG: pid $UP_PID, http :$HTTP_PORT admin :$ADMIN_PORT nodes :${NODE_PORTS[*]}"
 		if ! wait_for 30 healthy_or_exited; then
 			fail "no ${HEALTH_EXPECT:-200} from http://127.0.0.1:$ADMIN_PORT/healthz within $((30 * TIME_SCALE)) s"
 		fi
@@ -416,14 +548,14 @@ start_cluster() {
 
 # wait_ready PATH [BODY]: poll POST PATH until 200 (links to the engines are up).
 route_ok() {
-	[[ "$(curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --data-binary "$2" \
+	[[ "$(http_curl -sS --max-time 5 -o /dev/null -w '%{http_code}' --data-binary "$2" \
 		"http://127.0.0.1:$HTTP_PORT$1" 2>/dev/null)" == 200 ]]
 }
 
 wait_ready() {
 	local path=$1 body=${2:-ready}
 	wait_for 30 route_ok "$path" "$body" ||
-		fail "route $path did not answer 200 within $((30 * TIME_SCALE)) s (last: $(curl -sS --max-time 5 -w ' HTTP %{http_code}' --data-binary "$body" "http://127.0.0.1:$HTTP_PORT$path" 2>&1 | head -c 300))"
+		fail "route $path did not answer 200 within $((30 * TIME_SCALE)) s (last: $(http_curl -sS --max-time 5 -w ' HTTP %{http_code}' --data-binary "$body" "http://127.0.0.1:$HTTP_PORT$path" 2>&1 | head -c 300))"
 	record_pids
 	pass "route $path ready"
 }
@@ -520,7 +652,7 @@ flood() {
 			echo 'output = "/dev/null"'
 		done
 	} >"$TMP/flood.curl"
-	curl -sS -Z --parallel-max "$n" --parallel-immediate -K "$TMP/flood.curl" \
+	http_curl -sS -Z --parallel-max "$n" --parallel-immediate -K "$TMP/flood.curl" \
 		>"$TMP/flood.out" 2>"$TMP/flood.err"
 	# shellcheck disable=SC2034 # used by the tests
 	FLOOD_SUMMARY=$(sort "$TMP/flood.out" | uniq -c | awk '{ printf "%s x %s; ", $1, $2 }')
@@ -535,7 +667,7 @@ req() {
 	shift 2
 	local -a m=(-X "$method")
 	[[ "$method" == HEAD ]] && m=(-I)
-	HTTP_STATUS=$(curl -sS --max-time "$CURL_MAX_TIME" "${m[@]}" -H 'Expect:' \
+	HTTP_STATUS=$(http_curl -sS --max-time "$CURL_MAX_TIME" "${m[@]}" -H 'Expect:' \
 		-o "$TMP/resp.body" -D "$TMP/resp.headers" -w '%{http_code}' "$@" \
 		"http://127.0.0.1:$HTTP_PORT$path" 2>"$TMP/resp.err")
 	[[ -n "$HTTP_STATUS" ]] || HTTP_STATUS=000
@@ -567,7 +699,7 @@ resp_header() {
 # ------------------------------------------------------------------------ observability
 
 fetch_metrics() {
-	curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$TMP/metrics" 2>"$TMP/metrics.err" ||
+	http_curl -fsS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$TMP/metrics" 2>"$TMP/metrics.err" ||
 		fail "GET /metrics: $(cat "$TMP/metrics.err")"
 }
 
@@ -628,3 +760,250 @@ stat_is() {
 	v=$(stat_sum "$2" "$3")
 	[[ -n "$v" ]] && test "$v" "$1" "$4"
 }
+
+# ------------------------------------------------- components started one by one
+#
+# For tests that stop or kill one component while the others keep running (`palladium up`
+# stops everything when one component dies): each of `palladium engine FILE --node N` and
+# `palladium ingress FILE` runs in a session of its own, recorded by name. An engine's
+# function processes die with it (PR_SET_PDEATHSIG).
+
+# start_comp NAME ARGS...: run `palladium ARGS...` in a session of its own, logging to
+# $TMP/comp.NAME.K.log (COMP_LOG[NAME]). E.g. start_comp a engine "$CFG" --node a.
+start_comp() {
+	local name=$1 pid f
+	shift
+	[[ -z "${COMP_PID[$name]:-}" ]] || fail "start_comp $name: already running (pid ${COMP_PID[$name]})"
+	cfg_primitive_ok || fail "the cluster file does not use fabric.primitive $PRIMITIVE: $(grep -n primitive "$CFG")"
+	COMP_SEQ=$((COMP_SEQ + 1))
+	COMP_LOG[$name]=$TMP/comp.$name.$COMP_SEQ.log
+	setsid "$PALLADIUM" "$@" >"${COMP_LOG[$name]}" 2>&1 </dev/null &
+	pid=$!
+	COMP_PID[$name]=$pid
+	wait_for 10 leads_group_or_exited "$pid" ||
+		fail "$name (pid $pid) did not become a process group leader"
+	if f=$(proc_fields "$pid"); then
+		# shellcheck disable=SC2086
+		set -- $f
+		RECORDED[$pid]=${20}
+	fi
+	COMP_TREE[$name]=" $pid"
+	log "started $name: pid $pid, log $(basename "${COMP_LOG[$name]}")"
+}
+
+# comp_exited NAME: the component is gone (or a zombie), or was never started.
+comp_exited() {
+	local pid=${COMP_PID[$1]:-} f
+	[[ -n "$pid" ]] || return 0
+	f=$(proc_fields "$pid") || return 0
+	[[ ${f%% *} == Z || ${f%% *} == X ]]
+}
+
+# comp_running NAME: the component runs (fails the test if it exited: see its log).
+comp_running() {
+	if comp_exited "$1"; then
+		tail -n 40 "${COMP_LOG[$1]:-/dev/null}" >&2
+		fail "$1 (pid ${COMP_PID[$1]:-none}) exited on its own"
+	fi
+}
+
+# comp_tree_alive NAME: pids recorded under component NAME (itself included) still alive.
+comp_tree_alive() {
+	local p
+	for p in ${COMP_TREE[$1]:-}; do
+		pid_alive "$p" && echo "$p"
+	done
+	return 0
+}
+
+comp_tree_gone() { [[ -z "$(comp_tree_alive "$1")" ]]; }
+
+# _comp_reap NAME SIGNAL SECONDS: wait for NAME (signalled with SIGNAL) and for everything
+# recorded under it to be gone; COMP_RC gets its exit status.
+_comp_reap() {
+	local name=$1 sig=$2 secs=$3 pid=${COMP_PID[$1]}
+	wait_for "$secs" comp_exited "$name" ||
+		fail "$name (pid $pid) still runs $((secs * TIME_SCALE)) s after SIG$sig"
+	wait "$pid" 2>/dev/null
+	COMP_RC=$?
+	if ! wait_for "$secs" comp_tree_gone "$name"; then
+		local p
+		for p in $(comp_tree_alive "$name"); do
+			log "orphan of $name: pid $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+		done
+		fail "processes of $name still alive $((secs * TIME_SCALE)) s after SIG$sig"
+	fi
+	unset 'COMP_PID[$name]'
+	unset 'COMP_TREE[$name]'
+}
+
+# stop_comp NAME [SIGNAL [SECONDS]]: SIGNAL (TERM default) to the component's process
+# group; waits (SECONDS, default 10, scaled) for it and every process recorded under it.
+stop_comp() {
+	local name=$1 sig=${2:-TERM} secs=${3:-10}
+	local pid=${COMP_PID[$name]:-}
+	[[ -n "$pid" ]] || fail "stop_comp $name: not running"
+	record_pids
+	kill "-$sig" -- "-$pid" || fail "kill -$sig -$pid ($name)"
+	_comp_reap "$name" "$sig" "$secs"
+	pass "$name stopped by SIG$sig (exit status $COMP_RC), no process of it left"
+}
+
+# kill9_comp NAME: SIGKILL to the component's own process only (by its pid), as a crash;
+# waits for it and for what ran under it (functions die with their engine).
+kill9_comp() {
+	local name=$1 pid=${COMP_PID[$1]:-}
+	[[ -n "$pid" ]] || fail "kill9_comp $name: not running"
+	record_pids
+	kill -KILL "$pid" || fail "kill -KILL $pid ($name)"
+	_comp_reap "$name" KILL 10
+	pass "$name (pid $pid) killed with SIGKILL, no process of it left"
+}
+
+# engine_up NODE: the engine of NODE answers on its stats socket.
+engine_up() {
+	"$PALLADIUM" stats "$CFG" --node "$1" >/dev/null 2>&1
+}
+
+# ingress_up: the ingress's admin listener answers /healthz (200, or 503 while some
+# route has no engine yet).
+ingress_up() {
+	local code
+	code=$(http_curl -sS --max-time 2 -o /dev/null -w '%{http_code}' \
+		"http://127.0.0.1:$ADMIN_PORT/healthz" 2>/dev/null)
+	[[ "$code" == 200 || "$code" == 503 ]]
+}
+
+# start_engine NODE / start_ingress: start the component (named after the node, or
+# "ingress") and wait until it answers (stats socket / healthz).
+_engine_up_or_exited() { comp_exited "$1" || engine_up "$1"; }
+start_engine() {
+	start_comp "$1" engine "$CFG" --node "$1"
+	wait_for 30 _engine_up_or_exited "$1" || fail "engine $1: no answer on its stats socket within $((30 * TIME_SCALE)) s"
+	comp_running "$1"
+	record_pids
+	pass "engine $1 up (pid ${COMP_PID[$1]})"
+}
+_ingress_up_or_exited() { comp_exited ingress || ingress_up; }
+start_ingress() {
+	start_comp ingress ingress "$CFG"
+	wait_for 30 _ingress_up_or_exited || fail "ingress: no answer on /healthz within $((30 * TIME_SCALE)) s"
+	comp_running ingress
+	pass "ingress up (pid ${COMP_PID[ingress]})"
+}
+
+# ------------------------------------------------------------------ stats per node
+
+# fetch_stats_node NODE: palladium stats of one node into $TMP/stats (stat_sum then reads
+# that node only).
+fetch_stats_node() {
+	"$PALLADIUM" stats "$CFG" --node "$1" >"$TMP/stats" 2>&1 ||
+		fail "palladium stats --node $1 failed: $(head -c 600 "$TMP/stats")"
+	record_pids
+}
+
+# stat_node NODE TENANT KEY: fetch_stats_node, then the value.
+stat_node() {
+	fetch_stats_node "$1"
+	stat_sum "$2" "$3"
+}
+
+# stat_node_is OP NODE TENANT KEY VALUE: for wait_for.
+stat_node_is() {
+	local v
+	"$PALLADIUM" stats "$CFG" --node "$2" >"$TMP/stats" 2>&1 || return 1
+	v=$(stat_sum "$3" "$4")
+	[[ -n "$v" ]] && test "$v" "$1" "$5"
+}
+
+# peer_field TENANT PEER KEY: KEY of the "  peer PEER ..." line under tenant TENANT in the
+# last stats (one node: fetch_stats_node).
+peer_field() {
+	awk -v t="$1" -v p="$2" -v k="$3" '
+		$1 == "tenant" { in_t = ($2 == t) }
+		in_t && $1 == "peer" && $2 == p {
+			for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) { print kv[2]; exit } }
+		}' "$TMP/stats"
+}
+
+# peer_state_is NODE TENANT PEER STATE: for wait_for (STATE up or down).
+peer_state_is() {
+	"$PALLADIUM" stats "$CFG" --node "$1" >"$TMP/stats" 2>&1 || return 1
+	[[ "$(peer_field "$2" "$3" state)" == "$4" ]]
+}
+
+# --------------------------------------------------------------- request streams
+
+# stream_start NAME PATH BODY PARALLEL MAX_REQUESTS MAX_SECONDS: in the background,
+# batches of PARALLEL concurrent POSTs (one connection each) to PATH, one batch after the
+# other, until stream_stop NAME, MAX_REQUESTS were sent or MAX_SECONDS (scaled) passed.
+# One HTTP status per line ("000": no answer) in $TMP/stream.NAME.out, in the order they
+# completed. STREAM_PID[NAME] is the loop's pid.
+declare -A STREAM_PID=()
+_stream_loop() {
+	local name=$1 path=$2 body=$3 par=$4 max=$5 secs=$6 i sent=0
+	local deadline=$(($(now_ms) + secs * 1000 * TIME_SCALE))
+	{
+		echo "data-binary = \"$body\""
+		echo "max-time = $((CURL_MAX_TIME * TIME_SCALE))"
+		echo 'write-out = "%{http_code}\n"'
+		for ((i = 0; i < par; i++)); do
+			echo "url = \"http://127.0.0.1:$HTTP_PORT$path\""
+			echo 'output = "/dev/null"'
+		done
+	} >"$TMP/stream.$name.curl"
+	while ((sent + par <= max)) && [[ ! -e "$TMP/stream.$name.stop" ]] &&
+		(($(now_ms) < deadline)); do
+		http_curl -sS -Z --parallel-max "$par" --parallel-immediate -K "$TMP/stream.$name.curl" \
+			>>"$TMP/stream.$name.out" 2>>"$TMP/stream.$name.err"
+		sent=$((sent + par))
+	done
+}
+stream_start() {
+	local name=$1 pid
+	rm -f "$TMP/stream.$name.stop"
+	: >"$TMP/stream.$name.out"
+	bg pid _stream_loop "$@"
+	STREAM_PID[$name]=$pid
+	log "stream $name: $4 at a time to $2, at most $5 requests or $(($6 * TIME_SCALE)) s (pid $pid)"
+}
+
+# stream_count NAME: statuses recorded so far.
+stream_count() {
+	local n
+	n=$(wc -l <"$TMP/stream.$1.out")
+	echo $((n))
+}
+
+# stream_has NAME N: at least N statuses recorded (for wait_for).
+stream_has() { (($(stream_count "$1") >= $2)); }
+
+# stream_running NAME
+stream_running() { pid_alive "${STREAM_PID[$1]}"; }
+
+# stream_stop NAME: ask the loop to stop after its current batch and wait for it.
+stream_stop() {
+	touch "$TMP/stream.$1.stop"
+	bg_wait "${STREAM_PID[$1]}"
+}
+
+# stream_summary NAME [FROM]: "count x status; ..." of the statuses from line FROM
+# (1-based, default 1) on.
+stream_summary() {
+	tail -n "+${2:-1}" "$TMP/stream.$1.out" | sort | uniq -c | awk '{ printf "%s x %s; ", $1, $2 }'
+}
+
+# ---------------------------------------------------------------- network namespaces
+
+need_root_ip() {
+	[[ $(id -u) == 0 ]] || skip "needs root (network namespaces)"
+	need_cmd ip
+	ip netns list >/dev/null 2>&1 || skip "'ip netns' does not work here"
+}
+
+# netns_with_prefix PREFIX: the network namespaces whose name starts with PREFIX.
+netns_with_prefix() {
+	ip netns list 2>/dev/null | awk -v p="$1" 'index($1, p) == 1 { print $1 }'
+}
+
+netns_gone() { [[ -z "$(netns_with_prefix "$1")" ]]; }
