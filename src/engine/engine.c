@@ -157,6 +157,20 @@ static struct pd_fabric_conn *conn_of(struct tenant_rt *t, uint16_t dest)
 static void fail_unsendable(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest);
 
 /*
+ * Will a request sent to a peer for hop h come back through this node (a later hop runs
+ * here)? Only those are remembered for failing at the peer's death: the others are
+ * answered by nodes further on, and this node would never learn that they finished.
+ */
+static bool comes_back(const struct engine *e, const struct pd_msg_hdr *h)
+{
+	const struct pd_config_route *r = &e->cfg->routes[h->route];
+	for (uint32_t k = (uint32_t)h->hop + 1; k < r->chain_count; k++)
+		if (pd_config_function_on_node(&e->cfg->functions[r->chain_idx[k]], e->node))
+			return true;
+	return false;
+}
+
+/*
  * Try to send buffer idx to t->dest[idx]. 0: sent, or dealt with (freed, or turned into
  * an error answer); -EAGAIN: no credit now, keep it queued.
  */
@@ -165,9 +179,10 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 	uint16_t dest = t->dest[idx];
 	struct pd_fabric_conn *conn = conn_of(t, dest);
 	if (conn == NULL) {
-		if (!DEST_IS_INGRESS(dest) &&
-		    (t->peers[dest].conn != NULL || !t->peers[dest].ever_up))
-			return -EAGAIN; /* link being set up: wait for on_up (or expire) */
+		/* An answer for an ingress not (yet, or again) connected waits for it, as a
+		 * request for a peer link being set up does; both expire at their timeout. */
+		if (DEST_IS_INGRESS(dest) || t->peers[dest].conn != NULL || !t->peers[dest].ever_up)
+			return -EAGAIN;
 		fail_unsendable(e, t, idx, dest);
 		return 0;
 	}
@@ -193,7 +208,8 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 		struct peer_link *p = &t->peers[dest];
 		p->inflight++;
 		p->sent++;
-		peer_note_forward(p, &snap);
+		if (comes_back(e, &snap))
+			peer_note_forward(p, &snap);
 		t->c.to_peers++;
 	}
 	return 0;
@@ -234,8 +250,8 @@ static bool queue_ready(struct tenant_rt *t, uint32_t d)
 	struct pd_fabric_conn *conn = conn_of(t, dest);
 	if (conn != NULL)
 		return pd_fabric_conn_credits(conn) > 0;
-	/* No link: ready to be failed, unless the link is being set up. */
-	return DEST_IS_INGRESS(dest) || (t->peers[dest].conn == NULL && t->peers[dest].ever_up);
+	/* No link: ready to be failed, unless it is being set up or is an ingress's. */
+	return !DEST_IS_INGRESS(dest) && t->peers[dest].conn == NULL && t->peers[dest].ever_up;
 }
 
 /* The scheduler's view of a tenant: bytes of the next message it can send, 0 if none.
@@ -333,8 +349,10 @@ static void fail_queue(struct engine *e, struct tenant_rt *t, uint16_t dest)
  * ingress has answered them already. */
 static void expire_queues(struct engine *e, struct tenant_rt *t, uint64_t now)
 {
-	for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
-		struct pend_queue *q = &t->pend[ENGINE_MAX_INGRESS + n];
+	for (uint32_t d = 0; d < ENGINE_MAX_INGRESS + e->cfg->nodes_count; d++) {
+		struct pend_queue *q = &t->pend[d];
+		if (d < ENGINE_MAX_INGRESS && t->ingress[d] != NULL)
+			continue; /* connected: its queue moves with credits */
 		while (q->count > 0) {
 			uint32_t idx = q->head;
 			uint64_t since = atomic_load_explicit(&t->pool.ctl[idx].since_ns,
@@ -697,9 +715,10 @@ static void stats_answer(struct engine *e, int fd)
 	fprintf(f,
 		"fabric msgs_sent=%lu bytes_sent=%lu msgs_recv=%lu bytes_recv=%lu "
 		"credit_msgs_sent=%lu credit_msgs_recv=%lu send_errors=%lu refused=%lu "
-		"no_credit=%lu\n",
+		"no_credit=%lu writes=%lu grants_sent=%lu grants_recv=%lu\n",
 		fs.msgs_sent, fs.bytes_sent, fs.msgs_recv, fs.bytes_recv, fs.credit_msgs_sent,
-		fs.credit_msgs_recv, fs.send_errors, fs.refused, fs.no_credit);
+		fs.credit_msgs_recv, fs.send_errors, fs.refused, fs.no_credit, fs.writes,
+		fs.grants_sent, fs.grants_recv);
 	fclose(f);
 	/* One datagram; large clusters may need a larger limit some day. */
 	ssize_t n = send(fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
