@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: all deps build run test test-fast bench bench-echo bench-hop clean
+.PHONY: all deps build run test test-fast bench bench-echo bench-hop bench-fairness clean
 
 all: build
 
@@ -45,6 +45,9 @@ bench-echo: build
 
 bench-hop: build
 	bench/hop/run
+
+bench-fairness: build
+	bench/fairness/run
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
