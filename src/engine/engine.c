@@ -659,7 +659,8 @@ static void stats_answer(struct engine *e, int fd)
 	FILE *f = open_memstream(&text, &len);
 	if (f == NULL)
 		return;
-	fprintf(f, "node %s pid %d\n", e->node_conf->name, (int)getpid());
+	fprintf(f, "node %s pid %d attach_refused=%lu\n", e->node_conf->name, (int)getpid(),
+		(unsigned long)e->attach_refused);
 	for (uint32_t i = 0; i < e->ntenants; i++) {
 		struct tenant_rt *t = &e->tenants[i];
 		uint64_t census[PD_BUF_STATE_COUNT];
@@ -949,8 +950,10 @@ static int poll_work(struct engine *e)
 		struct tenant_rt *t = &e->tenants[i];
 		/* A tenant with a full send queue is not drained: its functions run out of
 		 * buffers and wait (backpressure), nothing is dropped. */
-		if (t->pend_count < ENGINE_TX_QUEUE)
-			work += drain_engine_ring(e, t);
+		if (t->pend_count < ENGINE_TX_QUEUE) {
+			t->last_drained = (uint32_t)drain_engine_ring(e, t);
+			work += (int)t->last_drained;
+		}
 		/* Credits or links may have come back: queued tenants take turns again. */
 		if (t->pend_count > 0)
 			pd_sched_wake(&e->sched, i);
@@ -1021,8 +1024,12 @@ static void run_loop(struct engine *e)
 		/* Sends waiting for a credit need no polling: credits arrive as completions,
 		 * which wake the fabric's wait fds. */
 		for (uint32_t i = 0; i < e->ntenants && !busy; i++)
+			/* A ring that looks full but gave nothing on the last drain is not
+			 * work: a tenant scribbling on its own ring indexes must not keep
+			 * the engine from sleeping. A real push still wakes it (eventfd). */
 			busy = !pd_ring_looks_empty(&e->tenants[i].pool.engine_ring) &&
-			       e->tenants[i].pend_count < ENGINE_TX_QUEUE;
+			       e->tenants[i].pend_count < ENGINE_TX_QUEUE &&
+			       e->tenants[i].last_drained > 0;
 		int timeout = (int)((next_tick - now) / 1000000ull) + 1;
 		int n = epoll_wait(e->epfd, evs, PD_ARRAY_SIZE(evs), busy ? 0 : timeout);
 		for (uint32_t i = 0; i < e->ntenants; i++)

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "engine/dwrr.h"
+#include "engine/identity_internal.h"
 #include "fabric/fabric.h"
 #include "shm/msg.h"
 #include "shm/pool.h"
@@ -118,7 +119,9 @@ struct tenant_rt {
 	struct pend_queue pend[NDEST];
 	uint32_t pend_count;
 	uint32_t next_dest; /* the scheduler's choice among this tenant's queues */
+	uint32_t last_drained; /* descriptors the last drain of its engine ring took */
 	uint64_t hang_ns;
+	struct identity ident; /* who its function processes run as (supervisor) */
 	struct tenant_counters c;
 };
 
@@ -140,6 +143,12 @@ struct engine {
 	uint64_t spin_ns;
 	struct pd_sched sched;
 	uint32_t tx_inflight;
+	/* Attach connections refused (not a pid this engine started and is waiting for, or
+	 * not its identity), all tenants together; the supervisor logs them rate-limited. */
+	uint64_t attach_refused;
+	uint64_t attach_log_window_ns; /* start of the current one-second log window */
+	uint32_t attach_log_count;     /* refusals logged in that window */
+	uint64_t attach_refused_unlogged;
 };
 
 /* peers.c */

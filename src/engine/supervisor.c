@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The engine's supervisor: starts the node's function processes, attaches them (pool fd
- * and eventfds over SCM_RIGHTS, identity from SO_PEERCRED), restarts crashed ones with
- * backoff, kills hung ones, and takes back every buffer a dead process held.
+ * The engine's supervisor: starts the node's function processes, each as its tenant's
+ * user when the engine is root, attaches them (pool fd and eventfds over SCM_RIGHTS,
+ * identity from SO_PEERCRED: pid and uid), restarts crashed ones with backoff, kills hung
+ * ones, and takes back every buffer a dead process held. See docs/security.md.
  */
 #include <errno.h>
 #include <limits.h>
@@ -14,15 +15,20 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "engine/engine_internal.h"
+#include "engine/identity_internal.h"
 #include "shm/attach.h"
 
 #define COMP "supervisor"
 #define STABLE_RUN_NS (10ull * 1000000000ull)
+/* Refused attaches: at most this many log lines per second, the rest counted. */
+#define REFUSED_LOG_BURST 10
+#define REFUSED_LOG_WINDOW_NS 1000000000ull
 
 static struct instance *find_pid(struct engine *e, pid_t pid)
 {
@@ -42,9 +48,77 @@ static struct instance *find_ctl(struct engine *e, int fd)
 	return NULL;
 }
 
+/*
+ * Who each tenant's functions run as. As root: its run_as user, or its default identity;
+ * two tenants of this node never share a uid. Not root: everyone runs as the engine.
+ */
+static int resolve_identities(struct engine *e)
+{
+	const struct pd_config *cfg = e->cfg;
+	bool as_root = geteuid() == 0;
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		struct tenant_rt *t = &e->tenants[i];
+		char why[256] = "";
+		int rc = identity_resolve(cfg, t->tenant, as_root, &t->ident, why, sizeof(why));
+		if (rc != 0) {
+			PD_LOG_ERR(COMP, 0, "tenant %s: %s", t->conf->name, why);
+			return rc;
+		}
+		for (uint32_t k = 0; k < i && as_root; k++) {
+			const struct tenant_rt *o = &e->tenants[k];
+			if (o->ident.uid != t->ident.uid)
+				continue;
+			PD_LOG_ERR(COMP, 0, "tenants %s and %s would both run as uid %u: two tenants "
+					    "never share a uid (give each its own run_as user)",
+				   o->conf->name, t->conf->name, (unsigned)t->ident.uid);
+			return -EINVAL;
+		}
+		char account[64];
+		if (as_root && !t->ident.from_run_as &&
+		    identity_account_of(t->ident.uid, account, sizeof(account)) == 0)
+			PD_LOG_WARN(COMP, 0, "tenant %s: its default uid %u is the account \"%s\" "
+					     "of this host, which can therefore trace its functions "
+					     "(give the tenant a run_as user)",
+				    t->conf->name, (unsigned)t->ident.uid, account);
+		if (as_root)
+			PD_LOG_INFO(COMP, "tenant %s: functions run as uid %u gid %u (%s)",
+				    t->conf->name, (unsigned)t->ident.uid, (unsigned)t->ident.gid,
+				    t->ident.from_run_as ? t->conf->run_as : "default identity");
+		else if (t->conf->run_as != NULL)
+			PD_LOG_WARN(COMP, 0, "tenant %s: run_as \"%s\" is not applied: the engine "
+					     "is not root", t->conf->name, t->conf->run_as);
+	}
+	if (!as_root && e->ntenants > 0)
+		PD_LOG_WARN(COMP, 0, "the engine runs as uid %u, not root: the functions of all %u "
+				     "tenant(s) on node %s run as uid %u too, so tenants are not "
+				     "isolated from each other by uid (see docs/security.md)",
+			    (unsigned)geteuid(), e->ntenants, e->node_conf->name,
+			    (unsigned)geteuid());
+	return 0;
+}
+
 int sup_init(struct engine *e)
 {
 	const struct pd_config *cfg = e->cfg;
+	/*
+	 * The engine holds every tenant's pool: no other process of its uid (its functions,
+	 * when it is not root) may open /proc/<engine>/fd/N, read its memory or ptrace it.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		int err = -errno;
+		PD_LOG_ERR(COMP, err, "prctl(PR_SET_DUMPABLE, 0)");
+		return err;
+	}
+	int rc = resolve_identities(e);
+	if (rc != 0)
+		return rc;
+	for (uint32_t i = 0; i < e->ntenants; i++) {
+		struct tenant_rt *t = &e->tenants[i];
+		/* Only the engine may open the pool again (e.g. through /proc); its functions
+		 * map the descriptor they are given, which needs no permission bits. */
+		if (t->pool_ok && fchmod(t->pool.fd, 0600) != 0)
+			PD_LOG_WARN(COMP, errno, "tenant %s: fchmod of the pool", t->conf->name);
+	}
 	for (uint32_t i = 0; i < e->ntenants; i++) {
 		struct tenant_rt *t = &e->tenants[i];
 		uint16_t slot = 0;
@@ -81,6 +155,32 @@ static void schedule_restart(struct engine *e, struct instance *in)
 	in->tenant->c.function_restarts++;
 }
 
+/* In a forked child: close every descriptor from fd on. */
+static void close_from(int fd)
+{
+	if (close_range((unsigned)fd, ~0u, 0) == 0)
+		return;
+	long max = sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 1 << 20)
+		max = 1 << 20;
+	for (long i = fd; i < max; i++)
+		close((int)i);
+}
+
+/* In a forked child: say what failed (stderr is the engine's log) and exit. */
+static _Noreturn void child_fail(const char *function, const char *what, int err, int status)
+{
+	char msg[PATH_MAX + 256];
+	int n = snprintf(msg, sizeof(msg), "palladium: function %s (pid %d, uid %u): %s: %s\n",
+			 function, (int)getpid(), (unsigned)getuid(), what, strerror(err));
+	if (n > 0) {
+		size_t len = (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+		ssize_t w = write(STDERR_FILENO, msg, len);
+		(void)w;
+	}
+	_exit(status);
+}
+
 static void spawn(struct engine *e, struct instance *in)
 {
 	const struct pd_config_function *fc = &e->cfg->functions[in->function];
@@ -108,21 +208,29 @@ static void spawn(struct engine *e, struct instance *in)
 	}
 	if (pid == 0) {
 		/* Child: its own process group (terminal signals go to the engine, which
-		 * stops it), dies with the engine, and gets a clean signal mask. */
+		 * stops it), a clean signal mask, nothing of the engine's but stdio, its
+		 * tenant's identity, and death with the engine. */
 		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* Whatever their close-on-exec flag says, no descriptor of the engine (another
+		 * tenant's pool, a fabric socket) may cross into a function. */
+		close_from(3);
+		const char *step = "";
+		int rc = identity_apply(&in->tenant->ident, &step);
+		if (rc != 0)
+			child_fail(fc->name, step, -rc, 126);
+		/* Set after the identity change, which clears it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		setenv(PD_ENGINE_SOCKET_ENV, e->attach_name, 1);
 		setenv("PD_FUNCTION", fc->name, 1);
 		setenv("PD_TENANT", in->tenant->conf->name, 1);
 		setenv("PD_NODE", e->node_conf->name, 1);
 		execv(path, argv);
-		fprintf(stderr, "palladium: exec %s: %s\n", path, strerror(errno));
-		_exit(127);
+		child_fail(fc->name, path, errno, 127);
 	}
 	in->pid = pid;
 	in->state = INST_STARTING;
@@ -205,6 +313,28 @@ static void refuse(int fd, int status)
 	free(r);
 }
 
+/* Count a refused attach; log it, at most REFUSED_LOG_BURST lines a second. */
+static void note_refused(struct engine *e, const struct ucred *cred, const char *why)
+{
+	e->attach_refused++;
+	uint64_t now = pd_now_ns();
+	if (now - e->attach_log_window_ns >= REFUSED_LOG_WINDOW_NS) {
+		e->attach_log_window_ns = now;
+		e->attach_log_count = 0;
+	}
+	if (e->attach_log_count >= REFUSED_LOG_BURST) {
+		e->attach_refused_unlogged++;
+		return;
+	}
+	e->attach_log_count++;
+	if (e->attach_refused_unlogged > 0)
+		PD_LOG_WARN(COMP, 0, "%lu more refused attaches were not logged",
+			    (unsigned long)e->attach_refused_unlogged);
+	e->attach_refused_unlogged = 0;
+	PD_LOG_WARN(COMP, 0, "refused attach from pid %d uid %u: %s (%lu refused so far)",
+		    (int)cred->pid, (unsigned)cred->uid, why, (unsigned long)e->attach_refused);
+}
+
 void sup_on_attach_ready(struct engine *e)
 {
 	for (;;) {
@@ -217,12 +347,25 @@ void sup_on_attach_ready(struct engine *e)
 			close(fd);
 			continue;
 		}
-		/* Identity comes from the kernel, never from what the process says. */
+		/* Identity comes from the kernel, never from what the process says: the pid
+		 * must be one this engine started and still waits for, and run as its
+		 * tenant's identity. */
 		struct instance *in = find_pid(e, cred.pid);
-		if (in == NULL || in->state != INST_STARTING || in->ctl_fd >= 0) {
-			PD_LOG_WARN(COMP, 0, "refused attach from pid %d: not a function this engine "
-					     "started", (int)cred.pid);
+		const char *why = NULL;
+		if (in == NULL)
+			why = "not a process this engine started";
+		else if (in->state != INST_STARTING || in->ctl_fd >= 0)
+			why = "that process is attached already";
+		else if (cred.uid != in->tenant->ident.uid || cred.gid != in->tenant->ident.gid)
+			why = "not its tenant's uid and gid";
+		if (why != NULL) {
+			note_refused(e, &cred, why);
 			refuse(fd, -EPERM);
+			/* Closing with its hello unread would reset the connection before the
+			 * process reads why it was refused. */
+			char sink[sizeof(struct pd_attach_hello)];
+			for (int k = 0; k < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; k++)
+				;
 			close(fd);
 			continue;
 		}

@@ -83,6 +83,12 @@ pass "tenant b's function is among the intruder's victims"
 # It found b by itself too (a child of the engine with another uid), not only by being told.
 assert_eq 1 "$(jq '.victims | length' "$TMP/report.json")" "exactly one victim process (tenant b's one instance)"
 
+# What the intruder holds: stdio, its attach socket, its own tenant's pool and eventfds -
+# nothing inherited from the engine (another pool, a fabric socket).
+log "the intruder's descriptors: $(jq -c '[.own_fds[].target]' "$TMP/report.json")"
+assert_eq '["/memfd:palladium.a.a (deleted)"]' "$(jq -c '[.own_fds[].target | select(startswith("/memfd:"))]' "$TMP/report.json")" "the only pool the intruder holds is its own tenant's"
+assert_eq 1 "$(jq '[.own_fds[].target | select(startswith("socket:"))] | length' "$TMP/report.json")" "the intruder holds one socket (its attach connection)"
+
 # Controls: the same techniques against the intruder's own child (same uid) work, so the
 # failures below are the boundary's doing, not a broken attack.
 for c in proc_fd pidfd_getfd vm_read ptrace; do
