@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "cli/netns.h"
+#include "fabric/fabric.h"
 #include "common/config.h"
 
 #define STOP_TIMEOUT_MS 4000
@@ -164,6 +166,21 @@ int cli_up(int argc, char **argv)
 			pd_config_free(cfg);
 			return 1;
 		}
+	}
+
+	/* A fresh cluster key for this run unless the operator gave one: the components
+	 * get it through the environment, functions never do (docs/security.md). */
+	if (getenv(PD_FABRIC_KEY_ENV) == NULL || getenv(PD_FABRIC_KEY_ENV)[0] == '\0') {
+		uint8_t key[PD_FABRIC_KEY_LEN];
+		char hex[2 * PD_FABRIC_KEY_LEN + 1];
+		if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+			perror("palladium up: getrandom");
+			pd_config_free(cfg);
+			return 1;
+		}
+		for (size_t i = 0; i < sizeof(key); i++)
+			snprintf(hex + 2 * i, 3, "%02x", key[i]);
+		setenv(PD_FABRIC_KEY_ENV, hex, 1);
 	}
 
 	sigset_t mask, oldmask;

@@ -1075,7 +1075,19 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	}
 	engine_watch(e, e->sigfd, W_SIGNAL);
 
+	uint8_t key[PD_FABRIC_KEY_LEN];
+	int keyed = pd_fabric_key_from_env(key);
+	if (keyed < 0) {
+		PD_LOG_ERR(COMP, 0, "%s must be 64 hex digits", PD_FABRIC_KEY_ENV);
+		rc = -EINVAL;
+		goto close_signal;
+	}
+	if (keyed == 0)
+		PD_LOG_WARN(COMP, 0, "no %s: the fabric accepts any peer that can reach %s:%u "
+				     "(see docs/security.md)",
+			    PD_FABRIC_KEY_ENV, e->node_conf->address, e->node_conf->port);
 	struct pd_fabric_attr fattr = {
+		.key = keyed > 0 ? key : NULL,
 		.provider = cfg->fabric.provider,
 		.listen_host = e->node_conf->address,
 		.listen_port = e->node_conf->port,

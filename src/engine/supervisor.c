@@ -225,6 +225,8 @@ static void spawn(struct engine *e, struct instance *in)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
+		/* The cluster key is for engines and the ingress, never for functions. */
+		unsetenv(PD_FABRIC_KEY_ENV);
 		setenv(PD_ENGINE_SOCKET_ENV, e->attach_name, 1);
 		setenv("PD_FUNCTION", fc->name, 1);
 		setenv("PD_TENANT", in->tenant->conf->name, 1);

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,7 +27,7 @@
 #define NO_INDEX PD_FABRIC_NO_INDEX
 
 _Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "conn handles travel as fid contexts");
-_Static_assert(sizeof(struct pd_fabric_wire_hello) == 14, "hello wire format");
+_Static_assert(sizeof(struct pd_fabric_wire_hello) == 15 + PD_FABRIC_KEY_LEN, "hello wire format");
 _Static_assert(offsetof(struct pd_fabric_wire_hello, primitive) == PD_FABRIC_WIRE_HELLO_MIN,
                "the primitive follows the version-1 fields");
 _Static_assert(sizeof(struct pd_fabric_wire_accept) == sizeof(struct pd_fabric_wire_hello),
@@ -641,8 +642,40 @@ static void cm_data_encode(const struct pd_fabric *fab, const struct pd_fabric_h
 	    .tenant = htole16(h->tenant),
 	    .credits = htole16(h->credits),
 	    .primitive = htole16((uint16_t)fab->primitive),
+	    .keyed = fab->keyed,
 	};
+	if (fab->keyed)
+		memcpy(w.key, fab->key, PD_FABRIC_KEY_LEN);
 	memcpy(out, &w, sizeof(w));
+}
+
+/* Compare keys in constant time. */
+static bool key_equal(const uint8_t *a, const uint8_t *b)
+{
+	uint8_t diff = 0;
+	for (size_t i = 0; i < PD_FABRIC_KEY_LEN; i++)
+		diff |= a[i] ^ b[i];
+	return diff == 0;
+}
+
+int pd_fabric_key_from_env(uint8_t key[PD_FABRIC_KEY_LEN])
+{
+	const char *hex = getenv(PD_FABRIC_KEY_ENV);
+	if (hex == NULL || hex[0] == '\0')
+		return 0;
+	if (strlen(hex) != 2 * PD_FABRIC_KEY_LEN)
+		return -EINVAL;
+	for (size_t i = 0; i < PD_FABRIC_KEY_LEN; i++) {
+		unsigned v;
+		char byte[3] = {hex[2 * i], hex[2 * i + 1], '\0'};
+		char *end;
+		v = (unsigned)strtoul(byte, &end, 16);
+		if (*end != '\0' || !isxdigit((unsigned char)byte[0]) ||
+		    !isxdigit((unsigned char)byte[1]))
+			return -EINVAL;
+		key[i] = (uint8_t)v;
+	}
+	return 1;
 }
 
 /*
@@ -686,6 +719,13 @@ static int hello_from_wire(const struct pd_fabric *fab, const void *data, size_t
 		snprintf(reason, reason_len, "palladium: %u credits, need at least %u", h->credits,
 		         PD_FABRIC_CREDITS_MIN);
 		return -EPROTO;
+	}
+	bool keyed = len >= sizeof(w) && w.keyed == 1;
+	if (keyed != fab->keyed || (keyed && !key_equal(w.key, fab->key))) {
+		snprintf(reason, reason_len, "palladium: %s",
+		         fab->keyed ? (keyed ? "wrong cluster key" : "no cluster key")
+		                    : "unexpected cluster key (this side has none)");
+		return -EACCES;
 	}
 	return 0;
 }
@@ -957,6 +997,10 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 	fab->local_id = attr->local_id;
 	fab->version = PD_FABRIC_PROTO_VERSION;
 	fab->primitive = attr->primitive;
+	if (attr->key != NULL) {
+		fab->keyed = true;
+		memcpy(fab->key, attr->key, PD_FABRIC_KEY_LEN);
+	}
 	fab->ops = attr->primitive == PD_FABRIC_ONE_SIDED ? &pd_fabric_one_sided_ops
 	                                                  : &pd_fabric_two_sided_ops;
 	fab->eq_fd = -1;

@@ -39,6 +39,15 @@
 #define PD_FABRIC_CREDITS_MIN (PD_FABRIC_CREDIT_RESERVE + 1u)
 
 /* How DATA messages travel; both ends of a connection must use the same one. */
+#define PD_FABRIC_KEY_LEN 32
+#define PD_FABRIC_KEY_ENV "PALLADIUM_CLUSTER_KEY" /* 64 hex digits */
+
+/*
+ * Read the cluster key from the environment (PD_FABRIC_KEY_ENV). 1 and key filled: set;
+ * 0: not set; -EINVAL: set but not 64 hex digits.
+ */
+int pd_fabric_key_from_env(uint8_t key[PD_FABRIC_KEY_LEN]);
+
 enum pd_fabric_primitive {
 	PD_FABRIC_TWO_SIDED = 0, /* fi_senddata into receives posted on the tenant's SRX */
 	PD_FABRIC_ONE_SIDED = 1, /* fi_writedata into slots the receiver granted */
@@ -110,6 +119,13 @@ struct pd_fabric_attr {
 	struct pd_fabric_callbacks cb;
 	void *app;                          /* first argument of every callback */
 	enum pd_fabric_primitive primitive; /* 0: PD_FABRIC_TWO_SIDED */
+	/*
+	 * The cluster key (PD_FABRIC_KEY_LEN bytes) or NULL. When set, it travels in the
+	 * connection data both ways and a peer without the same key is refused (-EACCES):
+	 * only processes given the key (engines, ingress) can join the fabric. Both sides
+	 * must agree: a keyed side refuses an unkeyed one and the other way round.
+	 */
+	const uint8_t *key;
 };
 
 /*

@@ -82,6 +82,8 @@ struct pd_fabric_wire_hello { /* fi_connect param: the connecting side */
 	uint16_t tenant;
 	uint16_t credits;   /* receives reserved for this connection */
 	uint16_t primitive; /* enum pd_fabric_primitive; absent (12 bytes): two-sided */
+	uint8_t keyed;      /* 1: key follows */
+	uint8_t key[PD_FABRIC_KEY_LEN];
 } __attribute__((packed));
 
 struct pd_fabric_wire_accept { /* fi_accept param: the accepting side */
@@ -91,6 +93,8 @@ struct pd_fabric_wire_accept { /* fi_accept param: the accepting side */
 	uint16_t tenant;
 	uint16_t credits; /* receives reserved for this connection */
 	uint16_t primitive;
+	uint8_t keyed;
+	uint8_t key[PD_FABRIC_KEY_LEN];
 } __attribute__((packed));
 #define PD_FABRIC_WIRE_HELLO_MIN 12u /* without primitive */
 
@@ -354,6 +358,8 @@ struct pd_fabric {
 	bool mr_virt;          /* remote addresses are virtual addresses, not offsets */
 	bool write_needs_recv; /* a write with immediate data consumes a posted receive */
 	enum pd_fabric_primitive primitive;
+	bool keyed;
+	uint8_t key[PD_FABRIC_KEY_LEN];
 	uint64_t next_mr_key;
 	size_t max_msg_size;
 

@@ -482,7 +482,14 @@ static int tenant_area_open(struct ingress *ing, struct ing_tenant *t)
 int ing_fabric_open(struct ingress *ing)
 {
 	const struct pd_config *cfg = ing->cfg;
+	uint8_t cluster_key[PD_FABRIC_KEY_LEN];
+	int keyed = pd_fabric_key_from_env(cluster_key);
+	if (keyed < 0) {
+		PD_LOG_ERR(LOG_COMP, 0, "%s must be 64 hex digits", PD_FABRIC_KEY_ENV);
+		return -EINVAL;
+	}
 	struct pd_fabric_attr attr = {
+		.key = keyed > 0 ? cluster_key : NULL,
 		.provider = cfg->fabric.provider != NULL ? cfg->fabric.provider : "tcp",
 		.listen_host = NULL,
 		.local_id = PD_FABRIC_PEER_INGRESS | ORIGIN_ID,

@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# KNOWN GAP (registered with should_fail: true in meson.build; see docs/security.md,
-# "Not protected"). A process running as tenant a's uid - what a hostile function of
-# tenant a is - must not be able to join the fabric as "the ingress, for tenant b": the
-# engine would then send b's answers to it and run requests of its choosing through b's
-# functions. Today the engine's fabric listener trusts the peer id and tenant a
-# connecting process announces, and any local process can reach it, so this test fails.
-# When the fabric authenticates its peers (or functions lose access to it), it passes:
-# then drop should_fail.
+# A process running as tenant a's uid - what a hostile function of tenant a is - must
+# not be able to join the fabric as "the ingress, for tenant b": the engine would then
+# send b's answers to it and run requests of its choosing through b's functions. The
+# fabric refuses peers without the cluster key, which `palladium up` hands to the
+# engines and the ingress and never to functions (docs/security.md).
 #
 # The impostor is tests/integration/fabric_probe (a real libfabric client that connects
 # the way the ingress does), run with setpriv as tenant a's default uid, no_new_privs.
