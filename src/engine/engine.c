@@ -156,19 +156,6 @@ static struct pd_fabric_conn *conn_of(struct tenant_rt *t, uint16_t dest)
 
 static void fail_unsendable(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest);
 
-/*
- * Will a request sent to a peer for hop h come back through this node (a later hop runs
- * here)? Only those are remembered for failing at the peer's death: the others are
- * answered by nodes further on, and this node would never learn that they finished.
- */
-static bool comes_back(const struct engine *e, const struct pd_msg_hdr *h)
-{
-	const struct pd_config_route *r = &e->cfg->routes[h->route];
-	for (uint32_t k = (uint32_t)h->hop + 1; k < r->chain_count; k++)
-		if (pd_config_function_on_node(&e->cfg->functions[r->chain_idx[k]], e->node))
-			return true;
-	return false;
-}
 
 /*
  * Try to send buffer idx to t->dest[idx]. 0: sent, or dealt with (freed, or turned into
@@ -208,8 +195,7 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 		struct peer_link *p = &t->peers[dest];
 		p->inflight++;
 		p->sent++;
-		if (comes_back(e, &snap))
-			peer_note_forward(p, &snap);
+		peer_note_forward(p, &snap);
 		t->c.to_peers++;
 	}
 	return 0;

@@ -3,8 +3,11 @@
  * Links between engines: one fabric connection per (peer node, tenant) where both nodes
  * run functions of the tenant. The lower-numbered node connects, with backoff, and
  * reconnects when the link drops; the other accepts. Requests forwarded to a peer are
- * remembered until they come back or time out, so that a peer's death fails exactly the
- * requests it held, at once, with 502.
+ * remembered until they come back or time out, so that a peer's death fails the requests
+ * it may hold, at once, with 502. A request the peer (or a node after it) already
+ * answered straight to the ingress stays on record until its timeout: its 502 then
+ * reaches the ingress as a late answer and is dropped there, so the client never sees
+ * it; `lost` counts such 502s too.
  */
 #include <errno.h>
 #include <stdlib.h>
