@@ -67,6 +67,7 @@ static const cyaml_schema_field_t engine_fields[] = {
                            restart_backoff_max_text, 1, 63),
     CYAML_FIELD_STRING_PTR("functions_dir", OPT_PTR, struct pd_config_engine, functions_dir, 1,
                            TEXT_MAX),
+    CYAML_FIELD_STRING_PTR("link_rate", OPT_PTR, struct pd_config_engine, link_rate_text, 1, 63),
     CYAML_FIELD_END,
 };
 
@@ -650,6 +651,30 @@ static void check_ingress(struct check *c)
 	           64 * KiB, &ingress->max_header_bytes);
 }
 
+/* engine.link_rate: a size per second ("800MiB/s"; the "/s" may be left out). */
+static void check_link_rate(struct check *c, struct pd_config_engine *engine)
+{
+	char text[64], quoted[QUOTE_LEN];
+	const char *t = engine->link_rate_text;
+	uint64_t bytes;
+
+	engine->link_rate = 0;
+	if (t == NULL)
+		return;
+	size_t n = strlen(t);
+	if (n >= 2 && strcmp(t + n - 2, "/s") == 0)
+		n -= 2;
+	snprintf(text, sizeof(text), "%.*s", (int)n, t);
+	if (pd_parse_size(text, &bytes) < 0 || bytes < MiB || bytes > 1024 * GiB) {
+		fail(c, "engine.link_rate", false,
+		     "%s is not a rate from 1MiB/s to 1024GiB/s (bytes per second, e.g. "
+		     "\"800MiB/s\"; units are binary)",
+		     pd_config_quote(quoted, sizeof(quoted), t));
+		return;
+	}
+	engine->link_rate = bytes;
+}
+
 static void check_engine(struct check *c)
 {
 	struct pd_config_engine *engine = &c->cfg->engine;
@@ -674,6 +699,7 @@ static void check_engine(struct check *c)
 		     false, "restart_backoff_max (%s) is less than restart_backoff (%s)",
 		     format_duration(hi, sizeof(hi), engine->restart_backoff_max_ms),
 		     format_duration(lo, sizeof(lo), engine->restart_backoff_ms));
+	check_link_rate(c, engine);
 }
 
 static void check_nodes(struct check *c)

@@ -103,9 +103,11 @@ struct pd_config_engine {
 	uint64_t restart_backoff_max_ms; /* cap of the doubling delay; default 5000 */
 	char *functions_dir;         /* where bare exec names are found; default: the
 	                                "functions" folder beside the palladium binary */
-	/* As written in the file (NULL if absent); parsed into the _ms fields above: */
+	uint64_t link_rate;          /* bytes/s the engine transmits at most; 0 = no cap */
+	/* As written in the file (NULL if absent); parsed into the fields above: */
 	char *restart_backoff_text;
 	char *restart_backoff_max_text;
+	char *link_rate_text;
 };
 
 struct pd_config {

@@ -1,11 +1,22 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Deficit weighted round robin over tenants, counted in bytes (Shreedhar & Varghese).
+ * Deficit weighted round robin over tenants, counted in bytes (Shreedhar & Varghese),
+ * with a fast path for sparse tenants (as fq_codel's "new flows").
+ *
  * Each backlogged tenant, in turn, gets a quantum proportional to its weight added to
  * its deficit, and sends head-of-queue messages while they fit in the deficit. Only
  * backlogged tenants take turns, so an idle tenant's share goes to the others at once
- * (work-conserving). The scheduler holds no messages: it asks the caller for the size
- * of a tenant's next message and tells it which tenant sends next.
+ * (work-conserving).
+ *
+ * A tenant that was idle and gets something to send goes ahead of the round: its first
+ * message is the next to go, instead of waiting for every backlogged tenant's turn.
+ * That message is charged to its deficit, which may go below zero and is paid back
+ * from its next quanta, so the fast path moves a tenant's messages earlier in time but
+ * never gives it more bytes. A tenant leaves the round only when its turn finds it
+ * empty, and keeps any debt when it does: emptying its queue on purpose buys nothing.
+ *
+ * The scheduler holds no messages: it asks the caller for the size of a tenant's next
+ * message and tells it which tenant sends next.
  */
 #ifndef PD_ENGINE_DWRR_H
 #define PD_ENGINE_DWRR_H
@@ -15,15 +26,19 @@
 
 #define PD_SCHED_MAX 64
 
+struct pd_sched_list {
+	uint32_t item[PD_SCHED_MAX]; /* tenant indexes, a ring */
+	uint32_t head, count;
+};
+
 struct pd_sched {
 	uint32_t n;
-	uint64_t quantum[PD_SCHED_MAX];
-	uint64_t deficit[PD_SCHED_MAX];
-	bool active[PD_SCHED_MAX];
-	/* Active tenants in round-robin order: a ring of indexes. */
-	uint32_t ring[PD_SCHED_MAX];
-	uint32_t head, count;
-	bool fresh_turn; /* the tenant at head has not had its quantum this turn */
+	int64_t quantum[PD_SCHED_MAX];
+	int64_t deficit[PD_SCHED_MAX]; /* below zero: owes bytes sent on the fast path */
+	bool active[PD_SCHED_MAX];     /* in one of the two lists */
+	struct pd_sched_list sparse;   /* woken from idle: one message each, first */
+	struct pd_sched_list round;    /* backlogged tenants taking turns */
+	bool fresh_turn; /* the tenant at the head of round has not had its quantum yet */
 };
 
 /*
@@ -38,10 +53,17 @@ void pd_sched_wake(struct pd_sched *s, uint32_t t);
 
 /*
  * Pick the tenant whose head message goes next. head_size(ctx, t) returns the size in
- * bytes of tenant t's next message, or 0 if its queue is empty. Returns the tenant, and
- * charges its deficit with that size (the caller must then send that message), or -1
- * when no tenant has anything to send.
+ * bytes of tenant t's next message, or 0 if it has nothing it can send now. Returns the
+ * tenant, and charges its deficit with that size (the caller must then send that
+ * message), or -1 when no tenant has anything to send.
  */
 int pd_sched_next(struct pd_sched *s, uint64_t (*head_size)(void *ctx, uint32_t t), void *ctx);
+
+/* Is a tenant waiting on the fast path (its next message goes before the round's)? */
+bool pd_sched_sparse_waiting(const struct pd_sched *s);
+
+/* pd_sched_next() for the fast path only: -1 if no tenant woken from idle can send. */
+int pd_sched_next_sparse(struct pd_sched *s, uint64_t (*head_size)(void *ctx, uint32_t t),
+			 void *ctx);
 
 #endif

@@ -189,6 +189,7 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 		return 0;
 	}
 	e->tx_inflight++;
+	pd_pacer_charge(&e->pacer, len);
 	t->c.msgs_out++;
 	t->c.bytes_out += len;
 	if (!DEST_IS_INGRESS(dest)) {
@@ -263,15 +264,25 @@ static uint64_t head_size(void *ctx, uint32_t tl)
 
 /*
  * Send what the tenants have queued, in deficit weighted round robin order, while the
- * engine's transmit window has room. The window keeps the order decided here: without
- * it every send would go straight into the transport and the tenants would share it by
- * whoever pushed first.
+ * engine's transmit window has room and the pacer (engine.link_rate) allows. The window
+ * and the pacer keep the order decided here: without them every send would go straight
+ * into the transport and the tenants would share it by whoever pushed first.
  */
 static int transmit(struct engine *e)
 {
 	int sent = 0;
+	uint64_t now = pd_now_ns();
 	while (e->tx_inflight < ENGINE_TX_WINDOW) {
-		int tl = pd_sched_next(&e->sched, head_size, e);
+		int tl;
+		if (pd_pacer_ready(&e->pacer, now))
+			tl = pd_sched_next(&e->sched, head_size, e);
+		else if (pd_sched_sparse_waiting(&e->sched) &&
+			 pd_pacer_may_overdraw(&e->pacer, now))
+			/* A tenant woken from idle does not wait for the link to finish the
+			 * backlogged tenants' bytes (see pacer.h); it pays for its own. */
+			tl = pd_sched_next_sparse(&e->sched, head_size, e);
+		else
+			break;
 		if (tl < 0)
 			break;
 		struct tenant_rt *t = &e->tenants[tl];
@@ -887,19 +898,6 @@ static void tenants_fini(struct engine *e)
 	}
 }
 
-static void tenants_release_fabric(struct engine *e)
-{
-	for (uint32_t i = 0; i < e->ntenants; i++) {
-		struct tenant_rt *t = &e->tenants[i];
-		if (t->rx != NULL)
-			pd_fabric_rx_destroy(t->rx);
-		if (t->mr != NULL)
-			pd_fabric_mr_dereg(t->mr);
-		t->rx = NULL;
-		t->mr = NULL;
-	}
-}
-
 static void tenants_close_pools(struct engine *e)
 {
 	for (uint32_t i = 0; i < e->ntenants; i++)
@@ -975,6 +973,17 @@ static void handle_events(struct engine *e, struct epoll_event *evs, int n)
 	}
 }
 
+/* Has a tenant something to send that only the pacer holds back? */
+static bool pacer_holds_back(struct engine *e, uint64_t now)
+{
+	if (pd_pacer_wait_ns(&e->pacer, now) == 0 || e->tx_inflight >= ENGINE_TX_WINDOW)
+		return false;
+	for (uint32_t i = 0; i < e->ntenants; i++)
+		if (e->tenants[i].pend_count > 0)
+			return true;
+	return false;
+}
+
 static void run_loop(struct engine *e)
 {
 	uint64_t idle_since = pd_now_ns();
@@ -1016,8 +1025,15 @@ static void run_loop(struct engine *e)
 			busy = !pd_ring_looks_empty(&e->tenants[i].pool.engine_ring) &&
 			       e->tenants[i].pend_count < ENGINE_TX_QUEUE &&
 			       e->tenants[i].last_drained > 0;
-		int timeout = (int)((next_tick - now) / 1000000ull) + 1;
-		int n = epoll_wait(e->epfd, evs, PD_ARRAY_SIZE(evs), busy ? 0 : timeout);
+		uint64_t wait_ns = next_tick > now ? next_tick - now : 0;
+		/* Sends held back by the pacer: wake when the link rate lets the next go. */
+		if (pacer_holds_back(e, now) && pd_pacer_wait_ns(&e->pacer, now) < wait_ns)
+			wait_ns = pd_pacer_wait_ns(&e->pacer, now);
+		struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000ull),
+				      .tv_nsec = (long)(wait_ns % 1000000000ull)};
+		if (busy)
+			ts = (struct timespec){0};
+		int n = epoll_pwait2(e->epfd, evs, PD_ARRAY_SIZE(evs), &ts, NULL);
 		for (uint32_t i = 0; i < e->ntenants; i++)
 			pd_ring_sleep_end(&e->tenants[i].pool.engine_ring);
 		if (n > 0) {
@@ -1108,6 +1124,10 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	}
 	/* A quantum of at least the largest message: every turn sends something. */
 	pd_sched_init(&e->sched, e->ntenants, weights, quantum);
+	/* The bucket holds 2 ms at the link rate, and at least the largest message. */
+	uint64_t burst = cfg->engine.link_rate / 500;
+	pd_pacer_init(&e->pacer, cfg->engine.link_rate, burst > quantum ? burst : quantum,
+		      pd_now_ns());
 	int fds[PD_MAX_TENANTS + 1];
 	int nfds = pd_fabric_wait_fds(e->fab, fds, (int)PD_ARRAY_SIZE(fds));
 	for (int i = 0; i < nfds; i++)
@@ -1152,10 +1172,12 @@ close_stats:
 close_attach:
 	close(e->attach_fd);
 close_tenants:
-	tenants_fini(e);
-	tenants_release_fabric(e);
+	/* The fabric first, and with it every tenant's receive context and memory region:
+	 * closing its links calls back into the engine (on_down, on_send_done,
+	 * on_recv_cancel), which still needs the tenants' queues and pools. */
 	if (e->fab != NULL)
 		pd_fabric_close(e->fab);
+	tenants_fini(e);
 	tenants_close_pools(e);
 close_signal:
 	close(e->sigfd);

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "engine/dwrr.h"
+#include "engine/pacer.h"
 #include "engine/identity_internal.h"
 #include "fabric/fabric.h"
 #include "shm/msg.h"
@@ -142,6 +143,7 @@ struct engine {
 	bool stopping;
 	uint64_t spin_ns;
 	struct pd_sched sched;
+	struct pd_pacer pacer; /* engine.link_rate */
 	uint32_t tx_inflight;
 	/* Attach connections refused (not a pid this engine started and is waiting for, or
 	 * not its identity), all tenants together; the supervisor logs them rate-limited. */

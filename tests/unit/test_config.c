@@ -214,6 +214,7 @@ static void test_full(void)
 	CHECK(c->engine.restart_backoff_ms == 250);
 	CHECK(c->engine.restart_backoff_max_ms == 60000);
 	CHECK_STR(c->engine.functions_dir, "/opt/palladium/functions");
+	CHECK(c->engine.link_rate == 800ull << 20);
 
 	CHECK(c->nodes_count == 2);
 	CHECK_STR(c->nodes[0].name, "a");
@@ -664,7 +665,7 @@ static void test_err_bad_size(void)
 	struct result r;
 
 	load(&r, FIXTURE("bad_size.yaml"));
-	EXPECT_INVALID(&r, 5);
+	EXPECT_INVALID(&r, 6);
 	EXPECT_ERROR(&r, 1, 30, "ingress.max_header_bytes: \"1MiB\" is out of range (1KiB..64KiB)");
 	EXPECT_ERROR(&r, 4, 25, "tenants[0].pool: \"64MB\" is not a size");
 	EXPECT_ERROR(&r, 4, 25, "units are binary");
@@ -672,6 +673,8 @@ static void test_err_bad_size(void)
 	EXPECT_ERROR(&r, 6, 33, "tenants[2].buffer_size: \"5000\" is not a multiple of 64 bytes");
 	EXPECT_ERROR(&r, 7, 26,
 	             "tenants[3].pool: a pool of 1MiB holds only 16 buffers of 64KiB; at least 64");
+	EXPECT_ERROR(&r, 10, 22,
+	             "engine.link_rate: \"10KiB/s\" is not a rate from 1MiB/s to 1024GiB/s");
 	release(&r);
 }
 

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of the engine's DWRR scheduler: byte shares by weight, work conservation. */
+/* Unit tests of the engine's DWRR scheduler (byte shares by weight, work conservation)
+ * and of its transmit pacer (engine.link_rate). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/dwrr.h"
+#include "engine/pacer.h"
 #include "unit.h"
 
 #define QUANTUM 16384
@@ -140,11 +142,112 @@ static void test_nothing_to_send(void)
 	CHECK(pd_sched_next(&s, head_size, &sm) == 0);
 }
 
+/* A tenant woken from idle sends its first message next, ahead of the round, even in
+ * the middle of another tenant's turn. */
+static void test_sparse_goes_first(void)
+{
+	struct pd_sched s;
+	struct sim sm;
+	uint32_t w[] = {1, 1, 1};
+	uint64_t lo[] = {4096, 4096, 1024}, hi[] = {4096, 4096, 1024};
+	setup(&s, &sm, 3, w, lo, hi);
+	sm.backlogged[2] = false;
+	run(&s, &sm, 1001); /* tenants 0 and 1 mid-turn (4 messages per quantum) */
+	sm.backlogged[2] = true;
+	pd_sched_wake(&s, 2);
+	CHECK(pd_sched_sparse_waiting(&s));
+	CHECK(pd_sched_next(&s, head_size, &sm) == 2);
+	CHECK(!pd_sched_sparse_waiting(&s));
+	/* Still backlogged: from now on it takes turns in the round like the others. */
+	memset(sm.bytes, 0, sizeof(sm.bytes));
+	run(&s, &sm, sends_for_rounds(10000, 3, 4096));
+	for (uint32_t t = 0; t < 3; t++)
+		CHECK(fabs(share(&sm, t) - 1.0 / 3) < 0.01 / 3);
+}
+
+/* A tenant that empties its queue after every message and is woken again at once (the
+ * best way to use the fast path) gets no more than its weight's share of the bytes. */
+static void test_sparse_cannot_take_more(void)
+{
+	struct pd_sched s;
+	struct sim sm;
+	uint32_t w[] = {1, 1, 1};
+	uint64_t lo[] = {4096, 4096, 4096}, hi[] = {4096, 4096, 4096};
+	setup(&s, &sm, 3, w, lo, hi);
+	for (int i = 0; i < 300000; i++) {
+		sm.backlogged[2] = true;
+		pd_sched_wake(&s, 2);
+		int t = pd_sched_next(&s, head_size, &sm);
+		CHECK(t >= 0);
+		if (t < 0)
+			break;
+		sm.bytes[t] += sm.next_size[t];
+		if (t == 2)
+			sm.backlogged[2] = false; /* one message, then empty */
+	}
+	CHECK(share(&sm, 2) <= 1.0 / 3 * 1.01);
+	CHECK(share(&sm, 2) >= 1.0 / 3 * 0.99); /* and all of its share when it wants it */
+}
+
+/* Over a simulated second of 64 KiB messages sent whenever the pacer allows, the bytes
+ * sent match the rate (plus the initial burst), whatever the step of the clock (below
+ * the time the bucket takes to fill). */
+static void test_pacer_rate(void)
+{
+	const uint64_t rate = 100u << 20, burst = 200u << 10, msg = 64u << 10;
+	const uint64_t steps[] = {1000, 37000, 250000, 1500000}; /* < burst / rate */
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		struct pd_pacer p;
+		uint64_t now = 5000000000ull, sent = 0;
+		pd_pacer_init(&p, rate, burst, now);
+		for (uint64_t end = now + 1000000000ull; now < end; now += steps[k])
+			while (pd_pacer_ready(&p, now)) {
+				pd_pacer_charge(&p, msg);
+				sent += msg;
+			}
+		double want = (double)(rate + burst);
+		CHECK(fabs((double)sent - want) <= (double)(msg + burst));
+	}
+}
+
+/* The wait the pacer announces is when it becomes ready: not earlier, not much later. */
+static void test_pacer_wait(void)
+{
+	struct pd_pacer p;
+	uint64_t now = 1000;
+	pd_pacer_init(&p, 1000000, 1000, now); /* 1 byte per microsecond */
+	CHECK(pd_pacer_ready(&p, now));
+	CHECK(pd_pacer_wait_ns(&p, now) == 0);
+	pd_pacer_charge(&p, 5000); /* 4000 bytes in debt */
+	CHECK(!pd_pacer_ready(&p, now));
+	uint64_t w = pd_pacer_wait_ns(&p, now);
+	CHECK(w >= 4000000 && w <= 4002000);
+	CHECK(!pd_pacer_ready(&p, now + w - 2000));
+	CHECK(pd_pacer_ready(&p, now + w));
+}
+
+/* Rate 0: no cap at all. */
+static void test_pacer_off(void)
+{
+	struct pd_pacer p;
+	pd_pacer_init(&p, 0, 0, 0);
+	for (int i = 0; i < 1000; i++) {
+		CHECK(pd_pacer_ready(&p, 0));
+		pd_pacer_charge(&p, 1u << 30);
+	}
+	CHECK(pd_pacer_wait_ns(&p, 0) == 0);
+}
+
 int main(void)
 {
 	RUN(test_weights_1_2_4);
 	RUN(test_idle_share_goes_to_others);
 	RUN(test_bytes_not_messages);
 	RUN(test_nothing_to_send);
+	RUN(test_sparse_goes_first);
+	RUN(test_sparse_cannot_take_more);
+	RUN(test_pacer_rate);
+	RUN(test_pacer_wait);
+	RUN(test_pacer_off);
 	return SUMMARY("sched");
 }
