@@ -71,20 +71,37 @@ static int reap(struct child *kids, int n, int *status)
 	return -1;
 }
 
-static void stop_all(struct child *kids, int n)
+/* Says how a child ended if it did not end well; true if it did. */
+static bool ended_well(const struct child *kid, int wst)
 {
+	if (WIFEXITED(wst) && WEXITSTATUS(wst) == 0)
+		return true;
+	fprintf(stderr, "palladium up: %s (pid %d) ended badly while stopping (%s %d)\n",
+		kid->what, (int)kid->pid, WIFSIGNALED(wst) ? "signal" : "status",
+		WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst));
+	return false;
+}
+
+/* Stops every child; false if one did not end well (a crash, an error, a kill). */
+static bool stop_all(struct child *kids, int n)
+{
+	bool well = true;
 	for (int i = 0; i < n; i++)
 		if (kids[i].pid > 0)
 			kill(kids[i].pid, SIGTERM);
 	uint64_t deadline = now_ms() + STOP_TIMEOUT_MS;
 	for (;;) {
-		int alive = 0, status;
-		while (reap(kids, n, &status) >= 0)
-			;
-		for (int i = 0; i < n; i++)
+		int alive = 0;
+		for (int i = 0; i < n; i++) {
+			int wst;
+			if (kids[i].pid > 0 && waitpid(kids[i].pid, &wst, WNOHANG) == kids[i].pid) {
+				well &= ended_well(&kids[i], wst);
+				kids[i].pid = 0;
+			}
 			alive += kids[i].pid > 0;
+		}
 		if (alive == 0)
-			return;
+			return well;
 		if (now_ms() >= deadline)
 			break;
 		usleep(10000);
@@ -96,7 +113,9 @@ static void stop_all(struct child *kids, int n)
 			kill(kids[i].pid, SIGKILL);
 			waitpid(kids[i].pid, NULL, 0);
 			kids[i].pid = 0;
+			well = false;
 		}
+	return well;
 }
 
 int cli_up(int argc, char **argv)
@@ -253,7 +272,8 @@ int cli_up(int argc, char **argv)
 			break;
 		}
 	}
-	stop_all(kids, n);
+	if (!stop_all(kids, n))
+		status = 1;
 	if (janitor_fd >= 0) {
 		close(janitor_fd);
 		waitpid(janitor, NULL, 0);
