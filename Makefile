@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: all deps build run test test-fast bench bench-echo bench-hop bench-fairness clean
+.PHONY: all deps build run test test-fast bench bench-quick bench-echo bench-hop bench-fairness clean
 
 all: build
 
@@ -38,7 +38,13 @@ test: build $(ASAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 test-fast: build
 	scripts/run-tests $(BUILD)
 
-bench: bench-echo bench-hop
+# Palladium against HTTP + kernel TCP + sidecars (nginx, Knative-style), side by side:
+# the whole matrix (<= 15 min), or the headline case only (<= 3 min). See docs/benchmarks.md.
+bench: build
+	bench/knative/run
+
+bench-quick: build
+	bench/knative/run --quick
 
 bench-echo: build
 	bench/echo/run
