@@ -988,6 +988,7 @@ static void run_loop(struct engine *e)
 {
 	uint64_t idle_since = pd_now_ns();
 	uint64_t next_tick = idle_since + ENGINE_TICK_MS * 1000000ull;
+	uint64_t last_events = 0;
 	struct epoll_event evs[32];
 	while (!e->stopping) {
 		uint64_t now = pd_now_ns();
@@ -1002,9 +1003,15 @@ static void run_loop(struct engine *e)
 		}
 		if (poll_work(e) > 0) {
 			idle_since = now;
-			int n = epoll_wait(e->epfd, evs, PD_ARRAY_SIZE(evs), 0);
-			if (n > 0)
-				handle_events(e, evs, n);
+			/* Busy: the rings and the fabric are polled above; the rest (signals,
+			 * attach, control sockets, stats) can wait a little, which saves an
+			 * epoll_wait per message under load. */
+			if (now - last_events >= ENGINE_BUSY_EVENTS_NS) {
+				last_events = now;
+				int n = epoll_wait(e->epfd, evs, PD_ARRAY_SIZE(evs), 0);
+				if (n > 0)
+					handle_events(e, evs, n);
+			}
 			continue;
 		}
 		if (now - idle_since < e->spin_ns) {

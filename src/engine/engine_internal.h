@@ -16,6 +16,8 @@
 #include "shm/pool.h"
 
 #define ENGINE_TICK_MS 100
+/* While busy, how often the engine looks at its other events (signals, attach...). */
+#define ENGINE_BUSY_EVENTS_NS 200000ull
 #define ENGINE_MAX_INGRESS 1
 /* Sends the engine has in the transport at once, all tenants together. */
 #define ENGINE_TX_WINDOW 32
