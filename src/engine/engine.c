@@ -281,8 +281,10 @@ static int transmit(struct engine *e)
 			/* A tenant woken from idle does not wait for the link to finish the
 			 * backlogged tenants' bytes (see pacer.h); it pays for its own. */
 			tl = pd_sched_next_sparse(&e->sched, head_size, e);
-		else
+		else {
+			e->paced++;
 			break;
+		}
 		if (tl < 0)
 			break;
 		struct tenant_rt *t = &e->tenants[tl];
@@ -656,8 +658,9 @@ static void stats_answer(struct engine *e, int fd)
 	FILE *f = open_memstream(&text, &len);
 	if (f == NULL)
 		return;
-	fprintf(f, "node %s pid %d attach_refused=%lu\n", e->node_conf->name, (int)getpid(),
-		(unsigned long)e->attach_refused);
+	fprintf(f, "node %s pid %d attach_refused=%lu link_rate=%lu paced=%lu\n",
+		e->node_conf->name, (int)getpid(), (unsigned long)e->attach_refused,
+		(unsigned long)e->pacer.rate, (unsigned long)e->paced);
 	for (uint32_t i = 0; i < e->ntenants; i++) {
 		struct tenant_rt *t = &e->tenants[i];
 		uint64_t census[PD_BUF_STATE_COUNT];

@@ -146,6 +146,7 @@ struct engine {
 	uint64_t spin_ns;
 	struct pd_sched sched;
 	struct pd_pacer pacer; /* engine.link_rate */
+	uint64_t paced;        /* times the pacer held sends back */
 	uint32_t tx_inflight;
 	/* Attach connections refused (not a pid this engine started and is waiting for, or
 	 * not its identity), all tenants together; the supervisor logs them rate-limited. */

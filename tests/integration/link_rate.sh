@@ -40,6 +40,11 @@ flood /slow "@$TMP/rbody" 40 60
 assert_eq "40" "$(grep -c '^200$' "$TMP/flood.out")" "40 concurrent 48 KiB requests all answered 200 ($FLOOD_SUMMARY)"
 fetch_stats
 assert_eq 0 "$(stat_sum slow dropped)" "nothing dropped"
+node_field() { awk -v k="$2" '$1 == "node" && $2 == "'"$1"'" { for (i = 3; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' "$TMP/stats"; }
+for n in a b; do
+	assert_eq $((2 * 1024 * 1024)) "$(node_field $n link_rate)" "node $n's engine runs with link_rate 2MiB/s"
+done
+assert_int -gt "$(node_field a paced)" 0 "node a's pacer held sends back"
 
 # Stop while node a's engine still has sends queued behind the cap.
 bg FLOOD_PID flood /slow "@$TMP/rbody" 300 120
