@@ -90,6 +90,9 @@ static int cmd_engine(int argc, char **argv)
 	pd_log_set_name(name);
 	int rc = pd_engine_run(cfg, (uint32_t)idx);
 	pd_config_free(cfg);
+	if (rc != 0)
+		fprintf(stderr, "palladium engine: node %s stopped on an error: %s\n", node,
+			strerror(rc < 0 ? -rc : rc));
 	return rc == 0 ? 0 : 1;
 }
 
@@ -115,6 +118,9 @@ static int cmd_ingress(int argc, char **argv)
 	pd_log_set_name("ingress");
 	int rc = pd_ingress_run(cfg);
 	pd_config_free(cfg);
+	if (rc != 0)
+		fprintf(stderr, "palladium ingress: stopped on an error: %s\n",
+			strerror(rc < 0 ? -rc : rc));
 	return rc == 0 ? 0 : 1;
 }
 
