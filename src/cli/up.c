@@ -71,7 +71,11 @@ static int reap(struct child *kids, int n, int *status)
 	return -1;
 }
 
-/* Says how a child ended if it did not end well; true if it did. */
+/*
+ * Says how a child ended if it did not end well. False if it crashed (killed by a
+ * signal other than the SIGTERM/SIGINT that stop it): that makes `up` exit 1. A non-zero
+ * exit status is reported but not counted: the component said why itself.
+ */
 static bool ended_well(const struct child *kid, int wst)
 {
 	if (WIFEXITED(wst) && WEXITSTATUS(wst) == 0)
@@ -79,10 +83,10 @@ static bool ended_well(const struct child *kid, int wst)
 	fprintf(stderr, "palladium up: %s (pid %d) ended badly while stopping (%s %d)\n",
 		kid->what, (int)kid->pid, WIFSIGNALED(wst) ? "signal" : "status",
 		WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst));
-	return false;
+	return !WIFSIGNALED(wst) || WTERMSIG(wst) == SIGTERM || WTERMSIG(wst) == SIGINT;
 }
 
-/* Stops every child; false if one did not end well (a crash, an error, a kill). */
+/* Stops every child; false if one crashed or had to be killed. */
 static bool stop_all(struct child *kids, int n)
 {
 	bool well = true;
