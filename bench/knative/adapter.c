@@ -31,6 +31,7 @@
 #include <h2o/http1client.h>
 #include <h2o/socketpool.h>
 
+#include "common/http_token.h"
 #include "palladium/function.h"
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
@@ -324,28 +325,6 @@ PD_API void pd_response_set_status(pd_response *res, int status)
 		res->status = status;
 }
 
-static bool token_ok(const char *s)
-{
-	if (*s == '\0')
-		return false;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
-			return false;
-	}
-	return true;
-}
-
-static bool value_ok(const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c < 32 && c != '\t') || c == 127)
-			return false;
-	}
-	return true;
-}
-
 /* Headers that frame the message belong to h2o, not to the function. */
 static bool is_framing_header(const char *name, size_t n)
 {
@@ -359,7 +338,7 @@ static bool is_framing_header(const char *name, size_t n)
 
 PD_API int pd_response_set_header(pd_response *res, const char *name, const char *value)
 {
-	if (name == NULL || value == NULL || !token_ok(name) || !value_ok(value))
+	if (name == NULL || value == NULL || !pd_http_name_ok(name) || !pd_http_value_ok(value))
 		return -1;
 	size_t n = strlen(name);
 	if (is_framing_header(name, n))

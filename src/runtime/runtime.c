@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/http_token.h"
 #include "palladium/function.h"
 #include "shm/attach.h"
 #include "shm/msg.h"
@@ -212,31 +213,9 @@ PD_API void pd_response_set_status(pd_response *res, int status)
 		res->status = status;
 }
 
-static bool token_ok(const char *s)
-{
-	if (*s == '\0')
-		return false;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c) != NULL)
-			return false;
-	}
-	return true;
-}
-
-static bool value_ok(const char *s)
-{
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c < 32 && c != '\t') || c == 127)
-			return false;
-	}
-	return true;
-}
-
 PD_API int pd_response_set_header(pd_response *res, const char *name, const char *value)
 {
-	if (name == NULL || value == NULL || !token_ok(name) || !value_ok(value))
+	if (name == NULL || value == NULL || !pd_http_name_ok(name) || !pd_http_value_ok(value))
 		return -1;
 	char lower[256];
 	size_t n = strlen(name);
