@@ -976,15 +976,16 @@ static void handle_events(struct engine *e, struct epoll_event *evs, int n)
 	}
 }
 
-/* Has a tenant something to send that only the pacer holds back? */
-static bool pacer_holds_back(struct engine *e, uint64_t now)
+/* Nanoseconds until the pacer lets a held-back send go; 0 if it holds nothing back. */
+static uint64_t pacer_wait(struct engine *e, uint64_t now)
 {
-	if (pd_pacer_wait_ns(&e->pacer, now) == 0 || e->tx_inflight >= ENGINE_TX_WINDOW)
-		return false;
+	uint64_t wait = pd_pacer_wait_ns(&e->pacer, now);
+	if (wait == 0 || e->tx_inflight >= ENGINE_TX_WINDOW)
+		return 0;
 	for (uint32_t i = 0; i < e->ntenants; i++)
 		if (e->tenants[i].pend_count > 0)
-			return true;
-	return false;
+			return wait;
+	return 0;
 }
 
 static void run_loop(struct engine *e)
@@ -1037,8 +1038,9 @@ static void run_loop(struct engine *e)
 			       e->tenants[i].last_drained > 0;
 		uint64_t wait_ns = next_tick > now ? next_tick - now : 0;
 		/* Sends held back by the pacer: wake when the link rate lets the next go. */
-		if (pacer_holds_back(e, now) && pd_pacer_wait_ns(&e->pacer, now) < wait_ns)
-			wait_ns = pd_pacer_wait_ns(&e->pacer, now);
+		uint64_t paced_ns = pacer_wait(e, now);
+		if (paced_ns != 0 && paced_ns < wait_ns)
+			wait_ns = paced_ns;
 		struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000ull),
 				      .tv_nsec = (long)(wait_ns % 1000000000ull)};
 		if (busy)
