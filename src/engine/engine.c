@@ -268,10 +268,9 @@ static uint64_t head_size(void *ctx, uint32_t tl)
  * and the pacer keep the order decided here: without them every send would go straight
  * into the transport and the tenants would share it by whoever pushed first.
  */
-static int transmit(struct engine *e)
+static int transmit(struct engine *e, uint64_t now)
 {
 	int sent = 0;
-	uint64_t now = pd_now_ns();
 	while (e->tx_inflight < ENGINE_TX_WINDOW) {
 		int tl;
 		if (pd_pacer_ready(&e->pacer, now))
@@ -930,7 +929,7 @@ static void drain_eventfd(int fd)
 	(void)n;
 }
 
-static int poll_work(struct engine *e)
+static int poll_work(struct engine *e, uint64_t now)
 {
 	int work = pd_fabric_progress(e->fab);
 	for (uint32_t i = 0; i < e->ntenants; i++) {
@@ -945,7 +944,7 @@ static int poll_work(struct engine *e)
 		if (t->pend_count > 0)
 			pd_sched_wake(&e->sched, i);
 	}
-	work += transmit(e);
+	work += transmit(e, now);
 	return work;
 }
 
@@ -1005,7 +1004,7 @@ static void run_loop(struct engine *e)
 				post_receives(e, &e->tenants[i]);
 			next_tick = now + ENGINE_TICK_MS * 1000000ull;
 		}
-		if (poll_work(e) > 0) {
+		if (poll_work(e, now) > 0) {
 			idle_since = now;
 			/* Busy: the rings and the fabric are polled above; the rest (signals,
 			 * attach, control sockets, stats) can wait a little, which saves an

@@ -176,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	drain_engine_ring(&eng, t);
-	transmit(&eng);
+	transmit(&eng, pd_now_ns());
 
 	/* Whatever the hostile tenant did, the engine never touched the victim's pool. */
 	if (checksum(&tenants[1].pool) != victim_before)
