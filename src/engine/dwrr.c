@@ -43,13 +43,7 @@ void pd_sched_wake(struct pd_sched *s, uint32_t t)
 	if (t >= s->n || s->active[t])
 		return;
 	s->active[t] = true;
-	/* A tenant that still owes bytes takes its turn in the round like everyone. */
-	if (s->deficit[t] >= 0) {
-		s->deficit[t] = 0;
-		list_push(&s->sparse, t);
-	} else {
-		join_round(s, t);
-	}
+	list_push(&s->sparse, t);
 }
 
 bool pd_sched_sparse_waiting(const struct pd_sched *s)
@@ -58,7 +52,7 @@ bool pd_sched_sparse_waiting(const struct pd_sched *s)
 }
 
 /* The tenant at the head of the round ends its turn: to the back if still backlogged,
- * else out of the round, keeping a debt but no credit. */
+ * else out of the round with a clean slate (see dwrr.h for why a debt can go). */
 static void end_turn(struct pd_sched *s, bool backlogged)
 {
 	uint32_t t = list_pop(&s->round);
@@ -66,8 +60,7 @@ static void end_turn(struct pd_sched *s, bool backlogged)
 		list_push(&s->round, t);
 	} else {
 		s->active[t] = false;
-		if (s->deficit[t] > 0)
-			s->deficit[t] = 0;
+		s->deficit[t] = 0;
 	}
 	s->fresh_turn = true;
 }

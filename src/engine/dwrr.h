@@ -9,11 +9,15 @@
  * (work-conserving).
  *
  * A tenant that was idle and gets something to send goes ahead of the round: its first
- * message is the next to go, instead of waiting for every backlogged tenant's turn.
- * That message is charged to its deficit, which may go below zero and is paid back
- * from its next quanta, so the fast path moves a tenant's messages earlier in time but
- * never gives it more bytes. A tenant leaves the round only when its turn finds it
- * empty, and keeps any debt when it does: emptying its queue on purpose buys nothing.
+ * message is the next to go, instead of waiting for every backlogged tenant's turn,
+ * and it joins the round at the back. That message is charged to its deficit, which may
+ * go below zero and is paid back from its next quantum if it stays backlogged. A tenant
+ * leaves the round only when its turn finds it empty, and leaves with a clean slate
+ * (deficit 0), so a low-rate tenant gets the fast path for every message, not one in
+ * two. Forgiving the debt gives nothing away: to take the fast path again a tenant must
+ * first leave, and it can leave only through a turn in which it sends nothing, so it
+ * sends at most one message per round; a message is at most one quantum of weight 1
+ * (quantum_bytes), so it never gets more than its weight's share.
  *
  * The scheduler holds no messages: it asks the caller for the size of a tenant's next
  * message and tells it which tenant sends next.
@@ -34,7 +38,7 @@ struct pd_sched_list {
 struct pd_sched {
 	uint32_t n;
 	int64_t quantum[PD_SCHED_MAX];
-	int64_t deficit[PD_SCHED_MAX]; /* below zero: owes bytes sent on the fast path */
+	int64_t deficit[PD_SCHED_MAX]; /* below zero: owes its fast-path message */
 	bool active[PD_SCHED_MAX];     /* in one of the two lists */
 	struct pd_sched_list sparse;   /* woken from idle: one message each, first */
 	struct pd_sched_list round;    /* backlogged tenants taking turns */

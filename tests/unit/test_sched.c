@@ -189,6 +189,61 @@ static void test_sparse_cannot_take_more(void)
 	CHECK(share(&sm, 2) >= 1.0 / 3 * 0.99); /* and all of its share when it wants it */
 }
 
+/* A low-rate tenant (one message, then nothing until long after its turn) beside two
+ * backlogged ones: every one of its messages is the next to go after it wakes, not only
+ * every other one (a debt kept from the last fast-path message would put it at the back
+ * of the round instead). */
+static void test_sparse_every_time(void)
+{
+	struct pd_sched s;
+	struct sim sm;
+	uint32_t w[] = {1, 1, 1};
+	uint64_t lo[] = {4096, 4096, 1024}, hi[] = {4096, 4096, 1024};
+	setup(&s, &sm, 3, w, lo, hi);
+	sm.backlogged[2] = false;
+	for (int i = 0; i < 1000; i++) {
+		run(&s, &sm, sends_for_rounds(2, 3, 4096)); /* its turn has come and gone */
+		CHECK(!s.active[2]);
+		sm.backlogged[2] = true;
+		pd_sched_wake(&s, 2);
+		CHECK(pd_sched_next(&s, head_size, &sm) == 2);
+		sm.bytes[2] += sm.next_size[2];
+		sm.backlogged[2] = false;
+	}
+}
+
+/* A tenant that is empty at each of its turns (so it leaves the round) and has a
+ * message again right after (so every message takes the fast path) still gets no more
+ * than its weight's share: it can leave only through a turn in which it sends nothing,
+ * so it sends at most one message per round, and a message is at most a quantum. */
+static void test_sparse_leave_and_return(void)
+{
+	const uint64_t sizes[] = {QUANTUM, 1024};
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		struct pd_sched s;
+		struct sim sm;
+		uint32_t w[] = {1, 1, 1};
+		uint64_t lo[] = {4096, 4096, sizes[k]}, hi[] = {4096, 4096, sizes[k]};
+		setup(&s, &sm, 3, w, lo, hi);
+		for (int i = 0; i < 300000; i++) {
+			if (!s.active[2]) {
+				sm.backlogged[2] = true;
+				pd_sched_wake(&s, 2);
+			}
+			int t = pd_sched_next(&s, head_size, &sm);
+			CHECK(t >= 0);
+			if (t < 0)
+				break;
+			sm.bytes[t] += sm.next_size[t];
+			if (t == 2)
+				sm.backlogged[2] = false;
+		}
+		CHECK(share(&sm, 2) <= 1.0 / 3 * 1.01);
+		if (sizes[k] == QUANTUM) /* a whole quantum per round: all of its share */
+			CHECK(share(&sm, 2) >= 1.0 / 3 * 0.99);
+	}
+}
+
 /* Over a simulated second of 64 KiB messages sent whenever the pacer allows, the bytes
  * sent match the rate (plus the initial burst), whatever the step of the clock (below
  * the time the bucket takes to fill). */
@@ -246,6 +301,8 @@ int main(void)
 	RUN(test_nothing_to_send);
 	RUN(test_sparse_goes_first);
 	RUN(test_sparse_cannot_take_more);
+	RUN(test_sparse_every_time);
+	RUN(test_sparse_leave_and_return);
 	RUN(test_pacer_rate);
 	RUN(test_pacer_wait);
 	RUN(test_pacer_off);
