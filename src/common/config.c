@@ -55,6 +55,8 @@ static const cyaml_schema_field_t ingress_fields[] = {
     CYAML_FIELD_UINT("threads", OPT, struct pd_config_ingress, threads),
     CYAML_FIELD_STRING_PTR("max_header_bytes", OPT_PTR, struct pd_config_ingress,
                            max_header_bytes_text, 1, 63),
+    CYAML_FIELD_STRING_PTR("reject_delay", OPT_PTR, struct pd_config_ingress,
+                           reject_delay_text, 1, 63),
     CYAML_FIELD_END,
 };
 
@@ -649,6 +651,8 @@ static void check_ingress(struct check *c)
 		     "only 1 thread is supported for now, got %" PRIu32, ingress->threads);
 	check_size(c, "ingress.max_header_bytes", ingress->max_header_bytes_text, 8 * KiB, 1 * KiB,
 	           64 * KiB, &ingress->max_header_bytes);
+	check_duration(c, "ingress.reject_delay", ingress->reject_delay_text, 100, 0, 10 * 1000,
+	               &ingress->reject_delay_ms);
 }
 
 /* engine.link_rate: a size per second ("800MiB/s"; the "/s" may be left out). */

@@ -38,8 +38,10 @@ struct pd_config_ingress {
 	                                  default "127.0.0.1" */
 	uint32_t threads;              /* default 1 */
 	uint64_t max_header_bytes;     /* request line + headers; default 8 KiB; 431 above */
-	/* As written in the file (NULL if absent); parsed by validation into the field above: */
+	uint64_t reject_delay_ms;      /* a 429 is answered this late; default 100 */
+	/* As written in the file (NULL if absent); parsed by validation into the fields above: */
 	char *max_header_bytes_text;
+	char *reject_delay_text;
 	/* Resolved by validation: */
 	struct pd_config_addr listen_addr;
 	struct pd_config_addr admin_addr;

@@ -94,6 +94,12 @@ static void metrics_tenants(FILE *f, const struct ingress *ing)
 			fprintf(f, "\",reason=\"%s\"} %lu\n", reject_names[r],
 				(unsigned long)ing->tenants[t].rejected[r]);
 		}
+	fprintf(f,
+		"# HELP palladium_ingress_held_rejections 429 answers waiting out "
+		"ingress.reject_delay.\n"
+		"# TYPE palladium_ingress_held_rejections gauge\n"
+		"palladium_ingress_held_rejections %u\n",
+		ing->nheld_rejects);
 	fputs("# HELP palladium_ingress_link_up Fabric link to a hop-0 node for a tenant is up.\n"
 	      "# TYPE palladium_ingress_link_up gauge\n",
 	      f);

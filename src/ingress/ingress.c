@@ -127,6 +127,11 @@ static int timeouts_init(struct ingress *ing)
 	}
 	for (int i = 0; i < NBACKOFF; i++)
 		h2o_timeout_init(ing->loop, &ing->backoff[i], backoff_ms[i]);
+	for (uint64_t k = 0; k < NREJECT_DELAYS; k++)
+		h2o_timeout_init(ing->loop, &ing->reject_delay[k],
+				 ing->cfg->ingress.reject_delay_ms * (NREJECT_DELAYS + 2 * k + 1) /
+				     (2 * NREJECT_DELAYS));
+	h2o_linklist_init_anchor(&ing->held_rejects);
 	ing->backoff_inited = true;
 	return 0;
 }
@@ -136,9 +141,13 @@ static void timeouts_dispose(struct ingress *ing)
 	for (uint32_t k = 0; k < ing->nroute_timeouts; k++)
 		h2o_timeout_dispose(ing->loop, &ing->route_timeouts[k]);
 	ing->nroute_timeouts = 0;
-	if (ing->backoff_inited)
+	if (ing->backoff_inited) {
+		ing_answer_held_rejects(ing);
 		for (int i = 0; i < NBACKOFF; i++)
 			h2o_timeout_dispose(ing->loop, &ing->backoff[i]);
+		for (int k = 0; k < NREJECT_DELAYS; k++)
+			h2o_timeout_dispose(ing->loop, &ing->reject_delay[k]);
+	}
 	ing->backoff_inited = false;
 }
 
@@ -340,6 +349,7 @@ static void stop_http(struct ingress *ing)
 	listener_close(&ing->listener_main);
 	listener_close(&ing->listener_admin);
 	h2o_context_request_shutdown(&ing->ctx); /* no more keep-alive; HTTP/2 GOAWAY */
+	ing_answer_held_rejects(ing);
 	ing_fail_all(ing, 503, "shutting down\n");
 	shutdown_conns(ing, SHUT_RD);
 	run_until(ing, now_ns() + DRAIN_SOFT_MS * 1000000ull);

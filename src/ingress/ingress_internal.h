@@ -26,6 +26,8 @@
 #define MAX_WAIT_FDS 256      /* fabric wait fds followed in the loop */
 #define PROGRESS_BURST 64     /* pd_fabric_progress() calls per wake-up, at most */
 #define NBACKOFF 7            /* reconnect delays: 50 ms doubling to 2 s */
+#define MAX_HELD_REJECTS 4096 /* 429s held for ingress.reject_delay at once */
+#define NREJECT_DELAYS 8      /* distinct hold times around ingress.reject_delay */
 #define NBUCKETS 16           /* latency histogram buckets (plus +Inf) */
 #define STATUS_MIN 100
 #define STATUS_MAX 599
@@ -211,6 +213,12 @@ struct ingress {
 	uint32_t nroute_timeouts;
 	h2o_timeout_t backoff[NBACKOFF];
 	bool backoff_inited;
+	/* How long a 429 is held: ingress.reject_delay, spread over 9/16..23/16 of it (mean:
+	 * the delay) so that clients rejected together do not all come back together. */
+	h2o_timeout_t reject_delay[NREJECT_DELAYS];
+	h2o_linklist_t held_rejects; /* struct held_reject, oldest first */
+	uint32_t nheld_rejects;
+	uint32_t next_reject_delay;
 
 	struct ing_slot *slots;
 	uint32_t nslots;
@@ -245,6 +253,7 @@ void ing_slots_init(struct ingress *ing);
 void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *kept);
 void ing_slot_fail(struct ingress *ing, struct ing_slot *s, int status, const char *body);
 void ing_fail_all(struct ingress *ing, int status, const char *body);
+void ing_answer_held_rejects(struct ingress *ing);
 void ing_record(struct ingress *ing, uint32_t route, int status, uint64_t start_ns);
 void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len);
 

@@ -97,10 +97,85 @@ static void reply(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t 
 	ing_record(ing, route, status, start_ns);
 }
 
-static void reply_429(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns)
+static void send_429(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns)
 {
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
 	reply(ing, req, route, start_ns, 429, "too many requests\n");
+}
+
+/*
+ * A 429 held back for ingress.reject_delay. Over HTTP/1.1 a client sends its next
+ * request on a connection only after the answer to the last, so a client that ignores
+ * 429 and Retry-After gets at most one rejection per connection per delay, instead of
+ * keeping the ingress's one thread busy answering rejections while other tenants wait.
+ * Lives in req->pool: its dispose callback tells that the client went away first.
+ */
+struct held_reject {
+	h2o_timeout_entry_t timeout;
+	h2o_linklist_t link; /* in ing->held_rejects */
+	struct ingress *ing;
+	h2o_req_t *req; /* NULL once answered or gone */
+	uint32_t route;
+	uint64_t start_ns;
+};
+
+static void held_reject_unlink(struct held_reject *hr)
+{
+	if (h2o_timeout_is_linked(&hr->timeout))
+		h2o_timeout_unlink(&hr->timeout);
+	h2o_linklist_unlink(&hr->link);
+	hr->ing->nheld_rejects--;
+	hr->req = NULL;
+}
+
+static void held_reject_answer(struct held_reject *hr)
+{
+	struct ingress *ing = hr->ing;
+	h2o_req_t *req = hr->req;
+	uint32_t route = hr->route;
+	uint64_t start_ns = hr->start_ns;
+	held_reject_unlink(hr); /* before answering: the answer may free hr with req's pool */
+	send_429(ing, req, route, start_ns);
+}
+
+static void on_held_reject_timeout(h2o_timeout_entry_t *entry)
+{
+	held_reject_answer(PD_CONTAINER_OF(entry, struct held_reject, timeout));
+}
+
+static void on_held_reject_dispose(void *p)
+{
+	struct held_reject *hr = p;
+	if (hr->req != NULL)
+		held_reject_unlink(hr);
+}
+
+void ing_answer_held_rejects(struct ingress *ing)
+{
+	while (!h2o_linklist_is_empty(&ing->held_rejects))
+		held_reject_answer(
+		    PD_CONTAINER_OF(ing->held_rejects.next, struct held_reject, link));
+}
+
+/* 429 with Retry-After, after ingress.reject_delay (at once if it is 0, or if too many
+ * are held already: holding is to save the ingress work, never to grow its memory). */
+static void reply_429(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns)
+{
+	if (ing->cfg->ingress.reject_delay_ms == 0 || ing->nheld_rejects >= MAX_HELD_REJECTS) {
+		send_429(ing, req, route, start_ns);
+		return;
+	}
+	struct held_reject *hr =
+	    h2o_mem_alloc_shared(&req->pool, sizeof(*hr), on_held_reject_dispose);
+	*hr = (struct held_reject){.timeout = {.cb = on_held_reject_timeout},
+				   .ing = ing,
+				   .req = req,
+				   .route = route,
+				   .start_ns = start_ns};
+	h2o_linklist_insert(&ing->held_rejects, &hr->link);
+	ing->nheld_rejects++;
+	h2o_timeout_link(ing->loop, &ing->reject_delay[ing->next_reject_delay], &hr->timeout);
+	ing->next_reject_delay = (ing->next_reject_delay + 1) % NREJECT_DELAYS;
 }
 
 /* ---- the request table -------------------------------------------------------------- */

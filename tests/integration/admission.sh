@@ -93,6 +93,74 @@ assert_eq 0 "$UP_RC" "palladium up exit status"
 
 # ------------------------------------------------------------------ no engine -> 503
 # The ingress alone (`palladium ingress`), its node engine never started.
+# ingress.reject_delay: a 429 is held back (a client that ignores 429 cannot make the
+# ingress answer rejections as fast as it sends them), and the ingress copes with the
+# client leaving, and with being stopped, while it holds one. One request hangs in
+# flight so that every other one is over max_inflight 1, whatever the timing.
+held_yaml() {
+	yaml_common 1
+	cat <<EOF
+tenants:
+  - { name: one, pool: 4MiB, buffer_size: 16KiB, max_inflight: 1 }
+functions:
+  - { name: mis_one, tenant: one, exec: "$MISBEHAVE", node: a, instances: 1, threads: 1 }
+routes:
+  - { path: /one, tenant: one, chain: [mis_one], timeout: 60s }
+EOF
+}
+INGRESS_EXTRA=$'\n  reject_delay: 2s' start_cluster held_yaml 1
+wait_ready /one
+# held_curl NAME: POST /one; writes "<status> <Retry-After>" to $TMP/held.NAME (exec:
+# the job's pid is curl's own, so that it can be killed).
+held_curl() {
+	exec curl -sS --max-time $((30 * TIME_SCALE)) -o /dev/null \
+		-w '%{http_code} %header{retry-after}' --data-binary x \
+		"http://127.0.0.1:$HTTP_PORT/one" >"$TMP/held.$1" 2>&1
+}
+held_is() {
+	fetch_metrics
+	(($(metric_sum palladium_ingress_held_rejections) == $1))
+}
+hang_one() {
+	exec curl -sS --max-time $((120 * TIME_SCALE)) -o /dev/null -w '%{http_code}' \
+		--data-binary hang "http://127.0.0.1:$HTTP_PORT/one" >"$TMP/hang.one" 2>&1
+}
+bg hang hang_one
+one_inflight() {
+	fetch_metrics
+	(($(metric_sum palladium_ingress_inflight 'tenant="one"') == 1))
+}
+wait_for 10 one_inflight || fail "the hanging request never showed in palladium_ingress_inflight"
+
+bg c1 held_curl 1
+wait_for 10 held_is 1 || fail "a request over max_inflight was not held (held_rejections: $(grep held_rejections "$TMP/metrics"))"
+pass "a request over max_inflight is held (palladium_ingress_held_rejections 1)"
+bg_wait "$c1"
+read -r st ra <"$TMP/held.1"
+assert_eq 429 "$st" "the held request's answer"
+[[ "$ra" =~ ^[0-9]+$ ]] || fail "held 429 without a numeric Retry-After (got '$ra')"
+pass "after the hold: 429 with Retry-After: $ra"
+wait_for 10 held_is 0 || fail "held_rejections did not return to 0"
+
+bg c2 held_curl 2
+wait_for 10 held_is 1 || fail "the second request over max_inflight was not held"
+kill "$c2" 2>/dev/null
+bg_wait "$c2"
+wait_for 10 held_is 0 || fail "a held 429 whose client went away is still counted"
+assert_eq 200 "$(http_curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/healthz")" \
+	"/healthz after a client left during its hold"
+pass "a client that leaves while its 429 is held: forgotten, the ingress carries on"
+
+bg c3 held_curl 3
+wait_for 10 held_is 1 || fail "the third request over max_inflight was not held"
+stop_cluster TERM
+assert_eq 0 "$UP_RC" "palladium up exit status, stopped while holding a 429"
+bg_wait "$c3"
+read -r st ra <"$TMP/held.3"
+assert_eq 429 "$st" "a held request when the cluster stops"
+bg_wait "$hang"
+pass "stopping answers the held 429 at once (the hanging request: $(cat "$TMP/hang.one"))"
+
 UP_CMD=ingress HEALTH_EXPECT=503 start_cluster cluster_yaml 1
 h=$(curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/healthz")
 assert_contains "$h" "/slow" "/healthz names the unreachable routes"

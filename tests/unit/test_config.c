@@ -208,6 +208,7 @@ static void test_full(void)
 	CHECK_STR(c->ingress.address, "10.0.0.1");
 	CHECK(c->ingress.threads == 1);
 	CHECK(c->ingress.max_header_bytes == 16384);
+	CHECK(c->ingress.reject_delay_ms == 250);
 
 	CHECK(c->engine.spin_us == 0);
 	CHECK(c->engine.ring_size == 4096);
@@ -306,6 +307,7 @@ static void test_defaults(void)
 	CHECK_STR(c->ingress.address, "127.0.0.1");
 	CHECK(c->ingress.threads == 1);
 	CHECK(c->ingress.max_header_bytes == 8192);
+	CHECK(c->ingress.reject_delay_ms == 100);
 	CHECK(c->engine.spin_us == 50);
 	CHECK(c->engine.ring_size == 1024);
 	CHECK(c->engine.restart_backoff_ms == 100);
@@ -683,12 +685,13 @@ static void test_err_bad_duration(void)
 	struct result r;
 
 	load(&r, FIXTURE("bad_duration.yaml"));
-	EXPECT_INVALID(&r, 5);
+	EXPECT_INVALID(&r, 6);
 	EXPECT_ERROR(&r, 2, 20, "engine.restart_backoff: \"1h\" is not a duration");
 	EXPECT_ERROR(&r, 3, 24, "engine.restart_backoff_max: \"10\" has no unit: write it as 10ms");
 	EXPECT_ERROR(&r, 8, 56, "routes[0].timeout: \"5\" has no unit");
 	EXPECT_ERROR(&r, 9, 56, "routes[1].timeout: \"2h\" is not a duration");
 	EXPECT_ERROR(&r, 10, 56, "routes[2].timeout: \"0ms\" is out of range (1ms..60m)");
+	EXPECT_ERROR(&r, 11, 26, "ingress.reject_delay: \"11s\" is out of range (0ms..10s)");
 	release(&r);
 }
 
