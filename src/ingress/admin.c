@@ -144,6 +144,11 @@ static void metrics_counters(FILE *f, const struct ingress *ing)
 		s->lost_on_link_down);
 	counter(f, "palladium_ingress_post_failures_total", "Receive posts the fabric refused.",
 		s->post_failures);
+	counter(f, "palladium_ingress_held_rejections_total",
+		"429 answers held for ingress.reject_delay.", s->held_total);
+	counter(f, "palladium_ingress_held_rejections_gone_total",
+		"Held 429 answers whose client went away during the hold (HTTP/2).",
+		s->held_gone);
 
 	static const struct {
 		int idx;

@@ -27,6 +27,7 @@
 #define PROGRESS_BURST 64     /* pd_fabric_progress() calls per wake-up, at most */
 #define NBACKOFF 7            /* reconnect delays: 50 ms doubling to 2 s */
 #define MAX_HELD_REJECTS 4096 /* 429s held for ingress.reject_delay at once */
+#define MAX_HELD_BYTES (64u << 20) /* and their request bodies */
 #define NREJECT_DELAYS 8      /* distinct hold times around ingress.reject_delay */
 #define NBUCKETS 16           /* latency histogram buckets (plus +Inf) */
 #define STATUS_MIN 100
@@ -170,6 +171,8 @@ struct ing_stats {
 	uint64_t send_failures;
 	uint64_t lost_on_link_down; /* requests failed because their engine link went down */
 	uint64_t post_failures;
+	uint64_t held_total; /* 429s held for ingress.reject_delay */
+	uint64_t held_gone;  /* of those, whose client went away during the hold */
 };
 
 struct ing_waitfd {
@@ -218,6 +221,7 @@ struct ingress {
 	h2o_timeout_t reject_delay[NREJECT_DELAYS];
 	h2o_linklist_t held_rejects; /* struct held_reject, oldest first */
 	uint32_t nheld_rejects;
+	uint64_t held_bytes; /* their request bodies, which h2o keeps meanwhile */
 	uint32_t next_reject_delay;
 
 	struct ing_slot *slots;

@@ -97,10 +97,11 @@ static void reply(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t 
 	ing_record(ing, route, status, start_ns);
 }
 
-static void send_429(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns)
+static void send_429(h2o_req_t *req)
 {
+	static const char body[] = "too many requests\n";
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-	reply(ing, req, route, start_ns, 429, "too many requests\n");
+	ing_send_text(req, 429, body, sizeof(body) - 1);
 }
 
 /*
@@ -108,34 +109,37 @@ static void send_429(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64
  * request on a connection only after the answer to the last, so a client that ignores
  * 429 and Retry-After gets at most one rejection per connection per delay, instead of
  * keeping the ingress's one thread busy answering rejections while other tenants wait.
- * Lives in req->pool: its dispose callback tells that the client went away first.
+ *
+ * Lives in req->pool. Over HTTP/2, a client that resets the stream or closes the
+ * connection is forgotten at once: h2o disposes the request, which calls the dispose
+ * callback. Over HTTP/1, h2o does not read a connection while one of its requests is
+ * being answered, so it learns that the client left only when the held answer is
+ * written, at the end of the hold.
  */
 struct held_reject {
 	h2o_timeout_entry_t timeout;
 	h2o_linklist_t link; /* in ing->held_rejects */
 	struct ingress *ing;
 	h2o_req_t *req; /* NULL once answered or gone */
-	uint32_t route;
-	uint64_t start_ns;
+	size_t bytes;   /* the request body h2o keeps meanwhile */
 };
 
 static void held_reject_unlink(struct held_reject *hr)
 {
+	struct ingress *ing = hr->ing;
 	if (h2o_timeout_is_linked(&hr->timeout))
 		h2o_timeout_unlink(&hr->timeout);
 	h2o_linklist_unlink(&hr->link);
-	hr->ing->nheld_rejects--;
+	ing->nheld_rejects--;
+	ing->held_bytes -= hr->bytes;
 	hr->req = NULL;
 }
 
 static void held_reject_answer(struct held_reject *hr)
 {
-	struct ingress *ing = hr->ing;
 	h2o_req_t *req = hr->req;
-	uint32_t route = hr->route;
-	uint64_t start_ns = hr->start_ns;
 	held_reject_unlink(hr); /* before answering: the answer may free hr with req's pool */
-	send_429(ing, req, route, start_ns);
+	send_429(req);
 }
 
 static void on_held_reject_timeout(h2o_timeout_entry_t *entry)
@@ -146,8 +150,10 @@ static void on_held_reject_timeout(h2o_timeout_entry_t *entry)
 static void on_held_reject_dispose(void *p)
 {
 	struct held_reject *hr = p;
-	if (hr->req != NULL)
+	if (hr->req != NULL) {
+		hr->ing->stats.held_gone++;
 		held_reject_unlink(hr);
+	}
 }
 
 void ing_answer_held_rejects(struct ingress *ing)
@@ -157,23 +163,29 @@ void ing_answer_held_rejects(struct ingress *ing)
 		    PD_CONTAINER_OF(ing->held_rejects.next, struct held_reject, link));
 }
 
-/* 429 with Retry-After, after ingress.reject_delay (at once if it is 0, or if too many
- * are held already: holding is to save the ingress work, never to grow its memory). */
+/*
+ * 429 with Retry-After, after ingress.reject_delay. At once if the delay is 0, if the
+ * ingress is stopping, or if holding it would pass MAX_HELD_REJECTS or MAX_HELD_BYTES:
+ * holding is to save the ingress work, never to grow its memory without bound. It is
+ * counted now (route statistics): the hold is not the platform's latency.
+ */
 static void reply_429(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns)
 {
-	if (ing->cfg->ingress.reject_delay_ms == 0 || ing->nheld_rejects >= MAX_HELD_REJECTS) {
-		send_429(ing, req, route, start_ns);
+	ing_record(ing, route, 429, start_ns);
+	size_t bytes = req->entity.base != NULL ? req->entity.len : 0;
+	if (ing->cfg->ingress.reject_delay_ms == 0 || ing->stop ||
+	    ing->nheld_rejects >= MAX_HELD_REJECTS || bytes > MAX_HELD_BYTES - ing->held_bytes) {
+		send_429(req);
 		return;
 	}
 	struct held_reject *hr =
 	    h2o_mem_alloc_shared(&req->pool, sizeof(*hr), on_held_reject_dispose);
-	*hr = (struct held_reject){.timeout = {.cb = on_held_reject_timeout},
-				   .ing = ing,
-				   .req = req,
-				   .route = route,
-				   .start_ns = start_ns};
+	*hr = (struct held_reject){
+	    .timeout = {.cb = on_held_reject_timeout}, .ing = ing, .req = req, .bytes = bytes};
 	h2o_linklist_insert(&ing->held_rejects, &hr->link);
 	ing->nheld_rejects++;
+	ing->held_bytes += bytes;
+	ing->stats.held_total++;
 	h2o_timeout_link(ing->loop, &ing->reject_delay[ing->next_reject_delay], &hr->timeout);
 	ing->next_reject_delay = (ing->next_reject_delay + 1) % NREJECT_DELAYS;
 }

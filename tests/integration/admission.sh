@@ -62,6 +62,7 @@ pass "/lim answers again after its hung instance was replaced"
 # ---------------------------------------------------------------------- rate: 5/s -> 429
 fetch_metrics
 rej_before=$(metric_sum palladium_ingress_rejected_total 'tenant="slow"')
+held_before=$(metric_sum palladium_ingress_held_rejections_total)
 {
 	echo 'data-binary = "r"'
 	echo "max-time = $((10 * TIME_SCALE))"
@@ -83,6 +84,9 @@ pass "rate-limited 429s carry Retry-After"
 fetch_metrics
 rej_after=$(metric_sum palladium_ingress_rejected_total 'tenant="slow"')
 assert_int -eq $((rej_after - rej_before)) "$n429" "rejected_total{tenant=\"slow\"} grew by the 429s"
+held_after=$(metric_sum palladium_ingress_held_rejections_total)
+assert_int -eq $((held_after - held_before)) "$n429" "every 429 was held for ingress.reject_delay first (held_rejections_total)"
+assert_int -eq "$(metric_sum palladium_ingress_held_rejections)" 0 "none is held once all are answered"
 grep '^palladium_ingress_rejected_total' "$TMP/metrics" | while read -r l; do log "  $l"; done
 
 fetch_metrics
@@ -93,10 +97,11 @@ assert_eq 0 "$UP_RC" "palladium up exit status"
 
 # ------------------------------------------------------------------ no engine -> 503
 # The ingress alone (`palladium ingress`), its node engine never started.
-# ingress.reject_delay: a 429 is held back (a client that ignores 429 cannot make the
-# ingress answer rejections as fast as it sends them), and the ingress copes with the
-# client leaving, and with being stopped, while it holds one. One request hangs in
-# flight so that every other one is over max_inflight 1, whatever the timing.
+# ingress.reject_delay (10 s here, so that nothing below depends on timing): a 429 is
+# held back; a client that leaves meanwhile is forgotten at once over HTTP/2 (h2o
+# disposes the request; over HTTP/1 it learns only when the answer is written); stopping
+# answers what is held. One request hangs in flight so that every other one is over
+# max_inflight 1.
 held_yaml() {
 	yaml_common 1
 	cat <<EOF
@@ -108,18 +113,21 @@ routes:
   - { path: /one, tenant: one, chain: [mis_one], timeout: 60s }
 EOF
 }
-INGRESS_EXTRA=$'\n  reject_delay: 2s' start_cluster held_yaml 1
+INGRESS_EXTRA=$'\n  reject_delay: 10s' start_cluster held_yaml 1
 wait_ready /one
-# held_curl NAME: POST /one; writes "<status> <Retry-After>" to $TMP/held.NAME (exec:
-# the job's pid is curl's own, so that it can be killed).
+# held_curl NAME [CURL ARGS...]: POST /one; writes "<status> <Retry-After>" to
+# $TMP/held.NAME (exec: the job's pid is curl's own, so that it can be killed).
 held_curl() {
-	exec curl -sS --max-time $((30 * TIME_SCALE)) -o /dev/null \
+	local name=$1
+	shift
+	exec curl -sS --max-time $((60 * TIME_SCALE)) -o /dev/null "$@" \
 		-w '%{http_code} %header{retry-after}' --data-binary x \
-		"http://127.0.0.1:$HTTP_PORT/one" >"$TMP/held.$1" 2>&1
+		"http://127.0.0.1:$HTTP_PORT/one" >"$TMP/held.$name" 2>&1
 }
-held_is() {
+# metric_is NAME VALUE
+metric_is() {
 	fetch_metrics
-	(($(metric_sum palladium_ingress_held_rejections) == $1))
+	(($(metric_sum "$1") == $2))
 }
 hang_one() {
 	exec curl -sS --max-time $((120 * TIME_SCALE)) -o /dev/null -w '%{http_code}' \
@@ -132,34 +140,29 @@ one_inflight() {
 }
 wait_for 10 one_inflight || fail "the hanging request never showed in palladium_ingress_inflight"
 
-bg c1 held_curl 1
-wait_for 10 held_is 1 || fail "a request over max_inflight was not held (held_rejections: $(grep held_rejections "$TMP/metrics"))"
-pass "a request over max_inflight is held (palladium_ingress_held_rejections 1)"
-bg_wait "$c1"
-read -r st ra <"$TMP/held.1"
-assert_eq 429 "$st" "the held request's answer"
-[[ "$ra" =~ ^[0-9]+$ ]] || fail "held 429 without a numeric Retry-After (got '$ra')"
-pass "after the hold: 429 with Retry-After: $ra"
-wait_for 10 held_is 0 || fail "held_rejections did not return to 0"
-
-bg c2 held_curl 2
-wait_for 10 held_is 1 || fail "the second request over max_inflight was not held"
+bg c2 held_curl 2 --http2-prior-knowledge
+wait_for 10 metric_is palladium_ingress_held_rejections_total 1 ||
+	fail "a request over max_inflight was not held ($(grep held_rejections "$TMP/metrics" | tr '\n' ' '))"
+assert_int -eq "$(metric_sum palladium_ingress_held_rejections)" 1 "held_rejections while an HTTP/2 client waits"
 kill "$c2" 2>/dev/null
 bg_wait "$c2"
-wait_for 10 held_is 0 || fail "a held 429 whose client went away is still counted"
+wait_for 10 metric_is palladium_ingress_held_rejections_gone_total 1 ||
+	fail "the held 429 of an HTTP/2 client that left was not forgotten ($(grep held_rejections "$TMP/metrics" | tr '\n' ' '))"
+assert_int -eq "$(metric_sum palladium_ingress_held_rejections)" 0 "held_rejections after the client left"
 assert_eq 200 "$(http_curl -sS --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/healthz")" \
 	"/healthz after a client left during its hold"
-pass "a client that leaves while its 429 is held: forgotten, the ingress carries on"
+pass "an HTTP/2 client that leaves while its 429 is held: forgotten at once"
 
 bg c3 held_curl 3
-wait_for 10 held_is 1 || fail "the third request over max_inflight was not held"
+wait_for 10 metric_is palladium_ingress_held_rejections_total 2 || fail "the HTTP/1 request over max_inflight was not held"
 stop_cluster TERM
 assert_eq 0 "$UP_RC" "palladium up exit status, stopped while holding a 429"
 bg_wait "$c3"
 read -r st ra <"$TMP/held.3"
-assert_eq 429 "$st" "a held request when the cluster stops"
+assert_eq 429 "$st" "the held request, when the cluster stops"
+[[ "$ra" =~ ^[0-9]+$ ]] || fail "held 429 without a numeric Retry-After (got '$ra')"
 bg_wait "$hang"
-pass "stopping answers the held 429 at once (the hanging request: $(cat "$TMP/hang.one"))"
+pass "stopping answers a held 429 at once, with Retry-After: $ra (the hanging request: $(cat "$TMP/hang.one"))"
 
 UP_CMD=ingress HEALTH_EXPECT=503 start_cluster cluster_yaml 1
 h=$(curl -sS --max-time 5 "http://127.0.0.1:$ADMIN_PORT/healthz")
