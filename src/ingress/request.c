@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/http_token.h"
 #include "common/log.h"
 #include "ingress/ingress_internal.h"
 
@@ -455,23 +456,6 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- a response arrives ------------------------------------------------------------- */
 
-static bool is_tchar(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static bool header_name_ok(const char *p, size_t n)
-{
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_tchar((unsigned char)p[i]))
-			return false;
-	return true;
-}
-
 static bool header_value_ok(const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -496,7 +480,7 @@ static void add_response_headers(struct ingress *ing, h2o_req_t *req, const uint
 	size_t cursor = 0;
 	struct pd_meta_entry e;
 	while (pd_meta_next(meta, len, &cursor, &e) == 1) {
-		if (!header_name_ok(e.name, e.name_len) || !header_value_ok(e.value, e.value_len)) {
+		if (!pd_http_name_ok_n(e.name, e.name_len) || !header_value_ok(e.value, e.value_len)) {
 			ing->stats.invalid_headers++;
 			continue;
 		}
