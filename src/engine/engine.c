@@ -104,6 +104,31 @@ static void post_receives(struct engine *e, struct tenant_rt *t)
 	}
 }
 
+int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
+		   uint16_t *credits_per_link)
+{
+	if (links == 0)
+		return -EINVAL;
+	/* A quarter of the pool, 8..1024, unless the links need more: every link's minimum
+	 * is posted, never promised on receives that do not exist. */
+	uint32_t depth = nbuffers / 4;
+	if (depth > 1024)
+		depth = 1024;
+	if (depth < 8)
+		depth = 8;
+	uint64_t need = (uint64_t)links * PD_FABRIC_CREDITS_MIN;
+	if (need > nbuffers / 2)
+		return -ENOBUFS;
+	if (depth < need)
+		depth = (uint32_t)need;
+	if (depth > nbuffers / 2)
+		depth = nbuffers / 2; /* a tiny pool: still at least need */
+	uint32_t c = depth / links;
+	*rx_depth = depth;
+	*credits_per_link = (uint16_t)(c > UINT16_MAX ? UINT16_MAX : c);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- sends */
 
 static void pend_push(struct tenant_rt *t, struct pend_queue *q, uint32_t idx)
@@ -682,7 +707,7 @@ static void stats_answer(struct engine *e, int fd)
 			"function_meta_copied_bytes=%lu function_handled=%lu function_bad_input=%lu "
 			"errors_sent=%lu reclaimed=%lu restarts=%lu hung_killed=%lu "
 			"pending_sends=%u to_peers=%lu from_peers=%lu lost_with_peer=%lu expired=%lu "
-			"function_expired=%lu\n",
+			"function_expired=%lu rx_depth=%u rx_credits=%lu rx_repost_deferred=%lu\n",
 			t->conf->name, t->pool.nbuffers, census[PD_BUF_FREE],
 			t->pool.nbuffers - census[PD_BUF_FREE] - census[PD_BUF_RX_POSTED],
 			census[PD_BUF_RX_POSTED], c->msgs_in, c->bytes_in, c->msgs_out,
@@ -690,7 +715,8 @@ static void stats_answer(struct engine *e, int fd)
 			c->dropped, c->payload_copied, fn_copied, fn_meta, fn_handled, fn_bad,
 			c->errors_sent, c->reclaimed, c->function_restarts, c->hung_killed,
 			t->pend_count, c->to_peers, c->from_peers, c->lost_with_peer, c->expired,
-			fn_expired);
+			fn_expired, t->rx_depth, (unsigned long)t->credits_per_link * t->links,
+			c->rx_repost_deferred);
 		for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
 			const struct peer_link *p = &t->peers[n];
 			if (!p->hosts_tenant)
@@ -864,11 +890,19 @@ static int tenants_init(struct engine *e)
 				   t->conf->name);
 			return rc;
 		}
-		t->rx_depth = t->pool.nbuffers / 4;
-		if (t->rx_depth > 1024)
-			t->rx_depth = 1024;
-		if (t->rx_depth < 8)
-			t->rx_depth = 8;
+		/* The receives are shared by the ingress link and every peer link. */
+		uint32_t links = 1;
+		for (uint32_t n = 0; n < cfg->nodes_count; n++)
+			links += t->peers[n].hosts_tenant;
+		t->links = links;
+		rc = engine_rx_plan(t->pool.nbuffers, links, &t->rx_depth, &t->credits_per_link);
+		if (rc != 0) {
+			PD_LOG_ERR(COMP, rc, "tenant %s: a pool of %u buffers cannot hold the %u receives "
+					     "its %u fabric links need (%u each, at most half the pool)",
+				   t->conf->name, t->pool.nbuffers, links * PD_FABRIC_CREDITS_MIN, links,
+				   PD_FABRIC_CREDITS_MIN);
+			return rc;
+		}
 		rc = pd_fabric_rx_create(e->fab, (uint16_t)ti, t->rx_depth, &t->rx);
 		if (rc != 0) {
 			PD_LOG_ERR(COMP, rc, "tenant %s: receive context", t->conf->name);
@@ -876,14 +910,6 @@ static int tenants_init(struct engine *e)
 		}
 		t->rx_missing = t->rx_depth;
 		post_receives(e, t);
-		/* The receives are shared by the ingress link and every peer link. */
-		uint32_t links = 1;
-		for (uint32_t n = 0; n < cfg->nodes_count; n++)
-			links += t->peers[n].hosts_tenant;
-		uint32_t c = t->rx_depth / links;
-		if (c < PD_FABRIC_CREDITS_MIN)
-			c = PD_FABRIC_CREDITS_MIN;
-		t->credits_per_link = (uint16_t)(c > UINT16_MAX ? UINT16_MAX : c);
 	}
 	return 0;
 }
