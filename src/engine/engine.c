@@ -131,6 +131,11 @@ int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
 
 /* ---------------------------------------------------------------- sends */
 
+uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size)
+{
+	return pd_msg_validate(snap, buf_size, 0) == 0 ? pd_msg_total_len(snap) : 0;
+}
+
 static void pend_push(struct tenant_rt *t, struct pend_queue *q, uint32_t idx)
 {
 	t->pend_next[idx] = PEND_NONE;
@@ -201,7 +206,14 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 	struct pd_msg_hdr *h = pd_pool_buf(&t->pool, idx);
 	struct pd_msg_hdr snap;
 	pd_msg_hdr_snapshot(&snap, h);
-	uint64_t len = pd_msg_total_len(&snap);
+	/* Checked when it came in, but the tenant's functions can write its header since:
+	 * send what the snapshot says only if it still fits the buffer. */
+	uint64_t len = engine_msg_len(&snap, t->conf->buffer_size);
+	if (len == 0) {
+		t->c.bad_headers++;
+		pd_pool_free(&t->pool, idx);
+		return 0;
+	}
 	pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_SENDING);
 	int rc = pd_fabric_send(conn, t->mr, h, len, ctx_encode((uint32_t)(t - e->tenants), idx));
 	if (rc == -EAGAIN) {
@@ -281,8 +293,10 @@ static uint64_t head_size(void *ctx, uint32_t tl)
 		t->next_dest = d;
 		struct pd_msg_hdr snap;
 		pd_msg_hdr_snapshot(&snap, pd_pool_buf(&t->pool, t->pend[d].head));
-		uint64_t len = pd_msg_total_len(&snap);
-		return len < t->conf->buffer_size ? (len > 0 ? len : 1) : t->conf->buffer_size;
+		/* A header made invalid since it was queued is dropped by try_send: it still
+		 * takes its turn, as 1 byte. */
+		uint64_t len = engine_msg_len(&snap, t->conf->buffer_size);
+		return len > 0 ? len : 1;
 	}
 	return 0;
 }
@@ -784,6 +798,21 @@ static int listen_abstract(const char *name, int type)
 	return fd;
 }
 
+int engine_private_dir(const char *path, uid_t uid)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	/* It may have been there before: anyone can create a name in /tmp. */
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (st.st_uid != uid || (st.st_mode & 07777) != 0700)
+		return -EPERM;
+	return 0;
+}
+
 /*
  * Listen on a Unix socket path. A socket file left by an engine that died is replaced;
  * one that still answers belongs to a running engine: -EADDRINUSE.
@@ -796,12 +825,18 @@ static int listen_path(const char *path)
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, n);
 	char *slash = strrchr(sa.sun_path, '/');
-	if (slash != NULL) {
+	if (slash != NULL && slash != sa.sun_path) {
 		*slash = '\0';
-		int rc = mkdir(sa.sun_path, 0700);
+		int rc = engine_private_dir(sa.sun_path, geteuid());
+		if (rc != 0)
+			PD_LOG_ERR(COMP, rc, "stats socket directory %s: %s", sa.sun_path,
+				   rc == -EPERM || rc == -ENOTDIR
+					   ? "must be a directory (not a link) of this engine's uid "
+					     "with mode 0700; remove it or fix its owner and mode"
+					   : "mkdir or lstat");
 		*slash = '/';
-		if (rc != 0 && errno != EEXIST)
-			return -errno;
+		if (rc != 0)
+			return rc;
 	}
 	int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (probe < 0)
@@ -1183,8 +1218,10 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	if (rc == 0)
 		rc = e->stats_fd = listen_path(e->stats_path);
 	if (rc < 0) {
-		PD_LOG_ERR(COMP, rc, "stats socket %s (is another engine of node %s running?)",
-			   e->stats_path, e->node_conf->name);
+		PD_LOG_ERR(COMP, rc, "stats socket %s%s%s%s", e->stats_path,
+			   rc == -EADDRINUSE ? " (is another engine of node " : "",
+			   rc == -EADDRINUSE ? e->node_conf->name : "",
+			   rc == -EADDRINUSE ? " running?)" : "");
 		goto close_attach;
 	}
 	engine_watch(e, e->stats_fd, W_STATS);

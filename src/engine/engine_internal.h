@@ -190,6 +190,21 @@ void sup_fini(struct engine *e);
 int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
 		   uint16_t *credits_per_link);
 
+/*
+ * Bytes to send of a message whose header *snap was copied out of tenant memory: its
+ * total length if the header is valid for a buffer of buf_size bytes, else 0. Read the
+ * header once (pd_msg_hdr_snapshot), check it here, then use only the copy.
+ */
+uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size);
+
+/*
+ * Make sure path is a directory only uid can use: create it (mode 0700) if missing; if
+ * it exists, it must be a directory, not a symbolic link, owned by uid, with mode
+ * exactly 0700. 0, -ENOTDIR (not a directory), -EPERM (owner or mode), or the errno of
+ * mkdir or lstat.
+ */
+int engine_private_dir(const char *path, uid_t uid);
+
 /* engine.c, used by the supervisor */
 void engine_send_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
 		       const char *msg);
