@@ -1135,7 +1135,8 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigset_t old_mask;
+	sigprocmask(SIG_BLOCK, &mask, &old_mask);
 
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (e->epfd < 0) {
@@ -1147,7 +1148,11 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		rc = -errno;
 		goto close_epoll;
 	}
-	engine_watch(e, e->sigfd, W_SIGNAL);
+	rc = engine_watch(e, e->sigfd, W_SIGNAL);
+	if (rc != 0) {
+		PD_LOG_ERR(COMP, rc, "epoll_ctl(signalfd)");
+		goto close_signal;
+	}
 
 	uint8_t key[PD_FABRIC_KEY_LEN];
 	int keyed = pd_fabric_key_from_env(key);
@@ -1202,8 +1207,13 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		      pd_now_ns());
 	int fds[PD_MAX_TENANTS + 1];
 	int nfds = pd_fabric_wait_fds(e->fab, fds, (int)PD_ARRAY_SIZE(fds));
-	for (int i = 0; i < nfds; i++)
-		engine_watch(e, fds[i], W_FABRIC);
+	for (int i = 0; i < nfds; i++) {
+		rc = engine_watch(e, fds[i], W_FABRIC);
+		if (rc != 0) {
+			PD_LOG_ERR(COMP, rc, "epoll_ctl(fabric wait fd)");
+			goto close_tenants;
+		}
+	}
 
 	snprintf(e->attach_name, sizeof(e->attach_name), "palladium-attach.%d.%s", (int)getpid(),
 		 e->node_conf->name);
@@ -1213,7 +1223,11 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		PD_LOG_ERR(COMP, rc, "attach socket");
 		goto close_tenants;
 	}
-	engine_watch(e, e->attach_fd, W_ATTACH);
+	rc = engine_watch(e, e->attach_fd, W_ATTACH);
+	if (rc != 0) {
+		PD_LOG_ERR(COMP, rc, "epoll_ctl(attach socket)");
+		goto close_attach;
+	}
 	rc = pd_engine_stats_socket_path(cfg, node_idx, e->stats_path, sizeof(e->stats_path));
 	if (rc == 0)
 		rc = e->stats_fd = listen_path(e->stats_path);
@@ -1224,7 +1238,11 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 			   rc == -EADDRINUSE ? " running?)" : "");
 		goto close_attach;
 	}
-	engine_watch(e, e->stats_fd, W_STATS);
+	rc = engine_watch(e, e->stats_fd, W_STATS);
+	if (rc != 0) {
+		PD_LOG_ERR(COMP, rc, "epoll_ctl(stats socket)");
+		goto close_stats;
+	}
 
 	rc = sup_init(e);
 	if (rc != 0)
@@ -1258,5 +1276,10 @@ close_signal:
 close_epoll:
 	close(e->epfd);
 out:
+	/* Take the signals still pending (a second stop signal, a function's SIGCHLD)
+	 * before unblocking them: they were the engine's, not the caller's. */
+	for (struct timespec zero = {0, 0}; sigtimedwait(&mask, NULL, &zero) > 0;)
+		;
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;
 }

@@ -3,12 +3,14 @@
  * tenant posts, credits each of its fabric links gets), the length it sends of a message
  * (engine_msg_len) and the check of its stats socket directory (engine_private_dir). */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "engine/engine.h"
 #include "engine/engine_internal.h"
 #include "unit.h"
 
@@ -184,6 +186,31 @@ static void stats_dir_must_be_private(void)
 	CHECK(rmdir(base) == 0);
 }
 
+/* pd_engine_run blocks the signals it reads through its signalfd; whichever way it
+ * returns, the caller's mask is back (here: a bad cluster key, an early return). */
+static void run_restores_the_signal_mask(void)
+{
+	struct pd_config *cfg = NULL;
+	CHECK(pd_config_load(PD_SOURCE_ROOT "/tests/unit/configs/minimal.yaml", &cfg, NULL) == 0);
+	if (cfg == NULL)
+		return;
+	sigset_t before, after;
+	sigemptyset(&before);
+	sigaddset(&before, SIGUSR1);
+	CHECK(sigprocmask(SIG_SETMASK, &before, NULL) == 0);
+	CHECK(setenv(PD_FABRIC_KEY_ENV, "not hex", 1) == 0);
+	CHECK(pd_engine_run(cfg, 0) == -EINVAL);
+	unsetenv(PD_FABRIC_KEY_ENV);
+	CHECK(sigprocmask(SIG_SETMASK, NULL, &after) == 0);
+	CHECK(sigismember(&after, SIGUSR1) == 1);
+	CHECK(sigismember(&after, SIGINT) == 0);
+	CHECK(sigismember(&after, SIGTERM) == 0);
+	CHECK(sigismember(&after, SIGCHLD) == 0);
+	sigemptyset(&before);
+	sigprocmask(SIG_SETMASK, &before, NULL);
+	pd_config_free(cfg);
+}
+
 int main(void)
 {
 	RUN(credits_never_exceed_receives);
@@ -192,5 +219,6 @@ int main(void)
 	RUN(no_links_is_an_error);
 	RUN(send_length_is_bounded);
 	RUN(stats_dir_must_be_private);
+	RUN(run_restores_the_signal_mask);
 	return SUMMARY("engine");
 }
