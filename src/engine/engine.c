@@ -104,7 +104,37 @@ static void post_receives(struct engine *e, struct tenant_rt *t)
 	}
 }
 
+int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
+		   uint16_t *credits_per_link)
+{
+	if (links == 0)
+		return -EINVAL;
+	/* A quarter of the pool, 8..1024, unless the links need more: every link's minimum
+	 * is posted, never promised on receives that do not exist. */
+	uint32_t depth = nbuffers / 4;
+	if (depth > 1024)
+		depth = 1024;
+	if (depth < 8)
+		depth = 8;
+	uint64_t need = (uint64_t)links * PD_FABRIC_CREDITS_MIN;
+	if (need > nbuffers / 2)
+		return -ENOBUFS;
+	if (depth < need)
+		depth = (uint32_t)need;
+	if (depth > nbuffers / 2)
+		depth = nbuffers / 2; /* a tiny pool: still at least need */
+	uint32_t c = depth / links;
+	*rx_depth = depth;
+	*credits_per_link = (uint16_t)(c > UINT16_MAX ? UINT16_MAX : c);
+	return 0;
+}
+
 /* ---------------------------------------------------------------- sends */
+
+uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size)
+{
+	return pd_msg_validate(snap, buf_size, 0) == 0 ? pd_msg_total_len(snap) : 0;
+}
 
 static void pend_push(struct tenant_rt *t, struct pend_queue *q, uint32_t idx)
 {
@@ -176,7 +206,14 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 	struct pd_msg_hdr *h = pd_pool_buf(&t->pool, idx);
 	struct pd_msg_hdr snap;
 	pd_msg_hdr_snapshot(&snap, h);
-	uint64_t len = pd_msg_total_len(&snap);
+	/* Checked when it came in, but the tenant's functions can write its header since:
+	 * send what the snapshot says only if it still fits the buffer. */
+	uint64_t len = engine_msg_len(&snap, t->conf->buffer_size);
+	if (len == 0) {
+		t->c.bad_headers++;
+		pd_pool_free(&t->pool, idx);
+		return 0;
+	}
 	pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_SENDING);
 	int rc = pd_fabric_send(conn, t->mr, h, len, ctx_encode((uint32_t)(t - e->tenants), idx));
 	if (rc == -EAGAIN) {
@@ -256,8 +293,10 @@ static uint64_t head_size(void *ctx, uint32_t tl)
 		t->next_dest = d;
 		struct pd_msg_hdr snap;
 		pd_msg_hdr_snapshot(&snap, pd_pool_buf(&t->pool, t->pend[d].head));
-		uint64_t len = pd_msg_total_len(&snap);
-		return len < t->conf->buffer_size ? (len > 0 ? len : 1) : t->conf->buffer_size;
+		/* A header made invalid since it was queued is dropped by try_send: it still
+		 * takes its turn, as 1 byte. */
+		uint64_t len = engine_msg_len(&snap, t->conf->buffer_size);
+		return len > 0 ? len : 1;
 	}
 	return 0;
 }
@@ -682,7 +721,7 @@ static void stats_answer(struct engine *e, int fd)
 			"function_meta_copied_bytes=%lu function_handled=%lu function_bad_input=%lu "
 			"errors_sent=%lu reclaimed=%lu restarts=%lu hung_killed=%lu "
 			"pending_sends=%u to_peers=%lu from_peers=%lu lost_with_peer=%lu expired=%lu "
-			"function_expired=%lu\n",
+			"function_expired=%lu rx_depth=%u rx_credits=%lu rx_repost_deferred=%lu\n",
 			t->conf->name, t->pool.nbuffers, census[PD_BUF_FREE],
 			t->pool.nbuffers - census[PD_BUF_FREE] - census[PD_BUF_RX_POSTED],
 			census[PD_BUF_RX_POSTED], c->msgs_in, c->bytes_in, c->msgs_out,
@@ -690,7 +729,8 @@ static void stats_answer(struct engine *e, int fd)
 			c->dropped, c->payload_copied, fn_copied, fn_meta, fn_handled, fn_bad,
 			c->errors_sent, c->reclaimed, c->function_restarts, c->hung_killed,
 			t->pend_count, c->to_peers, c->from_peers, c->lost_with_peer, c->expired,
-			fn_expired);
+			fn_expired, t->rx_depth, (unsigned long)t->credits_per_link * t->links,
+			c->rx_repost_deferred);
 		for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
 			const struct peer_link *p = &t->peers[n];
 			if (!p->hosts_tenant)
@@ -758,6 +798,21 @@ static int listen_abstract(const char *name, int type)
 	return fd;
 }
 
+int engine_private_dir(const char *path, uid_t uid)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	/* It may have been there before: anyone can create a name in /tmp. */
+	struct stat st;
+	if (lstat(path, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (st.st_uid != uid || (st.st_mode & 07777) != 0700)
+		return -EPERM;
+	return 0;
+}
+
 /*
  * Listen on a Unix socket path. A socket file left by an engine that died is replaced;
  * one that still answers belongs to a running engine: -EADDRINUSE.
@@ -770,12 +825,18 @@ static int listen_path(const char *path)
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, n);
 	char *slash = strrchr(sa.sun_path, '/');
-	if (slash != NULL) {
+	if (slash != NULL && slash != sa.sun_path) {
 		*slash = '\0';
-		int rc = mkdir(sa.sun_path, 0700);
+		int rc = engine_private_dir(sa.sun_path, geteuid());
+		if (rc != 0)
+			PD_LOG_ERR(COMP, rc, "stats socket directory %s: %s", sa.sun_path,
+				   rc == -EPERM || rc == -ENOTDIR
+					   ? "must be a directory (not a link) of this engine's uid "
+					     "with mode 0700; remove it or fix its owner and mode"
+					   : "mkdir or lstat");
 		*slash = '/';
-		if (rc != 0 && errno != EEXIST)
-			return -errno;
+		if (rc != 0)
+			return rc;
 	}
 	int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (probe < 0)
@@ -864,11 +925,19 @@ static int tenants_init(struct engine *e)
 				   t->conf->name);
 			return rc;
 		}
-		t->rx_depth = t->pool.nbuffers / 4;
-		if (t->rx_depth > 1024)
-			t->rx_depth = 1024;
-		if (t->rx_depth < 8)
-			t->rx_depth = 8;
+		/* The receives are shared by the ingress link and every peer link. */
+		uint32_t links = 1;
+		for (uint32_t n = 0; n < cfg->nodes_count; n++)
+			links += t->peers[n].hosts_tenant;
+		t->links = links;
+		rc = engine_rx_plan(t->pool.nbuffers, links, &t->rx_depth, &t->credits_per_link);
+		if (rc != 0) {
+			PD_LOG_ERR(COMP, rc, "tenant %s: a pool of %u buffers cannot hold the %u receives "
+					     "its %u fabric links need (%u each, at most half the pool)",
+				   t->conf->name, t->pool.nbuffers, links * PD_FABRIC_CREDITS_MIN, links,
+				   PD_FABRIC_CREDITS_MIN);
+			return rc;
+		}
 		rc = pd_fabric_rx_create(e->fab, (uint16_t)ti, t->rx_depth, &t->rx);
 		if (rc != 0) {
 			PD_LOG_ERR(COMP, rc, "tenant %s: receive context", t->conf->name);
@@ -876,14 +945,6 @@ static int tenants_init(struct engine *e)
 		}
 		t->rx_missing = t->rx_depth;
 		post_receives(e, t);
-		/* The receives are shared by the ingress link and every peer link. */
-		uint32_t links = 1;
-		for (uint32_t n = 0; n < cfg->nodes_count; n++)
-			links += t->peers[n].hosts_tenant;
-		uint32_t c = t->rx_depth / links;
-		if (c < PD_FABRIC_CREDITS_MIN)
-			c = PD_FABRIC_CREDITS_MIN;
-		t->credits_per_link = (uint16_t)(c > UINT16_MAX ? UINT16_MAX : c);
 	}
 	return 0;
 }
@@ -1074,7 +1135,8 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	sigset_t old_mask;
+	sigprocmask(SIG_BLOCK, &mask, &old_mask);
 
 	e->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (e->epfd < 0) {
@@ -1086,7 +1148,11 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		rc = -errno;
 		goto close_epoll;
 	}
-	engine_watch(e, e->sigfd, W_SIGNAL);
+	rc = engine_watch(e, e->sigfd, W_SIGNAL);
+	if (rc != 0) {
+		PD_LOG_ERR(COMP, rc, "epoll_ctl(signalfd)");
+		goto close_signal;
+	}
 
 	uint8_t key[PD_FABRIC_KEY_LEN];
 	int keyed = pd_fabric_key_from_env(key);
@@ -1141,8 +1207,13 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		      pd_now_ns());
 	int fds[PD_MAX_TENANTS + 1];
 	int nfds = pd_fabric_wait_fds(e->fab, fds, (int)PD_ARRAY_SIZE(fds));
-	for (int i = 0; i < nfds; i++)
-		engine_watch(e, fds[i], W_FABRIC);
+	for (int i = 0; i < nfds; i++) {
+		rc = engine_watch(e, fds[i], W_FABRIC);
+		if (rc != 0) {
+			PD_LOG_ERR(COMP, rc, "epoll_ctl(fabric wait fd)");
+			goto close_tenants;
+		}
+	}
 
 	snprintf(e->attach_name, sizeof(e->attach_name), "palladium-attach.%d.%s", (int)getpid(),
 		 e->node_conf->name);
@@ -1152,16 +1223,26 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		PD_LOG_ERR(COMP, rc, "attach socket");
 		goto close_tenants;
 	}
-	engine_watch(e, e->attach_fd, W_ATTACH);
+	rc = engine_watch(e, e->attach_fd, W_ATTACH);
+	if (rc != 0) {
+		PD_LOG_ERR(COMP, rc, "epoll_ctl(attach socket)");
+		goto close_attach;
+	}
 	rc = pd_engine_stats_socket_path(cfg, node_idx, e->stats_path, sizeof(e->stats_path));
 	if (rc == 0)
 		rc = e->stats_fd = listen_path(e->stats_path);
 	if (rc < 0) {
-		PD_LOG_ERR(COMP, rc, "stats socket %s (is another engine of node %s running?)",
-			   e->stats_path, e->node_conf->name);
+		PD_LOG_ERR(COMP, rc, "stats socket %s%s%s%s", e->stats_path,
+			   rc == -EADDRINUSE ? " (is another engine of node " : "",
+			   rc == -EADDRINUSE ? e->node_conf->name : "",
+			   rc == -EADDRINUSE ? " running?)" : "");
 		goto close_attach;
 	}
-	engine_watch(e, e->stats_fd, W_STATS);
+	rc = engine_watch(e, e->stats_fd, W_STATS);
+	if (rc != 0) {
+		PD_LOG_ERR(COMP, rc, "epoll_ctl(stats socket)");
+		goto close_stats;
+	}
 
 	rc = sup_init(e);
 	if (rc != 0)
@@ -1195,5 +1276,10 @@ close_signal:
 close_epoll:
 	close(e->epfd);
 out:
+	/* Take the signals still pending (a second stop signal, a function's SIGCHLD)
+	 * before unblocking them: they were the engine's, not the caller's. */
+	for (struct timespec zero = {0, 0}; sigtimedwait(&mask, NULL, &zero) > 0;)
+		;
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	return rc;
 }

@@ -116,6 +116,7 @@ struct tenant_rt {
 	struct pd_fabric_conn *ingress[ENGINE_MAX_INGRESS];
 	struct peer_link peers[PD_MAX_NODES];
 	uint16_t credits_per_link; /* receives reserved for each ingress or peer link */
+	uint32_t links;            /* the ingress's and one per peer running the tenant */
 	/* Buffers waiting for a send credit, one FIFO per destination. */
 	uint32_t *pend_next;
 	uint16_t *dest; /* per buffer: where it is being sent */
@@ -174,6 +175,35 @@ void sup_on_ctl_event(struct engine *e, int fd, uint32_t events);
 void sup_tick(struct engine *e, uint64_t now_ns);
 int sup_stop_all(struct engine *e, int timeout_ms);
 void sup_fini(struct engine *e);
+
+/* engine.c */
+/*
+ * The receives a tenant posts on its shared receive context (*rx_depth) and how many of
+ * them each of its links may have in use (*credits_per_link), for a pool of nbuffers
+ * buffers and links fabric links (the ingress's and one per peer engine running the
+ * tenant). Every link gets at least PD_FABRIC_CREDITS_MIN, the credits of all links
+ * together never exceed the receives posted (a sender never sends without a posted
+ * receive), and the receives take at most half the pool: the rest carries requests in
+ * functions and their answers. 0, -EINVAL (links 0) or -ENOBUFS (the pool is too small
+ * for that many links: 2 * PD_FABRIC_CREDITS_MIN buffers per link are needed).
+ */
+int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
+		   uint16_t *credits_per_link);
+
+/*
+ * Bytes to send of a message whose header *snap was copied out of tenant memory: its
+ * total length if the header is valid for a buffer of buf_size bytes, else 0. Read the
+ * header once (pd_msg_hdr_snapshot), check it here, then use only the copy.
+ */
+uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size);
+
+/*
+ * Make sure path is a directory only uid can use: create it (mode 0700) if missing; if
+ * it exists, it must be a directory, not a symbolic link, owned by uid, with mode
+ * exactly 0700. 0, -ENOTDIR (not a directory), -EPERM (owner or mode), or the errno of
+ * mkdir or lstat.
+ */
+int engine_private_dir(const char *path, uid_t uid);
 
 /* engine.c, used by the supervisor */
 void engine_send_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,

@@ -29,6 +29,8 @@
 /* Refused attaches: at most this many log lines per second, the rest counted. */
 #define REFUSED_LOG_BURST 10
 #define REFUSED_LOG_WINDOW_NS 1000000000ull
+/* Attach connections accepted per readiness of the listener (as the ingress's accepts). */
+#define ATTACH_ACCEPT_BURST 32
 
 static struct instance *find_pid(struct engine *e, pid_t pid)
 {
@@ -185,10 +187,18 @@ static void spawn(struct engine *e, struct instance *in)
 {
 	const struct pd_config_function *fc = &e->cfg->functions[in->function];
 	char path[PATH_MAX];
-	if (pd_config_resolve_exec(e->cfg, fc, path, sizeof(path)) != 0 || access(path, X_OK) != 0) {
+	/* pd_config_resolve_exec returns its error and leaves errno alone; access sets it. */
+	int rc = pd_config_resolve_exec(e->cfg, fc, path, sizeof(path));
+	const char *what = fc->exec;
+	if (rc == 0) {
+		what = path;
+		if (access(path, X_OK) != 0)
+			rc = -errno;
+	}
+	if (rc != 0) {
 		/* Say it once, then keep trying quietly: the file may yet appear. */
 		if (in->restarts == 0 || in->backoff_ms < e->cfg->engine.restart_backoff_max_ms)
-			PD_LOG_ERR(COMP, errno, "function %s: cannot execute %s", fc->name, path);
+			PD_LOG_ERR(COMP, rc, "function %s: cannot execute %s", fc->name, what);
 		schedule_restart(e, in);
 		return;
 	}
@@ -218,7 +228,7 @@ static void spawn(struct engine *e, struct instance *in)
 		 * tenant's pool, a fabric socket) may cross into a function. */
 		close_from(3);
 		const char *step = "";
-		int rc = identity_apply(&in->tenant->ident, &step);
+		rc = identity_apply(&in->tenant->ident, &step);
 		if (rc != 0)
 			child_fail(fc->name, step, -rc, 126);
 		/* Set after the identity change, which clears it. */
@@ -249,13 +259,15 @@ void sup_start_all(struct engine *e)
 
 /* ---------------------------------------------------------------- attach */
 
-static void attach_reply(struct engine *e, struct instance *in, int fd)
+/* Send the attach reply with the pool and eventfds. 0, -ENOMEM, or sendmsg's error
+ * (-EMSGSIZE if it went out short). */
+static int attach_reply(struct engine *e, struct instance *in, int fd)
 {
 	struct tenant_rt *t = in->tenant;
 	const struct pd_config *cfg = e->cfg;
 	struct pd_attach_reply *r = calloc(1, sizeof(*r));
 	if (r == NULL)
-		return;
+		return -ENOMEM;
 	r->magic = PD_ATTACH_MAGIC;
 	r->version = PD_ATTACH_VERSION;
 	r->tenant = t->tenant;
@@ -286,20 +298,24 @@ static void attach_reply(struct engine *e, struct instance *in, int fd)
 	r->ninst = t->ninst;
 	int nfds = PD_ATTACH_FIXED_FDS + t->ninst;
 
-	char cbuf[CMSG_SPACE(sizeof(fds))];
-	memset(cbuf, 0, sizeof(cbuf));
+	/* Aligned for struct cmsghdr, which a char array is not. */
+	union {
+		char buf[CMSG_SPACE(sizeof(fds))];
+		struct cmsghdr align;
+	} cbuf;
+	memset(&cbuf, 0, sizeof(cbuf));
 	struct iovec iov = {.iov_base = r, .iov_len = sizeof(*r)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
 			    .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
 	memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(*r))
-		PD_LOG_WARN(COMP, errno, "function %s: attach reply",
-			    cfg->functions[in->function].name);
+	ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	int rc = n == (ssize_t)sizeof(*r) ? 0 : n < 0 ? -errno : -EMSGSIZE;
 	free(r);
+	return rc;
 }
 
 static void refuse(int fd, int status)
@@ -339,7 +355,9 @@ static void note_refused(struct engine *e, const struct ucred *cred, const char 
 
 void sup_on_attach_ready(struct engine *e)
 {
-	for (;;) {
+	/* A burst at a time: the listener stays readable and the loop comes back, but a
+	 * process connecting fast cannot keep the engine here. */
+	for (int burst = 0; burst < ATTACH_ACCEPT_BURST; burst++) {
 		int fd = accept4(e->attach_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0)
 			return;
@@ -371,8 +389,17 @@ void sup_on_attach_ready(struct engine *e)
 			close(fd);
 			continue;
 		}
+		int rc = engine_watch(e, fd, W_CTL);
+		if (rc != 0) {
+			/* Unwatched, its hello would never be read and the process would wait
+			 * for ever: stop it, it is restarted like a crashed one. */
+			PD_LOG_ERR(COMP, rc, "function %s pid %d: epoll_ctl(attach connection)",
+				   e->cfg->functions[in->function].name, (int)in->pid);
+			close(fd);
+			kill(in->pid, SIGKILL);
+			continue;
+		}
 		in->ctl_fd = fd;
-		engine_watch(e, fd, W_CTL);
 	}
 }
 
@@ -398,7 +425,17 @@ void sup_on_ctl_event(struct engine *e, int fd, uint32_t events)
 		ssize_t n = recv(fd, &hello, sizeof(hello), MSG_DONTWAIT);
 		if (n == (ssize_t)sizeof(hello) && hello.magic == PD_ATTACH_MAGIC &&
 		    hello.version == PD_ATTACH_VERSION && in->state == INST_STARTING) {
-			attach_reply(e, in, fd);
+			int rc = attach_reply(e, in, fd);
+			if (rc != 0) {
+				/* Not attached: it never runs. Stop it; it is restarted like a
+				 * crashed one. */
+				PD_LOG_WARN(COMP, rc, "function %s pid %d: attach reply",
+					    e->cfg->functions[in->function].name, (int)in->pid);
+				close_ctl(e, in);
+				if (in->pid > 0)
+					kill(in->pid, SIGKILL);
+				return;
+			}
 			in->state = INST_RUNNING;
 			PD_LOG_DEBUG(COMP, "function %s pid %d attached",
 				     e->cfg->functions[in->function].name, (int)in->pid);
