@@ -3,8 +3,10 @@
 #ifndef PD_ENGINE_INTERNAL_H
 #define PD_ENGINE_INTERNAL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 #include "common/config.h"
@@ -14,6 +16,7 @@
 #include "fabric/fabric.h"
 #include "shm/msg.h"
 #include "shm/pool.h"
+#include "shm/ring.h"
 
 #define ENGINE_TICK_MS 100
 /* While busy, how often the engine looks at its other events (signals, attach...). */
@@ -97,6 +100,7 @@ struct peer_link {
 };
 
 /* A FIFO of buffers waiting for a credit, linked through tenant_rt.pend_next. */
+#define PEND_NONE UINT32_MAX
 struct pend_queue {
 	uint32_t head, tail, count;
 };
@@ -157,14 +161,107 @@ struct engine {
 	uint64_t attach_refused_unlogged;
 };
 
+/*
+ * Who calls whom (downward only):
+ *
+ *   engine.c         set-up, the loop, signals
+ *     engine_fabric.c  receives posted and the fabric's callbacks
+ *     engine_stats.c   the statistics socket
+ *     supervisor.c     function processes
+ *     peers.c          links to peer engines
+ *       engine_route.c   header checks, where a request goes, the engine rings
+ *         engine_tx.c      send queues, the scheduler's turns, error answers
+ */
+
+/* Encodings of epoll user data: low 32 bits fd, high bits a kind tag. */
+enum watch_kind { W_FABRIC = 1, W_SIGNAL, W_ATTACH, W_CTL, W_STATS, W_RING };
+
+/* Watch fd for input in the engine's loop. 0 or -errno. */
+static inline int engine_watch(struct engine *e, int fd, enum watch_kind kind)
+{
+	struct epoll_event ev = {.events = EPOLLIN,
+				 .data.u64 = ((uint64_t)kind << 32) | (uint32_t)fd};
+	return epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
+}
+
+static inline void engine_unwatch(struct engine *e, int fd)
+{
+	epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* A (tenant, buffer) pair carried through the fabric as a context; never dereferenced. */
+static inline void *ctx_encode(uint32_t tenant_local, uint32_t idx)
+{
+	return (void *)(uintptr_t)(((uint64_t)(tenant_local + 1) << 32) | idx);
+}
+
+static inline void ctx_decode(const void *ctx, uint32_t *tenant_local, uint32_t *idx)
+{
+	uint64_t v = (uint64_t)(uintptr_t)ctx;
+	*tenant_local = (uint32_t)(v >> 32) - 1;
+	*idx = (uint32_t)v;
+}
+
+/* Remember a request forwarded to peer p, so that it can be failed if p dies with it. */
+static inline void peer_note_forward(struct peer_link *p, const struct pd_msg_hdr *h)
+{
+	struct forwarded *f = &p->fwd[(uint32_t)h->request_id & p->fwd_mask];
+	f->request_id = h->request_id;
+	f->sent_ns = pd_now_ns();
+	f->origin = h->origin;
+	f->route = h->route;
+}
+
+/* A request came back from peer p: it no longer holds it. */
+static inline void peer_note_return(struct peer_link *p, const struct pd_msg_hdr *h)
+{
+	if (p->fwd == NULL)
+		return;
+	struct forwarded *f = &p->fwd[(uint32_t)h->request_id & p->fwd_mask];
+	if (f->request_id == h->request_id)
+		f->request_id = 0;
+}
+
+/* engine_tx.c */
+/* Queue buffer idx of tenant t for dest (a node index or DEST_INGRESS(origin)). */
+void tx_send_to(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest);
+/* Queue the answer in buffer idx for the ingress it came from (dropped if unknown). */
+void tx_send_response(struct engine *e, struct tenant_rt *t, uint32_t idx);
+/* Send what the queues hold, in the scheduler's order; returns the sends posted. */
+int tx_transmit(struct engine *e, uint64_t now);
+/* Turn buffer idx into an error answer (status, msg) and queue it for its ingress. */
+void tx_reply_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
+		    const char *msg);
+/* Drop or fail everything queued for a destination that went away. */
+void tx_fail_queue(struct engine *e, struct tenant_rt *t, uint16_t dest);
+/* Drop what waited for a link longer than its route allows. */
+void tx_expire_queues(struct engine *e, struct tenant_rt *t, uint64_t now);
+/*
+ * Bytes to send of a message whose header *snap was copied out of tenant memory: its
+ * total length if the header is valid for a buffer of buf_size bytes, else 0. Read the
+ * header once (pd_msg_hdr_snapshot), check it here, then use only the copy.
+ */
+uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size);
+
+/* engine_route.c */
+/* Check a header (a copy) against the cluster config and tenant t. */
+bool route_header_ok(const struct engine *e, const struct tenant_rt *t,
+		     const struct pd_msg_hdr *h, uint64_t received_len);
+/* Hand a checked request to a local instance, or (may_leave) to a peer running it. */
+void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx,
+		   const struct pd_msg_hdr *h, bool may_leave);
+/* Take up to a burst of descriptors from t's engine ring; returns how many. */
+int route_drain_ring(struct engine *e, struct tenant_rt *t);
+
 /* peers.c */
 int peers_init(struct engine *e, struct tenant_rt *t);
 void peers_fini(struct tenant_rt *t);
 void peers_tick(struct engine *e, uint64_t now_ns);
+/* Does this engine accept a link from node for tenant t (the peer is the connecting side)? */
+bool peer_accepts(const struct engine *e, const struct tenant_rt *t, uint16_t node);
 void peer_up(struct engine *e, struct peer_link *p, struct pd_fabric_conn *conn);
+/* The link went down: fail what the peer held and what waited for it, retry later. */
 void peer_down(struct engine *e, struct peer_link *p, struct pd_fabric_conn *conn, int err);
-void peer_note_forward(struct peer_link *p, const struct pd_msg_hdr *h);
-void peer_note_return(struct peer_link *p, const struct pd_msg_hdr *h);
 
 /* supervisor.c */
 int sup_init(struct engine *e);
@@ -176,7 +273,10 @@ void sup_tick(struct engine *e, uint64_t now_ns);
 int sup_stop_all(struct engine *e, int timeout_ms);
 void sup_fini(struct engine *e);
 
-/* engine.c */
+/* engine_fabric.c */
+extern const struct pd_fabric_callbacks engine_fabric_callbacks;
+/* Post receives for what tenant t's links consumed. */
+void rx_post(struct engine *e, struct tenant_rt *t);
 /*
  * The receives a tenant posts on its shared receive context (*rx_depth) and how many of
  * them each of its links may have in use (*credits_per_link), for a pool of nbuffers
@@ -190,13 +290,11 @@ void sup_fini(struct engine *e);
 int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
 		   uint16_t *credits_per_link);
 
-/*
- * Bytes to send of a message whose header *snap was copied out of tenant memory: its
- * total length if the header is valid for a buffer of buf_size bytes, else 0. Read the
- * header once (pd_msg_hdr_snapshot), check it here, then use only the copy.
- */
-uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size);
-
+/* engine_stats.c */
+/* Listen on the stats socket path (its directory made private); fd or -errno. */
+int stats_listen(const char *path);
+/* Answer the stats connections waiting on the listener. */
+void stats_on_listen(struct engine *e);
 /*
  * Make sure path is a directory only uid can use: create it (mode 0700) if missing; if
  * it exists, it must be a directory, not a symbolic link, owned by uid, with mode
@@ -204,14 +302,5 @@ uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size);
  * mkdir or lstat.
  */
 int engine_private_dir(const char *path, uid_t uid);
-
-/* engine.c, used by the supervisor */
-void engine_send_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
-		       const char *msg);
-int engine_watch(struct engine *e, int fd, int kind);
-void engine_unwatch(struct engine *e, int fd);
-
-/* Encodings of epoll user data: low 32 bits fd, high bits a kind tag. */
-enum watch_kind { W_FABRIC = 1, W_SIGNAL, W_ATTACH, W_CTL, W_STATS, W_RING };
 
 #endif

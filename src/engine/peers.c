@@ -68,22 +68,11 @@ void peers_fini(struct tenant_rt *t)
 	}
 }
 
-void peer_note_forward(struct peer_link *p, const struct pd_msg_hdr *h)
+bool peer_accepts(const struct engine *e, const struct tenant_rt *t, uint16_t node)
 {
-	struct forwarded *f = &p->fwd[(uint32_t)h->request_id & p->fwd_mask];
-	f->request_id = h->request_id;
-	f->sent_ns = pd_now_ns();
-	f->origin = h->origin;
-	f->route = h->route;
-}
-
-void peer_note_return(struct peer_link *p, const struct pd_msg_hdr *h)
-{
-	if (p->fwd == NULL)
-		return;
-	struct forwarded *f = &p->fwd[(uint32_t)h->request_id & p->fwd_mask];
-	if (f->request_id == h->request_id)
-		f->request_id = 0;
+	/* Of two engines, the one with the lower node index connects (peers_init). */
+	return node < e->cfg->nodes_count && node != e->node && t->peers[node].hosts_tenant &&
+	       !t->peers[node].active;
 }
 
 static void connect_peer(struct engine *e, struct peer_link *p)
@@ -148,7 +137,7 @@ static void fail_forwarded(struct engine *e, struct peer_link *p)
 				h->route = f->route;
 				p->lost++;
 				t->c.lost_with_peer++;
-				engine_send_error(e, t, idx, 502, "node failed\n");
+				tx_reply_error(e, t, idx, 502, "node failed\n");
 			}
 		}
 		f->request_id = 0;
@@ -167,6 +156,7 @@ void peer_down(struct engine *e, struct peer_link *p, struct pd_fabric_conn *con
 			    e->node_conf->name, e->cfg->nodes[p->node].name, p->tenant->conf->name);
 	if (!e->stopping)
 		fail_forwarded(e, p);
+	tx_fail_queue(e, p->tenant, p->node);
 	if (p->active && !e->stopping) {
 		p->retry_at_ns = pd_now_ns() + (uint64_t)p->backoff_ms * 1000000u;
 		p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;

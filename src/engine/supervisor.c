@@ -484,7 +484,7 @@ static void reclaim(struct engine *e, struct instance *in)
 		}
 		if (nfailed < (int)PD_ARRAY_SIZE(failed))
 			failed[nfailed++] = snap.request_id;
-		engine_send_error(e, t, i, 502, "function crashed\n");
+		tx_reply_error(e, t, i, 502, "function crashed\n");
 	}
 }
 
