@@ -245,8 +245,7 @@ static uint64_t pacer_wait(struct engine *e, uint64_t now)
 
 static void run_loop(struct engine *e)
 {
-	uint64_t idle_since = pd_now_ns();
-	uint64_t next_tick = idle_since + ENGINE_TICK_MS * 1000000ull;
+	uint64_t next_tick = pd_now_ns() + ENGINE_TICK_MS * 1000000ull;
 	uint64_t last_events = 0;
 	struct epoll_event evs[32];
 	while (!e->stopping) {
@@ -261,7 +260,7 @@ static void run_loop(struct engine *e)
 			next_tick = now + ENGINE_TICK_MS * 1000000ull;
 		}
 		if (poll_work(e, now) > 0) {
-			idle_since = now;
+			pd_waiter_work(&e->waiter, now);
 			/* Busy: the rings and the fabric are polled above; the rest (signals,
 			 * attach, control sockets, stats) can wait a little, which saves an
 			 * epoll_wait per message under load. */
@@ -273,9 +272,8 @@ static void run_loop(struct engine *e)
 			}
 			continue;
 		}
-		if (now - idle_since < e->spin_ns) {
-			/* Spin, but let a process with work have the core (see ring.c). */
-			sched_yield();
+		if (pd_waiter_idle(&e->waiter, now) == PD_WAIT_POLL) {
+			pd_waiter_relax(&e->waiter);
 			continue;
 		}
 		/* Going to sleep: announce it on every engine ring, then look once more. */
@@ -303,10 +301,8 @@ static void run_loop(struct engine *e)
 		int n = epoll_pwait2(e->epfd, evs, PD_ARRAY_SIZE(evs), &ts, NULL);
 		for (uint32_t i = 0; i < e->ntenants; i++)
 			pd_ring_sleep_end(&e->tenants[i].pool.engine_ring);
-		if (n > 0) {
+		if (n > 0)
 			handle_events(e, evs, n);
-			idle_since = pd_now_ns();
-		}
 	}
 }
 
@@ -320,10 +316,11 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		.sigfd = -1,
 		.attach_fd = -1,
 		.stats_fd = -1,
-		.spin_ns = cfg->engine.spin_us * 1000,
 	};
 	struct engine *e = &eng;
 	int rc;
+	struct pd_waiter_attr wattr = pd_waiter_attr_default(cfg->engine.spin_us * 1000, false);
+	pd_waiter_init(&e->waiter, &wattr);
 
 	sigset_t mask;
 	sigemptyset(&mask);

@@ -17,6 +17,7 @@
 #include "shm/msg.h"
 #include "shm/pool.h"
 #include "shm/ring.h"
+#include "shm/waiter.h"
 
 #define ENGINE_TICK_MS 100
 /* While busy, how often the engine looks at its other events (signals, attach...). */
@@ -148,7 +149,7 @@ struct engine {
 	uint32_t ntenants;
 	int16_t tenant_map[PD_MAX_TENANTS]; /* global tenant -> index in tenants, -1 */
 	bool stopping;
-	uint64_t spin_ns;
+	struct pd_waiter waiter; /* when the idle loop polls and when it sleeps */
 	struct pd_sched sched;
 	struct pd_pacer pacer; /* engine.link_rate */
 	uint64_t paced;        /* times the pacer held sends back */

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,9 +113,14 @@ static void stats_answer(struct engine *e, int fd)
 	FILE *f = open_memstream(&text, &len);
 	if (f == NULL)
 		return;
-	fprintf(f, "node %s pid %d attach_refused=%lu link_rate=%lu paced=%lu\n",
-		e->node_conf->name, (int)getpid(), (unsigned long)e->attach_refused,
-		(unsigned long)e->pacer.rate, (unsigned long)e->paced);
+	const struct pd_waiter_stats *ws = &e->waiter.stats;
+	fprintf(f,
+		"node %s pid %d attach_refused=%" PRIu64 " link_rate=%" PRIu64 " paced=%" PRIu64
+		" poll_budget_ns=%" PRIu64 " idle_arrivals=%" PRIu64 " poll_wins=%" PRIu64
+		" poll_losses=%" PRIu64 " sleeps=%" PRIu64 " polled_ns=%" PRIu64 "\n",
+		e->node_conf->name, (int)getpid(), e->attach_refused, e->pacer.rate, e->paced,
+		pd_waiter_budget(&e->waiter), ws->arrivals, ws->poll_wins, ws->poll_loses,
+		ws->blocks, ws->polled_ns);
 	for (uint32_t i = 0; i < e->ntenants; i++) {
 		struct tenant_rt *t = &e->tenants[i];
 		uint64_t census[PD_BUF_STATE_COUNT];

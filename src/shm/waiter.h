@@ -32,8 +32,11 @@
 #ifndef PD_SHM_WAITER_H
 #define PD_SHM_WAITER_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "shm/ring.h"
 
 enum pd_wait {
 	PD_WAIT_POLL,  /* look again (after a CPU relax hint) */
@@ -44,7 +47,26 @@ struct pd_waiter_attr {
 	uint64_t max_poll_ns;   /* the most one idle spell polls; 0: always block at once */
 	uint64_t wake_ns;       /* the delay of a wake-up from a blocked wait */
 	uint64_t wake_value_ns; /* what one saved wake-up is worth, in ns of polling */
+	bool own_core;          /* the core is the consumer's own: pause, never yield */
 };
+
+/* A wake-up's delay on this kind of VM (docs/fabric.md: 25-30 us), the default. */
+#define PD_WAITER_WAKE_NS 25000u
+/* On a core of its own, a saved wake-up is worth this many wake-ups' time of polling. */
+#define PD_WAITER_OWN_CORE_VALUE 16u
+
+/* The attributes for a consumer that polls at most max_poll_ns, on a shared core or on
+ * one of its own. */
+static inline struct pd_waiter_attr pd_waiter_attr_default(uint64_t max_poll_ns, bool own_core)
+{
+	return (struct pd_waiter_attr){
+	    .max_poll_ns = max_poll_ns,
+	    .wake_ns = PD_WAITER_WAKE_NS,
+	    .wake_value_ns = own_core ? PD_WAITER_OWN_CORE_VALUE * PD_WAITER_WAKE_NS
+	                              : PD_WAITER_WAKE_NS,
+	    .own_core = own_core,
+	};
+}
 
 struct pd_waiter_stats {
 	uint64_t arrivals;   /* work found after an idle spell */
@@ -80,6 +102,16 @@ void pd_waiter_work(struct pd_waiter *w, uint64_t now);
 
 /* The consumer looked and found nothing at now: poll again, or block. */
 enum pd_wait pd_waiter_idle(struct pd_waiter *w, uint64_t now);
+
+/* Between two polls: a pause on a core of its own; on a shared core, let a process that
+ * has work (perhaps the very producer this consumer waits for) have the core. */
+static inline void pd_waiter_relax(const struct pd_waiter *w)
+{
+	if (w->attr.own_core)
+		pd_cpu_relax();
+	else
+		sched_yield();
+}
 
 /* The poll budget idle spells get now, ns. */
 static inline uint64_t pd_waiter_budget(const struct pd_waiter *w)
