@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # A connection flood does not take the ingress down. The ingress runs with a low open-file
 # limit (ulimit -n 160), no ingress.max_connections (so the limit is derived from the
-# open-file limit minus a reserve) and ingress.request_read_timeout: 2s. An established
+# open-file limit minus a reserve) and ingress.request_read_timeout: 3s. An established
 # keep-alive client connects first; then 400 idle connections (more than the open-file
 # limit) come from four loopback source addresses (127.0.0.2-5), each reconnecting as soon
 # as the ingress drops it (bounded in count and time). While the flood holds:
@@ -15,7 +15,8 @@
 # After the flood: slow clients that trickle one byte every 250 ms (an HTTP/1 request
 # header; an HTTP/2 SETTINGS frame after the preface, which h2o 2.2 would accept as
 # activity and renew its idle timer for) are closed by the fixed deadline, and a new
-# client is served.
+# client is served. Last, an explicit ingress.max_connections above what the open-file
+# limit leaves is lowered to it, with a warning.
 source "$(dirname "$0")/lib.sh"
 init_test
 need_cmd python3 getconf
@@ -23,7 +24,10 @@ need_cmd python3 getconf
 NOFILE=160
 FLOOD_SOURCES=(127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5)
 FLOOD_PER_SOURCE=100
-INGRESS_EXTRA=$'\n'"  request_read_timeout: 2s"
+# Long enough that the keep-alive client (a request every 100 ms) never meets it even on a
+# busy machine; scaled for sanitizer builds.
+READ_TIMEOUT_S=$((3 * TIME_SCALE))
+INGRESS_EXTRA=$'\n'"  request_read_timeout: ${READ_TIMEOUT_S}s"
 
 cluster_yaml() {
 	yaml_common 1
@@ -267,8 +271,8 @@ pass "open connection count back down"
 # ----------------------------------------------------------------------- slow clients
 fetch_metrics
 TO1=$(metric_sum palladium_ingress_connections_timed_out_total 'listener="http"')
-bg SLOW1 python3 "$TMP/slow.py" 127.0.0.1 "$HTTP_PORT" h1 $((12 * TIME_SCALE)) >"$TMP/slow.h1" 2>&1
-bg SLOW2 python3 "$TMP/slow.py" 127.0.0.1 "$HTTP_PORT" h2 $((12 * TIME_SCALE)) >"$TMP/slow.h2" 2>&1
+bg SLOW1 python3 "$TMP/slow.py" 127.0.0.1 "$HTTP_PORT" h1 $((4 * READ_TIMEOUT_S)) >"$TMP/slow.h1" 2>&1
+bg SLOW2 python3 "$TMP/slow.py" 127.0.0.1 "$HTTP_PORT" h2 $((4 * READ_TIMEOUT_S)) >"$TMP/slow.h2" 2>&1
 bg_wait "$SLOW1" || fail "HTTP/1 slow client: $(cat "$TMP/slow.h1")"
 pass "HTTP/1 slow client: $(cat "$TMP/slow.h1")"
 bg_wait "$SLOW2" || fail "HTTP/2 slow client: $(cat "$TMP/slow.h2")"
@@ -279,6 +283,21 @@ assert_int -ge "$(metric_sum palladium_ingress_connections_timed_out_total 'list
 
 post /echo still
 assert_status 200 "/echo after the slow clients"
+stop_comp ingress
+assert_eq 0 "$COMP_RC" "ingress exit status"
+
+# ------------------------------------------- an explicit limit above what the fds allow
+# is lowered to the derived one, with a warning.
+INGRESS_EXTRA+=$'\n'"  max_connections: 100000"
+cluster_yaml >"$CFG"
+ulimit -Sn "$NOFILE" || fail "cannot lower the open-file limit to $NOFILE"
+start_ingress
+ulimit -Sn "$OLD_NOFILE"
+fetch_metrics
+assert_eq "$MAX_CONNS" "$(metric_sum palladium_ingress_connections_max 'listener="http"')" \
+	"max_connections: 100000 lowered to what ulimit -n $NOFILE leaves"
+assert_contains "$(cat "${COMP_LOG[ingress]}")" "ingress.max_connections 100000 is above" \
+	"the ingress warns that it lowered max_connections"
 stop_comp ingress
 assert_eq 0 "$COMP_RC" "ingress exit status"
 stop_comp a
