@@ -57,6 +57,9 @@ static const cyaml_schema_field_t ingress_fields[] = {
                            max_header_bytes_text, 1, 63),
     CYAML_FIELD_STRING_PTR("reject_delay", OPT_PTR, struct pd_config_ingress,
                            reject_delay_text, 1, 63),
+    CYAML_FIELD_UINT("max_connections", OPT, struct pd_config_ingress, max_connections),
+    CYAML_FIELD_STRING_PTR("request_read_timeout", OPT_PTR, struct pd_config_ingress,
+                           request_read_timeout_text, 1, 63),
     CYAML_FIELD_END,
 };
 
@@ -653,6 +656,10 @@ static void check_ingress(struct check *c)
 	           64 * KiB, &ingress->max_header_bytes);
 	check_duration(c, "ingress.reject_delay", ingress->reject_delay_text, 100, 0, 10 * 1000,
 	               &ingress->reject_delay_ms);
+	/* 0 (absent): the ingress derives it from its open-file limit when it starts. */
+	check_u32(c, "ingress.max_connections", &ingress->max_connections, 0, 1, 1u << 20);
+	check_duration(c, "ingress.request_read_timeout", ingress->request_read_timeout_text,
+	               10 * 1000, 100, 10 * 60 * 1000, &ingress->request_read_timeout_ms);
 }
 
 /* engine.link_rate: a size per second ("800MiB/s"; the "/s" may be left out). */

@@ -39,9 +39,15 @@ struct pd_config_ingress {
 	uint32_t threads;              /* default 1 */
 	uint64_t max_header_bytes;     /* request line + headers; default 8 KiB; 431 above */
 	uint64_t reject_delay_ms;      /* a 429 is answered this late; default 100 */
+	uint32_t max_connections;      /* client connections at once; 0 (default): derived at
+	                                  start from RLIMIT_NOFILE minus a reserve */
+	uint64_t request_read_timeout_ms; /* a connection's fixed deadline to deliver a whole
+	                                     request, from its accept or its last response;
+	                                     default 10000 */
 	/* As written in the file (NULL if absent); parsed by validation into the fields above: */
 	char *max_header_bytes_text;
 	char *reject_delay_text;
+	char *request_read_timeout_text;
 	/* Resolved by validation: */
 	struct pd_config_addr listen_addr;
 	struct pd_config_addr admin_addr;

@@ -113,6 +113,50 @@ static void metrics_tenants(FILE *f, const struct ingress *ing)
 	}
 }
 
+static const char *const listener_names[LISTENER_MAX] = {"http", "admin"};
+static const char *const pause_names[PAUSE_MAX] = {"limit", "no_fd", "error"};
+
+static void metrics_connections(FILE *f, const struct ingress *ing)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fam[] = {
+	    {"connections", "gauge", "Client connections open now, by listener."},
+	    {"connections_max", "gauge",
+	     "Connections a listener holds at most (http: ingress.max_connections)."},
+	    {"connections_accepted_total", "counter", "Client connections accepted."},
+	    {"connections_timed_out_total", "counter",
+	     "Connections closed for not delivering a request within "
+	     "ingress.request_read_timeout."},
+	    {"accept_errors_total", "counter",
+	     "Transient accept errors skipped (ECONNABORTED, EPROTO, EPERM, EINTR)."},
+	};
+	for (size_t i = 0; i < PD_ARRAY_SIZE(fam); i++) {
+		fprintf(f, "# HELP palladium_ingress_%s %s\n# TYPE palladium_ingress_%s %s\n",
+		        fam[i].name, fam[i].help, fam[i].name, fam[i].type);
+		for (int k = 0; k < LISTENER_MAX; k++) {
+			const struct ing_listener *l = &ing->listeners[k];
+			const uint64_t v[] = {l->nconns, l->max_conns, l->accepted, l->timed_out,
+			                      l->accept_errors};
+			fprintf(f, "palladium_ingress_%s{listener=\"%s\"} %lu\n", fam[i].name,
+			        listener_names[k], (unsigned long)v[i]);
+		}
+	}
+	fputs("# HELP palladium_ingress_accept_paused_total Times a listener stopped accepting: "
+	      "at its connection limit (until one closes) or after an accept error such as "
+	      "EMFILE (for a short rest).\n"
+	      "# TYPE palladium_ingress_accept_paused_total counter\n",
+	      f);
+	for (int k = 0; k < LISTENER_MAX; k++)
+		for (int r = 0; r < PAUSE_MAX; r++)
+			fprintf(
+			    f,
+			    "palladium_ingress_accept_paused_total{listener=\"%s\",reason=\"%s\"} "
+			    "%lu\n",
+			    listener_names[k], pause_names[r],
+			    (unsigned long)ing->listeners[k].paused[r]);
+}
+
 static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", name, help, name, name,
@@ -207,6 +251,7 @@ static void serve_metrics(struct ingress *ing, h2o_req_t *req)
 	}
 	metrics_routes(f, ing);
 	metrics_tenants(f, ing);
+	metrics_connections(f, ing);
 	metrics_counters(f, ing);
 	fclose(f);
 	h2o_iovec_t body = h2o_strdup(&req->pool, text, len);

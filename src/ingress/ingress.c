@@ -7,9 +7,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -45,6 +47,7 @@ static int tables_create(struct ingress *ing)
 	    ing->route_stats == NULL)
 		return -ENOMEM;
 	h2o_linklist_init_anchor(&ing->backlogged);
+	h2o_linklist_init_anchor(&ing->conns);
 
 	uint64_t nslots = 0;
 	uint64_t now = now_ns();
@@ -132,6 +135,8 @@ static int timeouts_init(struct ingress *ing)
 				 ing->cfg->ingress.reject_delay_ms * (NREJECT_DELAYS + 2 * k + 1) /
 				     (2 * NREJECT_DELAYS));
 	h2o_linklist_init_anchor(&ing->held_rejects);
+	h2o_timeout_init(ing->loop, &ing->conn_deadline, ing->cfg->ingress.request_read_timeout_ms);
+	h2o_timeout_init(ing->loop, &ing->accept_backoff, ACCEPT_BACKOFF_MS);
 	ing->backoff_inited = true;
 	return 0;
 }
@@ -147,27 +152,186 @@ static void timeouts_dispose(struct ingress *ing)
 			h2o_timeout_dispose(ing->loop, &ing->backoff[i]);
 		for (int k = 0; k < NREJECT_DELAYS; k++)
 			h2o_timeout_dispose(ing->loop, &ing->reject_delay[k]);
+		/* Connections still open at exit (see pd_ingress_run) keep their entries. */
+		for (h2o_linklist_t *l = ing->conns.next; l != &ing->conns; l = l->next) {
+			struct ing_conn *c = H2O_STRUCT_FROM_MEMBER(struct ing_conn, link, l);
+			if (h2o_timeout_is_linked(&c->deadline))
+				h2o_timeout_unlink(&c->deadline);
+		}
+		h2o_timeout_dispose(ing->loop, &ing->conn_deadline);
+		h2o_timeout_dispose(ing->loop, &ing->accept_backoff);
 	}
 	ing->backoff_inited = false;
 }
 
+/* ---- client connections ------------------------------------------------------------ */
+
+static void conn_free(struct ing_conn *c)
+{
+	free(c);
+}
+
+/*
+ * The deadline of a connection that has no request in the handlers: it had
+ * ingress.request_read_timeout, from its accept or from the end of its last request, to
+ * deliver a whole request. Bytes that trickle in do not extend it (h2o 2.2 renews its
+ * HTTP/2 idle timer on every read). h2o owns the connection, so it is not closed here:
+ * shutdown() makes h2o's pending read or write fail, and h2o closes it itself.
+ */
+static void on_conn_deadline(h2o_timeout_entry_t *entry)
+{
+	struct ing_conn *c = H2O_STRUCT_FROM_MEMBER(struct ing_conn, deadline, entry);
+	if (c->sock == NULL || c->active != 0 || c->expired)
+		return;
+	c->expired = true;
+	c->lst->timed_out++;
+	shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void listener_read_start(struct ing_listener *l)
+{
+	if (l->sock != NULL && !l->full && !h2o_timeout_is_linked(&l->backoff))
+		h2o_socket_read_start(l->sock, on_accept);
+}
+
+/* h2o closed the connection's socket (on_close: called after h2o freed it). */
+static void on_conn_close(void *data)
+{
+	struct ing_conn *c = data;
+	struct ing_listener *l = c->lst;
+	if (h2o_timeout_is_linked(&c->deadline))
+		h2o_timeout_unlink(&c->deadline);
+	h2o_linklist_unlink(&c->link);
+	c->sock = NULL;
+	l->nconns--;
+	if (l->full && l->nconns < l->max_conns) {
+		l->full = false;
+		listener_read_start(l);
+	}
+	if (c->active == 0)
+		conn_free(c);
+}
+
+/* A request of the connection was disposed by h2o (answered, or its client left). */
+static void on_conn_req_dispose(void *p)
+{
+	struct ing_conn *c = *(struct ing_conn **)p;
+	if (--c->active != 0)
+		return;
+	if (c->sock == NULL)
+		conn_free(c);
+	else if (!c->expired)
+		h2o_timeout_link(c->lst->ing->loop, &c->lst->ing->conn_deadline, &c->deadline);
+}
+
+/*
+ * A whole request of the connection reached a handler: its deadline stops until h2o is
+ * done with the request. h2o 2.2 has no per-connection hook: the socket comes from the
+ * public get_socket callback, the connection from its on_close.data.
+ */
+static void conn_request_begin(h2o_req_t *req)
+{
+	h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL
+	                         ? req->conn->callbacks->get_socket(req->conn)
+	                         : NULL;
+	if (sock == NULL || sock->on_close.cb != on_conn_close)
+		return;
+	struct ing_conn *c = sock->on_close.data;
+	struct ing_conn **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_conn_req_dispose);
+	*ref = c;
+	if (c->active++ == 0 && h2o_timeout_is_linked(&c->deadline))
+		h2o_timeout_unlink(&c->deadline);
+}
+
+static int on_req_http(h2o_handler_t *self, h2o_req_t *req)
+{
+	conn_request_begin(req);
+	return ing_on_req(self, req);
+}
+
+static int on_req_admin(h2o_handler_t *self, h2o_req_t *req)
+{
+	conn_request_begin(req);
+	return ing_on_admin_req(self, req);
+}
+
 /* ---- listeners and signals ---------------------------------------------------------- */
+
+static void on_accept_backoff(h2o_timeout_entry_t *entry)
+{
+	struct ing_listener *l = H2O_STRUCT_FROM_MEMBER(struct ing_listener, backoff, entry);
+	listener_read_start(l);
+}
+
+static void listener_pause(struct ing_listener *l, enum accept_pause why)
+{
+	l->paused[why]++;
+	h2o_socket_read_stop(l->sock);
+	if (why == PAUSE_LIMIT)
+		l->full = true;
+	else if (!h2o_timeout_is_linked(&l->backoff))
+		h2o_timeout_link(l->ing->loop, &l->ing->accept_backoff, &l->backoff);
+}
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
-	h2o_accept_ctx_t *actx = listener->data;
+	struct ing_listener *l = listener->data;
 	if (err != NULL)
 		return;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
+		if (l->nconns >= l->max_conns) {
+			listener_pause(l, PAUSE_LIMIT);
+			return;
+		}
 		h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-		if (sock == NULL)
-			break;
-		h2o_accept(actx, sock);
+		if (sock == NULL) {
+			/* h2o_evloop_socket_accept fails only where accept4 did: errno is its. */
+			switch (errno) {
+			case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+			case EWOULDBLOCK:
+#endif
+				return;
+			case ECONNABORTED:
+			case EINTR:
+			case EPROTO:
+			case EPERM: /* refused by a firewall rule */
+				l->accept_errors++;
+				continue;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				listener_pause(l, PAUSE_NO_FD);
+				return;
+			default:
+				listener_pause(l, PAUSE_ERROR);
+				return;
+			}
+		}
+		struct ing_conn *c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			h2o_socket_close(sock);
+			listener_pause(l, PAUSE_NO_FD);
+			return;
+		}
+		c->lst = l;
+		c->sock = sock;
+		c->deadline.cb = on_conn_deadline;
+		h2o_linklist_insert(&l->ing->conns, &c->link);
+		h2o_timeout_link(l->ing->loop, &l->ing->conn_deadline, &c->deadline);
+		sock->on_close.cb = on_conn_close;
+		sock->on_close.data = c;
+		l->nconns++;
+		l->accepted++;
+		h2o_accept(l->actx, sock);
 	}
 }
 
 static int listener_open(struct ingress *ing, const struct pd_config_addr *addr,
-			 h2o_accept_ctx_t *actx, h2o_socket_t **out)
+                         h2o_accept_ctx_t *actx, struct ing_listener *l)
 {
 	char port[8];
 	snprintf(port, sizeof(port), "%u", addr->port);
@@ -202,19 +366,68 @@ static int listener_open(struct ingress *ing, const struct pd_config_addr *addr,
 		return err != 0 ? err : -EADDRNOTAVAIL;
 	}
 	h2o_socket_t *sock = h2o_evloop_socket_create(ing->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-	sock->data = actx;
+	l->sock = sock;
+	l->actx = actx;
+	sock->data = l;
 	h2o_socket_read_start(sock, on_accept);
-	*out = sock;
 	return 0;
 }
 
-static void listener_close(h2o_socket_t **sock)
+static void listener_close(struct ing_listener *l)
 {
-	if (*sock == NULL)
+	if (h2o_timeout_is_linked(&l->backoff))
+		h2o_timeout_unlink(&l->backoff);
+	if (l->sock == NULL)
 		return;
-	h2o_socket_read_stop(*sock);
-	h2o_socket_close(*sock);
-	*sock = NULL;
+	h2o_socket_read_stop(l->sock);
+	h2o_socket_close(l->sock);
+	l->sock = NULL;
+}
+
+/*
+ * ingress.max_connections, or (0) what RLIMIT_NOFILE leaves after a reserve for the
+ * fabric, the admin connections and the process's own fds; never above that, so that
+ * accept() does not meet EMFILE while the admin listener and the fabric still need fds.
+ */
+static int listeners_init(struct ingress *ing)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		int rc = -errno;
+		PD_LOG_ERR(LOG_COMP, rc, "getrlimit(RLIMIT_NOFILE)");
+		return rc;
+	}
+	uint64_t nofile = rl.rlim_cur == RLIM_INFINITY ? UINT32_MAX : (uint64_t)rl.rlim_cur;
+	uint64_t reserve =
+	    FD_RESERVE_BASE + ADMIN_MAX_CONNS + (uint64_t)FD_RESERVE_PER_LINK * ing->nlinks;
+	if (nofile <= reserve) {
+		PD_LOG_ERR(LOG_COMP, EMFILE,
+		           "the open-file limit (%lu) leaves no fds for client connections: "
+		           "%lu are reserved for %u fabric links and the admin listener",
+		           (unsigned long)nofile, (unsigned long)reserve, ing->nlinks);
+		return -EMFILE;
+	}
+	uint64_t room = nofile - reserve;
+	if (room > UINT32_MAX)
+		room = UINT32_MAX;
+	uint64_t max = ing->cfg->ingress.max_connections;
+	if (max == 0) {
+		max = room;
+	} else if (max > room) {
+		PD_LOG_WARN(LOG_COMP, 0,
+		            "ingress.max_connections %lu is above what the open-file limit (%lu) "
+		            "leaves (%lu reserved): using %lu",
+		            (unsigned long)max, (unsigned long)nofile, (unsigned long)reserve,
+		            (unsigned long)room);
+		max = room;
+	}
+	for (int k = 0; k < LISTENER_MAX; k++) {
+		struct ing_listener *l = &ing->listeners[k];
+		l->ing = ing;
+		l->max_conns = k == LISTENER_ADMIN ? ADMIN_MAX_CONNS : (uint32_t)max;
+		l->backoff.cb = on_accept_backoff;
+	}
+	return 0;
 }
 
 static void on_signal(h2o_socket_t *sock, const char *err)
@@ -242,19 +455,24 @@ static int h2o_setup(struct ingress *ing)
 	/* h2o refuses larger bodies itself (413) before buffering them; +1 because its
 	 * chunked decoder refuses at >= the limit. */
 	ing->globalconf.max_request_entity_size = (size_t)max_body + 1;
+	/* The ingress's own deadline (on_conn_deadline) closes slow or idle connections; h2o's
+	 * timers stay as a backstop a second later (its HTTP/2 one is renewed per read). */
+	uint64_t read_timeout = ing->cfg->ingress.request_read_timeout_ms + 1000;
+	ing->globalconf.http1.req_timeout = read_timeout;
+	ing->globalconf.http2.idle_timeout = read_timeout;
 
 	h2o_hostconf_t *main_host = h2o_config_register_host(
 		&ing->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *pc = h2o_config_register_path(main_host, "/", 0);
 	struct ing_handler *h = (void *)h2o_create_handler(pc, sizeof(*h));
-	h->super.on_req = ing_on_req;
+	h->super.on_req = on_req_http;
 	h->ing = ing;
 
 	h2o_hostconf_t *admin_host = h2o_config_register_host(
 		&ing->globalconf, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
 	pc = h2o_config_register_path(admin_host, "/", 0);
 	h = (void *)h2o_create_handler(pc, sizeof(*h));
-	h->super.on_req = ing_on_admin_req;
+	h->super.on_req = on_req_admin;
 	h->ing = ing;
 
 	ing->loop = h2o_evloop_create();
@@ -268,8 +486,7 @@ static int h2o_setup(struct ingress *ing)
 
 static bool conns_left(struct ingress *ing)
 {
-	return !h2o_linklist_is_empty(&ing->ctx.http1._conns) ||
-	       !h2o_linklist_is_empty(&ing->ctx.http2._conns);
+	return !h2o_linklist_is_empty(&ing->conns);
 }
 
 static uint16_t local_port(int fd)
@@ -346,8 +563,8 @@ static void run_until(struct ingress *ing, uint64_t deadline_ns)
 
 static void stop_http(struct ingress *ing)
 {
-	listener_close(&ing->listener_main);
-	listener_close(&ing->listener_admin);
+	listener_close(&ing->listeners[LISTENER_HTTP]);
+	listener_close(&ing->listeners[LISTENER_ADMIN]);
 	h2o_context_request_shutdown(&ing->ctx); /* no more keep-alive; HTTP/2 GOAWAY */
 	ing_answer_held_rejects(ing);
 	ing_fail_all(ing, 503, "shutting down\n");
@@ -404,12 +621,15 @@ int pd_ingress_run(const struct pd_config *cfg)
 	rc = ing_fabric_open(ing);
 	if (rc < 0)
 		goto close_fabric;
+	rc = listeners_init(ing);
+	if (rc < 0)
+		goto close_fabric;
 	rc = listener_open(ing, &cfg->ingress.listen_addr, &ing->accept_main,
-			   &ing->listener_main);
+	                   &ing->listeners[LISTENER_HTTP]);
 	if (rc < 0)
 		goto close_fabric;
 	rc = listener_open(ing, &cfg->ingress.admin_addr, &ing->accept_admin,
-			   &ing->listener_admin);
+	                   &ing->listeners[LISTENER_ADMIN]);
 	if (rc < 0)
 		goto close_listeners;
 	ing->signal_sock = h2o_evloop_socket_create(ing->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
@@ -423,10 +643,12 @@ int pd_ingress_run(const struct pd_config *cfg)
 		goto close_listeners;
 	}
 	ing_links_start(ing);
-	PD_LOG_INFO(LOG_COMP, "listening on %s:%u (admin %s:%u), %u routes, %u fabric links",
-		    cfg->ingress.listen_addr.host, cfg->ingress.listen_addr.port,
-		    cfg->ingress.admin_addr.host, cfg->ingress.admin_addr.port, ing->nroutes,
-		    ing->nlinks);
+	PD_LOG_INFO(LOG_COMP,
+	            "listening on %s:%u (admin %s:%u), %u routes, %u fabric links, at most %u "
+	            "client connections",
+	            cfg->ingress.listen_addr.host, cfg->ingress.listen_addr.port,
+	            cfg->ingress.admin_addr.host, cfg->ingress.admin_addr.port, ing->nroutes,
+	            ing->nlinks, ing->listeners[LISTENER_HTTP].max_conns);
 
 	while (!ing->stop)
 		loop_turn(ing, INT32_MAX);
@@ -437,8 +659,8 @@ int pd_ingress_run(const struct pd_config *cfg)
 		PD_LOG_WARN(LOG_COMP, 0, "client connections still open at exit");
 
 close_listeners:
-	listener_close(&ing->listener_main);
-	listener_close(&ing->listener_admin);
+	listener_close(&ing->listeners[LISTENER_HTTP]);
+	listener_close(&ing->listeners[LISTENER_ADMIN]);
 	if (ing->signal_sock != NULL) {
 		h2o_socket_read_stop(ing->signal_sock);
 		h2o_socket_close(ing->signal_sock);

@@ -30,6 +30,10 @@
 #define MAX_HELD_BYTES (64u << 20) /* and their request bodies */
 #define NREJECT_DELAYS 8      /* distinct hold times around ingress.reject_delay */
 #define NBUCKETS 16           /* latency histogram buckets (plus +Inf) */
+#define ADMIN_MAX_CONNS 16    /* admin connections at once (their fds are in the reserve) */
+#define FD_RESERVE_BASE 64    /* other fds: stdio, epoll, signalfd, listeners, libfabric */
+#define FD_RESERVE_PER_LINK 4 /* a fabric link: its socket, wait fd, h2o's dup of it, slack */
+#define ACCEPT_BACKOFF_MS 100 /* a listener rests this long after EMFILE/ENFILE/ENOBUFS */
 #define STATUS_MIN 100
 #define STATUS_MAX 599
 
@@ -175,6 +179,43 @@ struct ing_stats {
 	uint64_t held_gone;  /* of those, whose client went away during the hold */
 };
 
+enum listener_kind { LISTENER_HTTP, LISTENER_ADMIN, LISTENER_MAX };
+
+enum accept_pause { PAUSE_LIMIT, PAUSE_NO_FD, PAUSE_ERROR, PAUSE_MAX };
+
+/*
+ * A listening socket and the connections accepted on it. At max_conns it stops reading
+ * (the kernel queues newer clients) until one of its connections closes; after an
+ * accept error such as EMFILE it rests for ACCEPT_BACKOFF_MS: it never spins.
+ */
+struct ing_listener {
+	struct ingress *ing;
+	h2o_socket_t *sock;
+	h2o_accept_ctx_t *actx;
+	uint32_t nconns; /* open connections accepted on it */
+	uint32_t max_conns;
+	bool full;                   /* stopped reading at max_conns */
+	h2o_timeout_entry_t backoff; /* linked while it rests after an accept error */
+	uint64_t accepted;
+	uint64_t paused[PAUSE_MAX];
+	uint64_t accept_errors; /* transient ones (ECONNABORTED...), skipped */
+	uint64_t timed_out;     /* connections closed by ingress.request_read_timeout */
+};
+
+/*
+ * One accepted client connection, found from its h2o_socket_t through on_close.data
+ * (h2o 2.2's only public per-socket hook; h2o keeps socket->data for itself). Freed once
+ * the socket is closed and no request of it is left (requests may outlive the socket).
+ */
+struct ing_conn {
+	struct ing_listener *lst;
+	h2o_socket_t *sock;           /* NULL once h2o closed it */
+	uint32_t active;              /* requests handed to a handler, not yet disposed by h2o */
+	bool expired;                 /* shut down by its deadline */
+	h2o_timeout_entry_t deadline; /* linked while active == 0 */
+	h2o_linklist_t link;          /* in ingress.conns while sock != NULL */
+};
+
 struct ing_waitfd {
 	int fd;      /* the fabric's */
 	h2o_socket_t *sock; /* over a dup of fd */
@@ -191,8 +232,10 @@ struct ingress {
 	h2o_hostconf_t *hosts_admin[2];
 	h2o_accept_ctx_t accept_main;
 	h2o_accept_ctx_t accept_admin;
-	h2o_socket_t *listener_main;
-	h2o_socket_t *listener_admin;
+	struct ing_listener listeners[LISTENER_MAX];
+	h2o_linklist_t conns;         /* struct ing_conn, open ones */
+	h2o_timeout_t conn_deadline;  /* ingress.request_read_timeout */
+	h2o_timeout_t accept_backoff; /* ACCEPT_BACKOFF_MS */
 	h2o_socket_t *signal_sock;
 	bool stop;
 	bool closing; /* tearing down: fabric callbacks must not start anything */

@@ -308,6 +308,8 @@ static void test_defaults(void)
 	CHECK(c->ingress.threads == 1);
 	CHECK(c->ingress.max_header_bytes == 8192);
 	CHECK(c->ingress.reject_delay_ms == 100);
+	CHECK(c->ingress.max_connections == 0); /* derived from RLIMIT_NOFILE at start */
+	CHECK(c->ingress.request_read_timeout_ms == 10000);
 	CHECK(c->engine.spin_us == 50);
 	CHECK(c->engine.ring_size == 1024);
 	CHECK(c->engine.restart_backoff_ms == 100);
@@ -790,6 +792,59 @@ static void test_err_port_range(void)
 	release(&r);
 }
 
+/* ingress.max_connections and ingress.request_read_timeout: edges, then errors. */
+static void test_ingress_connections(void)
+{
+	struct result r;
+
+	load_text(&r, "ingress: { max_connections: 1, request_read_timeout: 100ms }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0) {
+		CHECK(r.cfg->ingress.max_connections == 1);
+		CHECK(r.cfg->ingress.request_read_timeout_ms == 100);
+	}
+	release(&r);
+
+	load_text(&r, "ingress: { max_connections: 1048576, request_read_timeout: 10m }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0) {
+		CHECK(r.cfg->ingress.max_connections == 1048576);
+		CHECK(r.cfg->ingress.request_read_timeout_ms == 600000);
+	}
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  max_connections: 0\n"
+	              "  request_read_timeout: 50ms\n" BASE);
+	EXPECT_INVALID(&r, 2);
+	EXPECT_ERROR(&r, 2, 20, "ingress.max_connections: 0 is out of range (1..1048576)");
+	EXPECT_ERROR(&r, 3, 25,
+	             "ingress.request_read_timeout: \"50ms\" is out of range (100ms..10m)");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  max_connections: 1048577\n"
+	              "  request_read_timeout: 11m\n" BASE);
+	EXPECT_INVALID(&r, 2);
+	EXPECT_ERROR(&r, 2, 20, "ingress.max_connections: 1048577 is out of range (1..1048576)");
+	EXPECT_ERROR(&r, 3, 25,
+	             "ingress.request_read_timeout: \"11m\" is out of range (100ms..10m)");
+	release(&r);
+
+	/* A shape error (caught before validation) is reported alone. */
+	load_text(&r, "ingress:\n"
+	              "  max_connections: many\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 20, "ingress.max_connections: expected an integer, got \"many\"");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  request_read_timeout: 10\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 25, "ingress.request_read_timeout: \"10\" has no unit");
+	release(&r);
+}
+
 static void test_err_ingress_threads(void)
 {
 	struct result r;
@@ -1122,6 +1177,7 @@ int main(void)
 	run("error: neither node nor nodes", test_err_no_node);
 	run("error: bad address", test_err_bad_address);
 	run("error: port out of range", test_err_port_range);
+	run("ingress.max_connections and request_read_timeout", test_ingress_connections);
 	run("error: ingress.threads 2", test_err_ingress_threads);
 	run("error: empty file", test_err_empty);
 	run("error: file not found", test_err_not_found);
