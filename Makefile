@@ -32,7 +32,8 @@ run: build
 # libFuzzer run of each fuzz target (clang).
 test: build $(ASAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
-	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_engine tests/fuzz/fuzz_meta
+	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_engine tests/fuzz/fuzz_meta tests/fuzz/fuzz_runtime \
+		tests/fuzz/fuzz_ingress
 	scripts/run-tests $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
 test-fast: build

@@ -37,7 +37,8 @@ typedef int (*pd_handler)(const pd_request *req, pd_response *res, void *arg);
  * Run the function: attach to the engine (the engine passes the address in the
  * environment when it starts the process), serve requests until the engine asks it to
  * stop (SIGTERM), and return the exit status for main(): 0 after a clean stop, 1 if it
- * could not attach (the reason is printed on stderr). arg is passed to every call.
+ * could not attach or could not start all its handler threads (the reason is printed
+ * on stderr). arg is passed to every call.
  */
 PD_API int pd_serve(int argc, char **argv, pd_handler handler, void *arg);
 
@@ -65,7 +66,11 @@ PD_API unsigned pd_request_chain_length(const pd_request *req);
  * error). Calling it again returns the same start with room for the new n.
  */
 PD_API char *pd_response_reserve(pd_response *res, size_t n);
-/* How many bytes the body can hold at most. */
+/*
+ * How many bytes the body can hold at most, now. The buffer holds the body, the request
+ * metadata when the message goes on to another function of the chain, and the response
+ * headers: each header added leaves less room for the body.
+ */
 PD_API size_t pd_response_capacity(const pd_response *res);
 /* Set the body length to n (<= the last reserve). Returns 0 or -1 if n is too large. */
 PD_API int pd_response_commit(pd_response *res, size_t n);
@@ -81,7 +86,8 @@ PD_API int pd_response_forward(pd_response *res);
 PD_API void pd_response_set_status(pd_response *res, int status);
 /*
  * Add a response header. Returns 0, or -1 if the name or value is invalid (empty name,
- * characters not allowed in HTTP) or there is no room left in the buffer.
+ * characters not allowed in HTTP) or there is no room left in the buffer beside the
+ * body reserved so far (or the forwarded body); the answer then goes out without it.
  */
 PD_API int pd_response_set_header(pd_response *res, const char *name, const char *value);
 /*

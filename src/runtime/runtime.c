@@ -56,7 +56,11 @@ struct pd_response {
 	uint32_t out_idx;
 	bool alloc_failed;
 	bool forward; /* the request body is the response body: no new buffer */
-	size_t capacity; /* bytes the body may use */
+	/* A buffer holds, after its header: the body, the request metadata when the message
+	 * goes on to another hop (carried), then the response headers. */
+	size_t room;    /* buffer_size - header */
+	size_t carried; /* request metadata bytes that travel on (0 on the last hop) */
+	size_t in_len;  /* the request body's length: the body when forwarded */
 	size_t reserved;
 	size_t len;
 	int status;
@@ -166,9 +170,16 @@ static struct pd_msg_hdr *ensure_out(pd_response *res)
 	return res->out;
 }
 
+/* What the body may still grow to: the room left by the carried metadata and the
+ * response headers added so far (pd_response_set_header keeps those within room). */
+static size_t body_room(const pd_response *res)
+{
+	return res->room - res->carried - res->headers.len;
+}
+
 PD_API char *pd_response_reserve(pd_response *res, size_t n)
 {
-	if (n > res->capacity || ensure_out(res) == NULL)
+	if (n > body_room(res) || ensure_out(res) == NULL)
 		return NULL;
 	res->forward = false;
 	if (n > res->reserved)
@@ -178,7 +189,7 @@ PD_API char *pd_response_reserve(pd_response *res, size_t n)
 
 PD_API size_t pd_response_capacity(const pd_response *res)
 {
-	return res->capacity;
+	return body_room(res);
 }
 
 PD_API int pd_response_commit(pd_response *res, size_t n)
@@ -191,7 +202,7 @@ PD_API int pd_response_commit(pd_response *res, size_t n)
 
 PD_API int pd_response_append(pd_response *res, const void *data, size_t n)
 {
-	if (n > res->capacity - res->len)
+	if (n > body_room(res) - res->len)
 		return -1;
 	char *p = pd_response_reserve(res, res->len + n);
 	if (p == NULL)
@@ -221,9 +232,21 @@ PD_API int pd_response_set_header(pd_response *res, const char *name, const char
 	size_t n = strlen(name);
 	if (n >= sizeof(lower))
 		return -1;
+	size_t vlen = strlen(value);
+	/* The headers must fit beside the body (reserved, or forwarded) and what is carried,
+	 * or the answer could not be sent: refuse the header now, never the whole answer. */
+	size_t body = res->reserved;
+	if (res->forward && res->in_len > body)
+		body = res->in_len;
+	size_t limit = res->room - res->carried - body;
+	if (limit > sizeof(res->header_buf))
+		limit = sizeof(res->header_buf);
+	size_t start = res->headers.len == 0 ? 2 : res->headers.len;
+	if (start > limit || 6 + n > limit - start || vlen > limit - start - 6 - n)
+		return -1;
 	for (size_t i = 0; i < n; i++)
 		lower[i] = (char)tolower((unsigned char)name[i]);
-	return pd_meta_add(&res->headers, lower, n, value, strlen(value)) == 0 ? 0 : -1;
+	return pd_meta_add(&res->headers, lower, n, value, vlen) == 0 ? 0 : -1;
 }
 
 PD_API int pd_response_error(pd_response *res, int status, const char *message)
@@ -251,12 +274,26 @@ static const struct pd_attach_route *find_route(uint16_t route)
 	return NULL;
 }
 
+/*
+ * Hand buffer idx (held by this instance) to the engine. The engine ring has room for
+ * every buffer, but the tenant's functions can write it: when it takes nothing even
+ * after pd_pool_push's retries, the message is dropped (its client gets the route's
+ * 504), counted, and its buffer goes back to the pool rather than staying TO_ENGINE
+ * where nobody would ever look for it.
+ */
 static void to_engine(uint32_t idx)
 {
 	pd_pool_set(&rt.pool, idx, rt.cfg.slot, PD_BUF_TO_ENGINE);
-	/* Cannot be full: the engine ring has room for every buffer of the pool. */
-	(void)pd_ring_push(&rt.pool.engine_ring, idx);
-	pd_ring_notify(&rt.pool.engine_ring, rt.engine_efd);
+	if (pd_pool_push(&rt.pool, &rt.pool.engine_ring, idx) == 0) {
+		pd_ring_notify(&rt.pool.engine_ring, rt.engine_efd);
+		return;
+	}
+	atomic_fetch_add_explicit(&rt.pool.inst_status[rt.cfg.slot]->push_failures, 1,
+				  memory_order_relaxed);
+	pd_pool_set(&rt.pool, idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
+	/* If the free list will not take it either, it stays IN_FUNCTION here: the engine
+	 * takes it back as from a hung instance. */
+	(void)pd_pool_free(&rt.pool, idx);
 }
 
 /* Push to a local instance of function fn; false if there is none or all are full. */
@@ -297,26 +334,33 @@ static void make_error(struct pd_msg_hdr *h, uint16_t status, const char *msg, s
 
 /* ---------------------------------------------------------------- one request */
 
-/* Send buffer idx on along the chain (next hop here, or the engine), or answer. */
-static void forward(uint32_t idx, const struct pd_attach_route *route)
+/*
+ * Send buffer idx on: a request to its next function (next_fn, here or through the
+ * engine), a response to the engine. Takes the decision from the caller's checked
+ * locals: the buffer is tenant memory and may have changed since it was written.
+ */
+static void forward(uint32_t idx, bool request, uint16_t next_fn)
 {
-	struct pd_msg_hdr *out = pd_pool_buf(&rt.pool, idx);
-	if (out->flags & PD_MSG_F_REQUEST) {
-		uint16_t next = route->chain[out->hop];
-		if (to_local(idx, next))
+	if (request) {
+		if (to_local(idx, next_fn))
 			return;
 		bool any_local = false;
 		for (uint16_t i = 0; i < rt.cfg.ninst; i++)
-			any_local |= rt.cfg.inst[i].function == next;
+			any_local |= rt.cfg.inst[i].function == next_fn;
 		if (any_local) {
 			static const char msg[] = "next function is overloaded\n";
-			make_error(out, 503, msg, sizeof(msg) - 1);
+			make_error(pd_pool_buf(&rt.pool, idx), 503, msg, sizeof(msg) - 1);
 		}
 		/* Otherwise the next function runs on another node: the engine sends it. */
 	}
 	to_engine(idx);
 }
 
+/*
+ * One request from this instance's ring. Everything in the buffer is tenant memory that
+ * another process (or the handler) may rewrite at any time: its header is copied once
+ * (req.hdr), checked, and only that copy is used from then on.
+ */
 static void handle_one(uint32_t in_idx, pd_response *res)
 {
 	struct pd_pool *pool = &rt.pool;
@@ -347,8 +391,12 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 		pd_pool_free(pool, in_idx);
 		return;
 	}
+	/* Checked: hop < chain_len, and the lengths fit in the buffer. */
+	uint16_t hop = req.hdr.hop;
+	size_t in_len = req.hdr.payload_len;
+	bool last = hop + 1u >= route->chain_len;
 	req.body = (const char *)pd_msg_payload(in);
-	req.meta = (const uint8_t *)req.body + req.hdr.payload_len;
+	req.meta = (const uint8_t *)req.body + in_len;
 	req.meta_len = req.hdr.req_meta_len;
 	req.chain_len = route->chain_len;
 
@@ -356,7 +404,11 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 	res->out = NULL;
 	res->alloc_failed = false;
 	res->forward = false;
-	res->capacity = bufsz - PD_MSG_HDR_SIZE - req.meta_len;
+	res->room = bufsz - PD_MSG_HDR_SIZE;
+	/* The ingress reads no request metadata from an answer: only a request going on to
+	 * another hop carries it. */
+	res->carried = last ? 0 : req.meta_len;
+	res->in_len = in_len;
 	res->reserved = 0;
 	res->len = 0;
 	res->status = 200;
@@ -381,6 +433,7 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 		/* The answer goes back in the request's own buffer. */
 		if (res->out != NULL)
 			pd_pool_free(pool, res->out_idx);
+		*in = req.hdr;
 		make_error(in, (uint16_t)res->status, res->err_msg, res->err_len);
 		to_engine(in_idx);
 		return;
@@ -390,25 +443,27 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 	struct pd_msg_hdr *out = pd_pool_buf(pool, out_idx);
 	if (res->forward && res->out != NULL)
 		pd_pool_free(pool, res->out_idx); /* reserved, then forwarded after all */
-	if (!res->forward) {
-		*out = req.hdr;
-		out->payload_len = (uint32_t)res->len;
-	}
-	bool last = req.hdr.hop + 1u >= route->chain_len;
-	if (res->status >= 400 || last) {
+	size_t body_len = res->forward ? in_len : res->len;
+	bool final = res->status >= 400 || last;
+	size_t carried = final ? 0 : req.meta_len;
+	/* Written whole from the checked copy, whatever the buffer holds now. */
+	*out = req.hdr;
+	out->payload_len = (uint32_t)body_len;
+	if (final) {
 		out->flags = PD_MSG_F_RESPONSE;
 		out->status = (uint16_t)res->status;
 	} else {
 		out->flags = PD_MSG_F_REQUEST;
-		out->hop = (uint16_t)(req.hdr.hop + 1);
+		out->hop = (uint16_t)(hop + 1);
 		out->status = 0;
 	}
-	/* The request metadata travels on (metadata, not payload: forwarding leaves it where
-	 * it is), followed by this hop's response headers. */
+	/* A request carries its metadata on (forwarding leaves it where it is), followed by
+	 * this hop's response headers. pd_response_set_header keeps them within the buffer,
+	 * except when headers were added before pd_response_forward. */
 	int64_t hlen = pd_meta_finish(&res->headers);
-	uint8_t *tail = (uint8_t *)pd_msg_payload(out) + out->payload_len;
-	size_t room = bufsz - PD_MSG_HDR_SIZE - out->payload_len;
-	if (hlen < 0 || (size_t)hlen + req.meta_len > room) {
+	uint8_t *tail = (uint8_t *)pd_msg_payload(out) + body_len;
+	size_t room = res->room - body_len; /* body_len <= room: checked above */
+	if (hlen < 0 || carried > room || (size_t)hlen > room - carried) {
 		static const char msg[] = "response headers do not fit in the buffer\n";
 		if (!res->forward)
 			pd_pool_free(pool, in_idx);
@@ -416,25 +471,24 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 		to_engine(out_idx);
 		return;
 	}
-	if (!res->forward) {
-		memcpy(tail, req.meta, req.meta_len);
-		atomic_fetch_add_explicit(&st->meta_bytes, req.meta_len, memory_order_relaxed);
+	if (!res->forward && carried > 0) {
+		memcpy(tail, req.meta, carried);
+		atomic_fetch_add_explicit(&st->meta_bytes, carried, memory_order_relaxed);
 	}
-	memcpy(tail + req.meta_len, res->header_buf, (size_t)hlen);
-	out->req_meta_len = (uint32_t)req.meta_len;
+	memcpy(tail + carried, res->header_buf, (size_t)hlen);
+	out->req_meta_len = (uint32_t)carried;
 	out->resp_meta_len = (uint32_t)hlen;
 	atomic_fetch_add_explicit(&st->meta_bytes, (uint64_t)hlen, memory_order_relaxed);
 	if (!res->forward)
 		pd_pool_free(pool, in_idx);
-	forward(out_idx, route);
+	forward(out_idx, !final, final ? 0 : route->chain[hop + 1]);
 }
 
-static void *worker(void *unused)
+/* A handler thread; its pd_response was allocated by pd_serve (it is too big for a
+ * thread stack of any size, and a failed allocation must stop pd_serve, not a thread). */
+static void *worker(void *arg)
 {
-	(void)unused;
-	pd_response *res = malloc(sizeof(*res));
-	if (res == NULL)
-		return NULL;
+	pd_response *res = arg;
 	struct pd_ring *ring = &rt.pool.inst_ring[rt.cfg.slot];
 	struct pd_inst_status *st = rt.pool.inst_status[rt.cfg.slot];
 	int self_efd = -1;
@@ -458,7 +512,6 @@ static void *worker(void *unused)
 		if (rc == -ECANCELED)
 			break;
 	}
-	free(res);
 	return NULL;
 }
 
@@ -491,10 +544,14 @@ static int attach(void)
 	}
 
 	int nfds = PD_ATTACH_FIXED_FDS + PD_MAX_INSTANCES;
-	char cbuf[CMSG_SPACE(sizeof(int) * (PD_ATTACH_FIXED_FDS + PD_MAX_INSTANCES))];
+	/* Aligned for the struct cmsghdr that CMSG_FIRSTHDR hands out from it. */
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * (PD_ATTACH_FIXED_FDS + PD_MAX_INSTANCES))];
+	} cbuf;
 	struct iovec iov = {.iov_base = &rt.cfg, .iov_len = sizeof(rt.cfg)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+			    .msg_controllen = sizeof(cbuf.buf)};
 	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 	if (n != (ssize_t)sizeof(rt.cfg) || rt.cfg.magic != PD_ATTACH_MAGIC ||
 	    rt.cfg.version != PD_ATTACH_VERSION) {
@@ -560,6 +617,8 @@ PD_API int pd_serve(int argc, char **argv, pd_handler handler, void *arg)
 	/* Private to this process: written once to release every handler thread. */
 	rt.stop_efd = eventfd(0, EFD_CLOEXEC);
 	if (rt.stop_efd < 0 || attach() != 0) {
+		if (rt.stop_efd >= 0)
+			close(rt.stop_efd);
 		close(sfd);
 		return 1;
 	}
@@ -568,13 +627,31 @@ PD_API int pd_serve(int argc, char **argv, pd_handler handler, void *arg)
 	if (nthreads > MAX_THREADS)
 		nthreads = MAX_THREADS;
 	pthread_t tids[MAX_THREADS];
+	pd_response *resp[MAX_THREADS];
 	unsigned started = 0;
-	for (; started < nthreads; started++)
-		if (pthread_create(&tids[started], NULL, worker, NULL) != 0)
+	int status = 0;
+	for (; started < nthreads; started++) {
+		resp[started] = malloc(sizeof(*resp[started]));
+		if (resp[started] == NULL) {
+			fail("allocate a handler thread's response", -ENOMEM);
 			break;
-	if (started == 0) {
-		fail("no handler thread could start", 0);
-		return 1;
+		}
+		int err = pthread_create(&tids[started], NULL, worker, resp[started]);
+		if (err != 0) {
+			fail("start a handler thread", err);
+			free(resp[started]);
+			break;
+		}
+	}
+	if (started < nthreads) {
+		/* Fewer threads than configured would serve below the capacity the engine
+		 * counts on: stop those that started and exit, and the engine restarts us. */
+		char what[96];
+		snprintf(what, sizeof(what), "only %u of %u handler threads started: exiting",
+			 started, nthreads);
+		fail(what, 0);
+		status = 1;
+		goto stop_threads;
 	}
 
 	/* The main thread waits for a stop signal or for the engine to go away. */
@@ -587,15 +664,18 @@ PD_API int pd_serve(int argc, char **argv, pd_handler handler, void *arg)
 		    (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			break;
 	}
+stop_threads:
 	atomic_store(&rt.stopping, true);
 	uint64_t one = 1;
 	ssize_t w = write(rt.stop_efd, &one, sizeof(one));
 	(void)w;
-	for (unsigned i = 0; i < started; i++)
+	for (unsigned i = 0; i < started; i++) {
 		pthread_join(tids[i], NULL);
+		free(resp[i]);
+	}
 	pd_pool_close(&rt.pool);
 	close(rt.ctl_fd);
 	close(rt.stop_efd);
 	close(sfd);
-	return 0;
+	return status;
 }

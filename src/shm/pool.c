@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -15,6 +16,8 @@
 #define HUGEPAGE (2u * 1024 * 1024)
 #define INST_STATUS_SIZE 64u
 #define ALLOC_RETRIES 8
+/* How often a push that found its ring contended (-EBUSY) is tried again. */
+#define PUSH_RETRIES 8
 
 _Static_assert(sizeof(struct pd_inst_status) <= INST_STATUS_SIZE, "status block fits its slot");
 
@@ -106,6 +109,7 @@ static void format(struct pd_pool *pool, const struct layout *l)
 	sh->buffer_size = pool->attr.buffer_size;
 	sh->ninst = pool->attr.ninst;
 	atomic_init(&sh->alloc_failures, 0);
+	atomic_init(&sh->push_failures, 0);
 	pd_ring_format(pool->base + l->free_off, l->list_cap);
 	pd_ring_format(pool->base + l->engine_off, l->list_cap);
 	for (uint32_t i = 0; i < pool->attr.ninst; i++) {
@@ -244,15 +248,38 @@ int pd_pool_alloc(struct pd_pool *pool, uint32_t owner, uint32_t *idx)
 	return -ENOBUFS;
 }
 
-void pd_pool_free(struct pd_pool *pool, uint32_t idx)
+int pd_pool_push(struct pd_pool *pool, struct pd_ring *ring, uint32_t idx)
+{
+	int rc = pd_ring_push(ring, idx);
+	for (int i = 0; rc == -EBUSY && i < PUSH_RETRIES; i++) {
+		sched_yield(); /* let the producers it collides with finish */
+		rc = pd_ring_push(ring, idx);
+	}
+	if (rc != 0) {
+		atomic_fetch_add_explicit(&pool->push_failures, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&pool->sh->push_failures, 1, memory_order_relaxed);
+	}
+	return rc;
+}
+
+int pd_pool_free(struct pd_pool *pool, uint32_t idx)
 {
 	PD_ASSERT(idx < pool->nbuffers);
+	uint32_t owner = atomic_load_explicit(&pool->ctl[idx].owner, memory_order_relaxed);
 	uint32_t prev = atomic_exchange(&pool->ctl[idx].state, PD_BUF_FREE);
 	if (prev == PD_BUF_FREE)
-		return; /* double free: keep the free list free of duplicates */
+		return 0; /* double free: keep the free list free of duplicates */
 	atomic_store_explicit(&pool->ctl[idx].owner, PD_OWNER_NONE, memory_order_relaxed);
-	/* Cannot be full: the ring holds every buffer at once. */
-	(void)pd_ring_push(&pool->free_ring, idx);
+	/* The free list has room for every buffer, but the tenant's functions can write it
+	 * (fill it with junk, contend on it): a buffer that could not be listed stays with
+	 * its holder (counted), rather than FREE where no allocation would ever find it. */
+	int rc = pd_pool_push(pool, &pool->free_ring, idx);
+	if (rc != 0) {
+		uint32_t expected = PD_BUF_FREE;
+		if (atomic_compare_exchange_strong(&pool->ctl[idx].state, &expected, prev))
+			atomic_store_explicit(&pool->ctl[idx].owner, owner, memory_order_relaxed);
+	}
+	return rc;
 }
 
 int64_t pd_pool_index_of(const struct pd_pool *pool, const void *p)

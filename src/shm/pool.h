@@ -52,6 +52,7 @@ struct pd_inst_status {
 	_Atomic uint64_t copied_bytes; /* payload bytes the runtime copied (stays 0) */
 	_Atomic uint64_t meta_bytes;   /* metadata bytes the runtime copied forward */
 	_Atomic uint64_t expired;      /* requests dropped: waited past their timeout */
+	_Atomic uint64_t push_failures; /* messages no ring would take: dropped, buffer freed */
 };
 
 struct pd_pool_attr {
@@ -71,6 +72,7 @@ struct pd_pool_shared {
 	uint32_t buffer_size;
 	uint32_t ninst;
 	_Atomic uint64_t alloc_failures;
+	_Atomic uint64_t push_failures; /* pd_pool_push calls that failed, every process */
 };
 
 struct pd_pool {
@@ -87,6 +89,7 @@ struct pd_pool {
 	struct pd_ring inst_ring[PD_MAX_INSTANCES];
 	struct pd_inst_status *inst_status[PD_MAX_INSTANCES];
 	uint8_t *buffers;
+	_Atomic uint64_t push_failures; /* pd_pool_push calls of this process that failed */
 };
 
 /* Create (engine): memfd, size, map, format. Hugepages when the system has them. */
@@ -103,8 +106,18 @@ size_t pd_pool_file_size(const struct pd_pool_attr *attr);
 
 /* Take a free buffer for owner. 0 and *idx, or -ENOBUFS. */
 int pd_pool_alloc(struct pd_pool *pool, uint32_t owner, uint32_t *idx);
-/* Return a buffer to the free list. */
-void pd_pool_free(struct pd_pool *pool, uint32_t idx);
+/*
+ * Return a buffer to the free list: 0, or the error of pd_pool_push when the list (which
+ * the tenant's functions can write) would not take it. The buffer then keeps the state
+ * and owner it had, so that it stays accounted for (and reclaimable) instead of lost.
+ */
+int pd_pool_free(struct pd_pool *pool, uint32_t idx);
+/*
+ * Push buffer idx to one of the pool's rings, retrying a contended ring a bounded number
+ * of times. 0, or -ENOBUFS (full) / -EBUSY (contended), counted in push_failures (here
+ * and in the shared area): the caller still holds the buffer and must account for it.
+ */
+int pd_pool_push(struct pd_pool *pool, struct pd_ring *ring, uint32_t idx);
 
 static inline bool pd_pool_index_ok(const struct pd_pool *pool, uint64_t idx)
 {

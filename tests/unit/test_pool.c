@@ -105,6 +105,45 @@ static void test_cross_process(void)
 	pd_pool_close(&p);
 }
 
+/*
+ * The free list is tenant memory: a function can fill it with junk. A buffer the list
+ * will not take stays with its holder, counted, rather than FREE off the list where no
+ * allocation would ever find it again.
+ */
+static void test_free_into_a_full_list(void)
+{
+	struct pd_pool_attr a = attr();
+	struct pd_pool p;
+	CHECK(pd_pool_create(&a, "test", &p) == 0);
+	uint32_t n = p.nbuffers;
+	uint32_t *got = calloc(n, sizeof(*got));
+	for (uint32_t i = 0; i < n; i++)
+		CHECK(pd_pool_alloc(&p, 7, &got[i]) == 0);
+	int junk = 0;
+	while (pd_ring_push(&p.free_ring, UINT64_MAX) == 0)
+		junk++;
+	CHECK(junk > 0);
+	pd_pool_free(&p, got[0]);
+	CHECK(atomic_load(&p.push_failures) == 1 && atomic_load(&p.sh->push_failures) == 1);
+	uint64_t census[PD_BUF_STATE_COUNT];
+	pd_pool_census(&p, census);
+	CHECK(census[PD_BUF_FREE] == 0 && census[PD_BUF_ENGINE] == n);
+	CHECK(atomic_load(&p.ctl[got[0]].state) == PD_BUF_ENGINE &&
+	      atomic_load(&p.ctl[got[0]].owner) == 7);
+	/* Once the junk is gone, the buffer is freed like any other. */
+	uint64_t v;
+	while (pd_ring_pop(&p.free_ring, &v) == 0)
+		CHECK(v == UINT64_MAX);
+	for (uint32_t i = 0; i < n; i++)
+		CHECK(pd_pool_free(&p, got[i]) == 0);
+	pd_pool_census(&p, census);
+	CHECK(census[PD_BUF_FREE] == n);
+	for (uint32_t i = 0; i < n; i++)
+		CHECK(pd_pool_alloc(&p, 1, &got[i]) == 0);
+	free(got);
+	pd_pool_close(&p);
+}
+
 static void test_sealed_and_checked(void)
 {
 	struct pd_pool_attr a = attr();
@@ -139,6 +178,7 @@ int main(void)
 	RUN(test_geometry);
 	RUN(test_alloc_free_all);
 	RUN(test_cross_process);
+	RUN(test_free_into_a_full_list);
 	RUN(test_sealed_and_checked);
 	return SUMMARY("pool");
 }

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of the runtime's per-message path (handle_one) on a real pool, without an
+ * engine (tests/fuzz/runtime_harness.h): answers at the buffer's limit, a handler that
+ * rewrites its own input's header, and an engine ring that takes nothing.
+ */
+#include "../fuzz/runtime_harness.h"
+#include "unit.h"
+
+#define BUF 16384u
+
+static const char content_type[] = "application/x-www-form-urlencoded";
+
+/* functions/echo.c */
+static int echo(const pd_request *req, pd_response *res, void *arg)
+{
+	(void)arg;
+	size_t n;
+	const char *in = pd_request_body(req, &n);
+	char *out = pd_response_reserve(res, n);
+	if (out == NULL)
+		return pd_response_error(res, 413, "body too large\n");
+	memcpy(out, in, n);
+	pd_response_commit(res, n);
+	size_t ctlen;
+	const char *ct = pd_request_header(req, "content-type", &ctlen);
+	if (ct != NULL && ctlen < 128) {
+		char value[128];
+		memcpy(value, ct, ctlen);
+		value[ctlen] = '\0';
+		pd_response_set_header(res, "content-type", value);
+	}
+	return 0;
+}
+
+/* What curl sends by default with -d @file, as the ingress encodes it. */
+static size_t curl_meta(uint8_t *buf, size_t cap, int extra)
+{
+	const char *pairs[] = {":method",      "POST",
+	                       ":path",        "/echo",
+	                       ":query",       "",
+	                       "host",         "127.0.0.1:38080",
+	                       "user-agent",   "curl/7.88.1",
+	                       "accept",       "*/*",
+	                       "content-type", content_type,
+	                       "x-extra-one",  "some value of the first extra header",
+	                       "x-extra-two",  "and another one, a little longer than the first"};
+	return h_meta(buf, cap, pairs, extra ? 18 : 14);
+}
+
+static char body[BUF];
+
+/* Sizes around the limit: the answer is the body (200) with or without its header, or
+ * the function's own 413 on an intermediate hop; never a 500. */
+static void sweep(uint16_t route, int extra)
+{
+	uint8_t meta[1024];
+	size_t mlen = curl_meta(meta, sizeof(meta), extra);
+	CHECK(mlen > 0);
+	size_t ct_entry = 6 + strlen("content-type") + strlen(content_type);
+	int bad = 0, with_header = 0, refused = 0;
+	for (size_t n = h_room() - mlen - 400; n <= h_room() - mlen; n++) {
+		uint32_t in = h_request(route, 0, body, n, meta, mlen);
+		CHECK(in != UINT32_MAX);
+		h_handle(in);
+		int local = route == H_ROUTE_LOCAL;
+		uint32_t out = h_sent(local);
+		if (out == UINT32_MAX) { /* an error goes to the engine even on a chain */
+			local = 0;
+			out = h_sent(0);
+		}
+		CHECK(out != UINT32_MAX);
+		if (out == UINT32_MAX)
+			return;
+		struct pd_msg_hdr h = *pd_pool_buf(&rt.pool, out);
+		const uint8_t *p = pd_msg_payload(pd_pool_buf(&rt.pool, out));
+		bool ok = pd_msg_validate(&h, BUF, 0) == 0;
+		if (ok && (h.flags & PD_MSG_F_ERROR)) {
+			ok = h.status == 413 && route == H_ROUTE_LOCAL;
+			refused++;
+		} else if (ok && local) {
+			/* On to function 1: the request's metadata travels with the body. */
+			ok = (h.flags & PD_MSG_F_REQUEST) && h.hop == 1 && h.payload_len == n &&
+			     h.req_meta_len == mlen && memcmp(p, body, n) == 0 &&
+			     memcmp(p + n, meta, mlen) == 0 &&
+			     pd_meta_check(p + n + mlen, h.resp_meta_len) == 0;
+		} else if (ok) {
+			/* The final answer: the body, then the response headers only. */
+			struct pd_meta_entry e;
+			int found = pd_meta_find(p + n, h.resp_meta_len, "content-type", &e);
+			ok = (h.flags & PD_MSG_F_RESPONSE) && h.status == 200 &&
+			     h.payload_len == n && h.req_meta_len == 0 && memcmp(p, body, n) == 0 &&
+			     found >= 0 &&
+			     /* the header is dropped only when it does not fit */
+			     (found == 1 || n + 2 + ct_entry > h_room());
+			with_header += found == 1;
+		}
+		if (!ok && bad++ < 5)
+			fprintf(stderr,
+			        "  route %u extra %d: body %zu: flags %u status %u len %u "
+			        "req_meta %u resp_meta %u\n",
+			        route, extra, n, h.flags, h.status, h.payload_len, h.req_meta_len,
+			        h.resp_meta_len);
+		pd_pool_free(&rt.pool, out);
+	}
+	CHECK(bad == 0);
+	if (route == H_ROUTE_ONE)
+		CHECK(with_header > 0 && refused == 0);
+	CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
+}
+
+static void test_answers_at_the_limit(void)
+{
+	sweep(H_ROUTE_ONE, 0);
+	sweep(H_ROUTE_ONE, 1);
+}
+
+static void test_requests_at_the_limit(void)
+{
+	sweep(H_ROUTE_LOCAL, 0);
+	sweep(H_ROUTE_LOCAL, 1);
+}
+
+/* Reserve, capacity and set_header agree: what capacity promises, reserve gives, and
+ * headers never push the answer past the buffer. */
+static int fill_then_headers(const pd_request *req, pd_response *res, void *arg)
+{
+	(void)req;
+	int *stage = arg;
+	size_t cap = pd_response_capacity(res);
+	if (pd_response_reserve(res, cap + 1) != NULL || pd_response_reserve(res, cap - 10) == NULL)
+		return pd_response_error(res, 418, "capacity and reserve disagree\n");
+	pd_response_commit(res, cap - 10);
+	*stage = 1;
+	/* 10 bytes left: a 2 + 6 + 1 + 1 = 10-byte header fits, then nothing more. */
+	if (pd_response_set_header(res, "a", "b") != 0)
+		return pd_response_error(res, 418, "the header that fits was refused\n");
+	*stage = 2;
+	if (pd_response_set_header(res, "c", "") == 0)
+		return pd_response_error(res, 418, "a header past the buffer was taken\n");
+	if (pd_response_capacity(res) != cap - 10 || pd_response_append(res, "x", 1) == 0)
+		return pd_response_error(res, 418, "the body grew over the headers\n");
+	*stage = 3;
+	return 0;
+}
+
+static void test_capacity_reserve_headers(void)
+{
+	int stage = 0;
+	rt.handler = fill_then_headers;
+	rt.arg = &stage;
+	uint8_t meta[1024];
+	size_t mlen = curl_meta(meta, sizeof(meta), 0);
+	uint32_t in = h_request(H_ROUTE_ONE, 0, "hi", 2, meta, mlen);
+	h_handle(in);
+	uint32_t out = h_sent(0);
+	CHECK(out != UINT32_MAX);
+	if (out == UINT32_MAX)
+		return;
+	struct pd_msg_hdr h = *pd_pool_buf(&rt.pool, out);
+	CHECK(stage == 3);
+	CHECK(h.status == 200 && !(h.flags & PD_MSG_F_ERROR));
+	CHECK(pd_msg_total_len(&h) == BUF);
+	pd_pool_free(&rt.pool, out);
+	rt.handler = echo;
+	rt.arg = NULL;
+}
+
+/*
+ * A handler (or any process of the tenant) rewrites the header of its input while the
+ * runtime works on it. The runtime must send what it checked: the forwarded body keeps
+ * its length, and nothing is written past the buffer.
+ */
+static uint32_t tamper_len;
+
+static int forward_and_tamper(const pd_request *req, pd_response *res, void *arg)
+{
+	(void)arg;
+	size_t n;
+	const char *b = pd_request_body(req, &n);
+	struct pd_msg_hdr *h = (struct pd_msg_hdr *)(uintptr_t)(b - PD_MSG_HDR_SIZE);
+	h->payload_len = tamper_len;
+	h->hop = 0x7fff;
+	h->req_meta_len = 0xffffffffu;
+	h->request_id = 42;
+	pd_response_set_header(res, "x-seen", "yes");
+	return pd_response_forward(res);
+}
+
+static void test_forward_with_tampered_header(void)
+{
+	rt.handler = forward_and_tamper;
+	uint8_t meta[1024];
+	size_t mlen = curl_meta(meta, sizeof(meta), 0);
+	const uint32_t lens[] = {BUF, BUF - 64, 0xffffff00u, 1};
+	for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+		tamper_len = lens[k];
+		for (uint16_t route = H_ROUTE_ONE; route <= H_ROUTE_LOCAL; route++) {
+			uint32_t in = h_request(route, 0, "hello", 5, meta, mlen);
+			/* The next buffer's header must stay as it is. */
+			uint32_t next = in + 1 < rt.pool.nbuffers ? in + 1 : in - 1;
+			struct pd_msg_hdr before = *pd_pool_buf(&rt.pool, next);
+			h_handle(in);
+			uint32_t out = h_sent(route == H_ROUTE_LOCAL);
+			CHECK(out == in);
+			if (out != in)
+				continue;
+			struct pd_msg_hdr h = *pd_pool_buf(&rt.pool, out);
+			const uint8_t *p = pd_msg_payload(pd_pool_buf(&rt.pool, out));
+			CHECK(pd_msg_validate(&h, BUF, 0) == 0);
+			CHECK(h.payload_len == 5 && memcmp(p, "hello", 5) == 0);
+			CHECK(h.request_id == (0x100000000ull | in));
+			if (route == H_ROUTE_LOCAL)
+				CHECK(h.hop == 1 && h.req_meta_len == mlen &&
+				      memcmp(p + 5, meta, mlen) == 0);
+			else
+				CHECK(h.req_meta_len == 0 && h.status == 200);
+			struct pd_meta_entry e;
+			CHECK(pd_meta_find(p + 5 + h.req_meta_len, h.resp_meta_len, "x-seen", &e) ==
+			      1);
+			CHECK(memcmp(&before, pd_pool_buf(&rt.pool, next), sizeof(before)) == 0);
+			pd_pool_free(&rt.pool, out);
+		}
+	}
+	rt.handler = echo;
+}
+
+/*
+ * The engine ring is tenant memory: a process of the tenant can fill it with junk.
+ * The answer that cannot be pushed is counted, and its buffer goes back to the pool
+ * instead of staying TO_ENGINE, where nothing would ever free it.
+ */
+static void test_engine_ring_full_of_junk(void)
+{
+	int pushed = 0;
+	while (pd_ring_push(&rt.pool.engine_ring, UINT64_MAX) == 0)
+		pushed++;
+	CHECK(pushed > 0);
+	uint64_t fails_before = atomic_load(&rt.pool.inst_status[0]->push_failures);
+	uint32_t in = h_request(H_ROUTE_ONE, 0, "hello", 5, NULL, 0);
+	h_handle(in);
+	CHECK(atomic_load(&rt.pool.inst_status[0]->push_failures) == fails_before + 1);
+	CHECK(h_count(PD_BUF_TO_ENGINE) == 0);
+	CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
+	/* Empty the ring again: only junk in it, no buffer. */
+	uint64_t v;
+	int popped = 0;
+	while (pd_ring_pop(&rt.pool.engine_ring, &v) == 0) {
+		CHECK(v == UINT64_MAX);
+		popped++;
+	}
+	CHECK(popped == pushed);
+	/* And everything works as before. */
+	in = h_request(H_ROUTE_ONE, 0, "again", 5, NULL, 0);
+	h_handle(in);
+	uint32_t out = h_sent(0);
+	CHECK(out != UINT32_MAX);
+	if (out != UINT32_MAX) {
+		struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, out);
+		CHECK(h->status == 200 && h->payload_len == 5 &&
+		      memcmp(pd_msg_payload(h), "again", 5) == 0);
+		pd_pool_free(&rt.pool, out);
+	}
+	CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
+}
+
+int main(void)
+{
+	memset(body, 'b', sizeof(body));
+	for (size_t i = 0; i < sizeof(body); i += 7)
+		body[i] = (char)('a' + i % 26);
+	if (h_init(BUF, echo, NULL) != 0) {
+		fprintf(stderr, "cannot make a pool\n");
+		return 1;
+	}
+	RUN(test_answers_at_the_limit);
+	RUN(test_requests_at_the_limit);
+	RUN(test_capacity_reserve_headers);
+	RUN(test_forward_with_tampered_header);
+	RUN(test_engine_ring_full_of_junk);
+	return SUMMARY("runtime");
+}
