@@ -9,7 +9,8 @@
 #       -> 400, Connection: close, nothing after it answered
 #   a chunked body (whatever its chunk lines said, e.g. "0x3")
 #       -> answered, then the connection is closed: nothing after it answered
-#   a chunk size of 2^64-1 -> 413 once the body passes the limit, closed
+#   a chunk size of 2^64-1 -> 413 once the body passes the limit, closed; 17 hex digits
+#       -> h2o's own 400
 #   over 100 header lines -> h2o's own 400, closed (431 is unreachable: see security.md)
 #   absolute-form target -> routed on its path; other target forms -> 400
 #   a method outside GET HEAD POST PUT PATCH DELETE OPTIONS -> 405 with Allow
@@ -134,6 +135,9 @@ grep -a -q '^abcde$' "$TMP/conv.out" && pass "chunked body echoed" ||
 big=$(head -c 16200 /dev/zero | tr '\0' 'x')
 conv "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n$big"
 expect "chunk size 2^64-1" 413 close
+# 17 hex digits: h2o's decoder refuses the line itself.
+conv "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000003\r\nabc\r\n0\r\n\r\n$SMUGGLED"
+expect "chunk size of 17 hex digits" 400 close
 
 # ------------------------------------------------------------------------ Host: 400
 
