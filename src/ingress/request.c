@@ -310,6 +310,172 @@ static size_t header_bytes(const h2o_req_t *req)
 	return n + 2;
 }
 
+/* ---- what h2o lets through: HTTP/1 framing, the request target, the method ---------- */
+
+/* The methods a route takes; 405 with this Allow for any other (CONNECT, TRACE, ...). */
+static const char allow_header[] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+static bool method_allowed(h2o_iovec_t m)
+{
+	static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+					    "OPTIONS"};
+	for (size_t i = 0; i < PD_ARRAY_SIZE(names); i++)
+		if (h2o_memis(m.base, m.len, names[i], strlen(names[i])))
+			return true;
+	return false;
+}
+
+/*
+ * h2o 2.2's HTTP/1 parser settles ambiguous framing by itself and keeps Content-Length,
+ * Transfer-Encoding and Host out of req->headers: Transfer-Encoding wins over
+ * Content-Length, the first of two Content-Lengths wins, only the last Transfer-Encoding
+ * is checked, the last Host wins, a folded line (obs-fold) is dropped. RFC 9112 6.3 wants
+ * a 400 and the connection closed for all of them. When the handler runs, the request
+ * head is still at the start of the connection's input buffer (h2o consumes it once the
+ * answer is written; a chunked body is decoded after it), so the field lines are
+ * counted there.
+ */
+struct http1_head {
+	uint32_t content_length; /* field lines of each name */
+	uint32_t transfer_encoding;
+	uint32_t host;
+	bool folded; /* a line starting with SP or HT (obs-fold) */
+};
+
+/* Count the field lines of the head at p (n bytes, from the request line on); 0, or
+ * -EINVAL if p does not start with a complete head of a request with this method. */
+static int http1_head_scan(const char *p, size_t n, h2o_iovec_t method, struct http1_head *out)
+{
+	const char *q = p, *end = p + n;
+	*out = (struct http1_head){0};
+	/* picohttpparser skips one empty line before the request line. */
+	if (end - q >= 2 && q[0] == '\r' && q[1] == '\n')
+		q += 2;
+	else if (q < end && q[0] == '\n')
+		q++;
+	if ((size_t)(end - q) <= method.len || memcmp(q, method.base, method.len) != 0 ||
+	    q[method.len] != ' ')
+		return -EINVAL;
+	const char *nl = memchr(q, '\n', (size_t)(end - q)); /* end of the request line */
+	while (nl != NULL) {
+		q = nl + 1;
+		if ((nl = memchr(q, '\n', (size_t)(end - q))) == NULL)
+			break;
+		size_t len = (size_t)(nl - q);
+		if (len > 0 && q[len - 1] == '\r')
+			len--;
+		if (len == 0)
+			return 0; /* the empty line that ends the head */
+		if (q[0] == ' ' || q[0] == '\t') {
+			out->folded = true;
+			continue;
+		}
+		const char *colon = memchr(q, ':', len);
+		if (colon == NULL)
+			return -EINVAL;
+		size_t name_len = (size_t)(colon - q);
+		if (h2o_lcstris(q, name_len, H2O_STRLIT("content-length")))
+			out->content_length++;
+		else if (h2o_lcstris(q, name_len, H2O_STRLIT("transfer-encoding")))
+			out->transfer_encoding++;
+		else if (h2o_lcstris(q, name_len, H2O_STRLIT("host")))
+			out->host++;
+	}
+	return -EINVAL;
+}
+
+/* The socket of an HTTP/1 connection; NULL over HTTP/2 (an h2c upgrade included). */
+static h2o_socket_t *http1_socket(h2o_req_t *req)
+{
+	const h2o_conn_callbacks_t *cb = req->conn->callbacks;
+	/* Of h2o's connections, only HTTP/1 ones log a request index. */
+	if (req->version >= 0x200 || cb->log_.http1.request_index == NULL || cb->get_socket == NULL)
+		return NULL;
+	return cb->get_socket(req->conn);
+}
+
+/*
+ * HTTP/1 framing and Host (RFC 9112 3.2, 5.2, 6.1, 6.3): NULL if the request may be
+ * served, else what is wrong with it (the body of a 400). A request whose body came
+ * chunked is served, but h2o closes the connection after its answer: h2o decodes chunk
+ * lines in place and the ingress cannot see them (a chunk size "0x3" is size 0 with an
+ * extension for h2o), so nothing that follows such a body is taken as a request.
+ */
+static const char *http1_check(h2o_req_t *req)
+{
+	h2o_socket_t *sock = http1_socket(req);
+	if (sock == NULL)
+		return NULL;
+	struct http1_head head;
+	if (http1_head_scan(sock->input->bytes, sock->input->size, req->input.method, &head) != 0)
+		return "unreadable request head\n";
+	if (head.folded)
+		return "folded header line (obs-fold)\n";
+	if (head.transfer_encoding > 0 && head.content_length > 0)
+		return "both Transfer-Encoding and Content-Length\n";
+	if (head.transfer_encoding > 1)
+		return "more than one Transfer-Encoding\n";
+	if (head.content_length > 1)
+		return "more than one Content-Length\n";
+	if (head.transfer_encoding > 0 && req->version < 0x101)
+		return "Transfer-Encoding in HTTP/1.0\n";
+	if (head.host > 1)
+		return "more than one Host\n";
+	if (head.host == 0 && req->version >= 0x101)
+		return "no Host\n";
+	if (head.transfer_encoding > 0) /* h2o took it: it is "chunked" */
+		req->http1_is_persistent = 0;
+	return NULL;
+}
+
+/*
+ * The request target (RFC 9112 3.2): origin-form ("/path?query") is what h2o expects.
+ * Absolute-form ("http://host/path?query") is routed on its path, and its authority is
+ * the host (3.2.2). Asterisk-form ("*") is the caller's. NULL if the target may be
+ * served, else the body of a 400.
+ */
+static const char *target_check(h2o_req_t *req)
+{
+	h2o_iovec_t t = req->input.path;
+	if (t.len > 0 && t.base[0] == '/')
+		return NULL;
+	size_t skip;
+	if (t.len > 7 && h2o_lcstris(t.base, 7, H2O_STRLIT("http://")))
+		skip = 7;
+	else if (t.len > 8 && h2o_lcstris(t.base, 8, H2O_STRLIT("https://")))
+		skip = 8;
+	else
+		return "invalid request target\n";
+	const char *a = t.base + skip, *end = t.base + t.len, *p = a;
+	while (p < end && *p != '/' && *p != '?')
+		p++;
+	h2o_iovec_t host;
+	uint16_t port;
+	if (memchr(a, '@', (size_t)(p - a)) != NULL ||
+	    h2o_url_parse_hostport(a, (size_t)(p - a), &host, &port) != p)
+		return "invalid request target\n";
+	h2o_iovec_t path = h2o_iovec_init(p, (size_t)(end - p));
+	if (path.len == 0 || path.base[0] != '/')
+		path = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/")), path);
+	req->input.authority = req->authority = h2o_iovec_init(a, (size_t)(p - a));
+	req->path = path;
+	req->path_normalized = h2o_url_normalize_path(&req->pool, path.base, path.len,
+						      &req->query_at, &req->norm_indexes);
+	return NULL;
+}
+
+/* The ingress's own 400 or 405: counted under route (or "none"); over HTTP/1 the
+ * connection is closed after it, so that whatever the client sent next is not read. */
+static void refuse(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start, int status,
+		   const char *body)
+{
+	req->http1_is_persistent = 0;
+	if (status == 405)
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+			       H2O_STRLIT(allow_header));
+	reply(ing, req, route, start, status, body);
+}
+
 static bool take_token(struct ing_tenant *t, uint64_t now)
 {
 	double elapsed = (double)(now - t->tokens_ns) / 1e9;
@@ -351,6 +517,35 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 	struct ingress *ing = ((struct ing_handler *)self)->ing;
 	uint64_t start = now_ns();
 
+	const char *bad = http1_check(req);
+	if (bad != NULL) {
+		refuse(ing, req, ing->nroutes, start, 400, bad);
+		return 0;
+	}
+	/* Before the target: CONNECT's is no path. */
+	if (!method_allowed(req->method)) {
+		int r = req->input.path.len > 0 && req->input.path.base[0] == '/'
+			    ? route_find(ing, req->path_normalized)
+			    : -1;
+		refuse(ing, req, r < 0 ? ing->nroutes : (uint32_t)r, start, 405,
+		       "method not allowed\n");
+		return 0;
+	}
+	if (h2o_memis(req->input.path.base, req->input.path.len, H2O_STRLIT("*"))) {
+		if (!h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
+			refuse(ing, req, ing->nroutes, start, 400, "invalid request target\n");
+			return 0;
+		}
+		/* OPTIONS *: what the server as a whole takes. */
+		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+			       H2O_STRLIT(allow_header));
+		reply(ing, req, ing->nroutes, start, 200, "");
+		return 0;
+	}
+	if ((bad = target_check(req)) != NULL) {
+		refuse(ing, req, ing->nroutes, start, 400, bad);
+		return 0;
+	}
 	int ri = route_find(ing, req->path_normalized);
 	if (ri < 0) {
 		h2o_iovec_t body = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("no route for ")),
