@@ -773,7 +773,8 @@ static int hello_from_wire(const struct pd_fabric *fab, const void *data, size_t
 	}
 	if ((w.auth != PD_FABRIC_AUTH_NONE) != fab->keyed) {
 		snprintf(reason, reason_len, "palladium: %s",
-		         fab->keyed ? "no cluster key" : "unexpected cluster key (this side has none)");
+		         fab->keyed ? "no cluster key"
+		                    : "unexpected cluster key (this side has none)");
 		return -EACCES;
 	}
 	return 0;
@@ -859,14 +860,14 @@ static void challenge_issue(struct pd_fabric *fab, struct fi_info *info,
  * challenge issued to this peer and tenant (nc, ns filled), else -EACCES and reason.
  * The challenge is used up either way: a proof is accepted once.
  */
-static int proof_check(struct pd_fabric *fab, const struct pd_fabric_hello *h,
-                       const uint8_t *proof, uint8_t *nc, uint8_t *ns, char *reason,
-                       size_t reason_len)
+static int proof_check(struct pd_fabric *fab, const struct pd_fabric_hello *h, const uint8_t *proof,
+                       uint8_t *nc, uint8_t *ns, char *reason, size_t reason_len)
 {
 	struct pd_fabric_challenge *c = challenge_find(fab, h->peer_id, h->tenant, mono_ms());
 	if (c == NULL) {
-		snprintf(reason, reason_len,
-		         "palladium: no challenge outstanding for this peer (replayed or late proof)");
+		snprintf(
+		    reason, reason_len,
+		    "palladium: no challenge outstanding for this peer (replayed or late proof)");
 		return -EACCES;
 	}
 	c->live = false;
@@ -1000,8 +1001,8 @@ static void server_refuse(struct pd_fabric_conn *conn, const char *why)
 {
 	struct pd_fabric *fab = conn->fab;
 	fab->stats.refused++;
-	PD_FABRIC_WARN_RL(fab, EACCES, "refused peer %u tenant %u: %s", conn->peer_id,
-	                  conn->tenant, why);
+	PD_FABRIC_WARN_RL(fab, EACCES, "refused peer %u tenant %u: %s", conn->peer_id, conn->tenant,
+	                  why);
 	pd_fabric_conn_fail(conn, -EACCES);
 }
 
@@ -1065,8 +1066,8 @@ static void on_connected(struct pd_fabric *fab, struct pd_fabric_conn *conn, con
 		struct pd_fabric_hello acc;
 		char reason[128];
 		uint8_t auth, proof[PD_FABRIC_MAC_LEN];
-		int err = hello_from_wire(fab, data, len, PD_FABRIC_ACCEPT_MAGIC, &acc, &auth, proof,
-		                          reason, sizeof(reason));
+		int err = hello_from_wire(fab, data, len, PD_FABRIC_ACCEPT_MAGIC, &acc, &auth,
+		                          proof, reason, sizeof(reason));
 		if (err == 0 && (acc.peer_id != conn->peer_id || acc.tenant != conn->tenant)) {
 			snprintf(reason, sizeof(reason), "peer id %u tenant %u, expected %u/%u",
 			         acc.peer_id, acc.tenant, conn->peer_id, conn->tenant);
@@ -1143,7 +1144,8 @@ static void eq_read_error(struct pd_fabric *fab)
 	if (n > CM_DATA_MAX)
 		n = CM_DATA_MAX;
 	if (err == ECONNREFUSED && conn->state == PD_FABRIC_CONN_CONNECTING &&
-	    conn->auth == PD_FABRIC_AUTH_CHALLENGE && n == sizeof(struct pd_fabric_wire_challenge)) {
+	    conn->auth == PD_FABRIC_AUTH_CHALLENGE &&
+	    n == sizeof(struct pd_fabric_wire_challenge)) {
 		struct pd_fabric_wire_challenge ch;
 		memcpy(&ch, err_data, sizeof(ch));
 		if (le32toh(ch.magic) == PD_FABRIC_CHALLENGE_MAGIC) {
@@ -1720,8 +1722,8 @@ int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char
 
 	struct pd_fabric_hello hello = conn_hello(conn);
 	struct pd_fabric_wire_hello wire;
-	cm_data_encode(fab, &hello, PD_FABRIC_HELLO_MAGIC, conn->auth,
-	               fab->keyed ? conn->nc : NULL, PD_FABRIC_NONCE_LEN, &wire);
+	cm_data_encode(fab, &hello, PD_FABRIC_HELLO_MAGIC, conn->auth, fab->keyed ? conn->nc : NULL,
+	               PD_FABRIC_NONCE_LEN, &wire);
 	ret = fi_connect(conn->ep, info->dest_addr, &wire, sizeof(wire));
 	if (ret != 0) {
 		/* The attempt itself failed (e.g. refused at once on loopback): report it

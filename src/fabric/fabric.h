@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PD_FABRIC_PROTO_VERSION 2 /* 2: challenge-response, the key never travels */
+#define PD_FABRIC_PROTO_VERSION 2      /* 2: challenge-response, the key never travels */
 #define PD_FABRIC_PEER_INGRESS 0x8000u /* peer ids: node index, or 0x8000 | ingress index */
 
 /*
@@ -233,13 +233,13 @@ int pd_fabric_trywait(struct pd_fabric *fab);
  * Counters of this fabric instance. msgs/bytes count DATA messages only; refused counts
  * connection requests this side refused (wrong version, primitive, key or proof, a
  * replayed or late proof, or the app said no) and servers this side refused to trust
- * (their challenge or accept did not prove the cluster key); no_credit counts sends refused for lack of
- * credit, send_busy those refused because the provider was busy; recv_errors counts
- * receive completions dropped (error, no immediate data, unknown sender, protocol
- * violation). credit_msgs_sent/recv count the layer's own control messages (one-sided:
- * the grant messages). One-sided only: writes counts fi_writedata posted (each is also a
- * DATA message in msgs_sent), grants_sent/grants_recv count slots granted to peers and
- * slots peers granted to this side.
+ * (their challenge or accept did not prove the cluster key); no_credit counts sends
+ * refused for lack of credit, send_busy those refused because the provider was busy;
+ * recv_errors counts receive completions dropped (error, no immediate data, unknown
+ * sender, protocol violation). credit_msgs_sent/recv count the layer's own control
+ * messages (one-sided: the grant messages). One-sided only: writes counts fi_writedata
+ * posted (each is also a DATA message in msgs_sent), grants_sent/grants_recv count slots
+ * granted to peers and slots peers granted to this side.
  */
 struct pd_fabric_stats {
 	uint64_t msgs_sent, bytes_sent, msgs_recv, bytes_recv;

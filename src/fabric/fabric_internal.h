@@ -123,8 +123,8 @@ struct pd_fabric_wire_challenge { /* fi_reject param answering an auth CHALLENGE
 } __attribute__((packed));
 
 /* A challenge the server issued and the client has not answered yet. */
-#define PD_FABRIC_CHALLENGES 64        /* outstanding at once; the oldest is dropped */
-#define PD_FABRIC_CHALLENGE_MS 10000   /* how long a challenge can be answered */
+#define PD_FABRIC_CHALLENGES 64      /* outstanding at once; the oldest is dropped */
+#define PD_FABRIC_CHALLENGE_MS 10000 /* how long a challenge can be answered */
 struct pd_fabric_challenge {
 	bool live;
 	uint16_t peer_id, tenant;

@@ -108,9 +108,9 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 static int usage(void)
 {
 	fprintf(stderr, "usage: fabric_probe HOST PORT PEER_NODE [--version V] "
-			"[--primitive two-sided|one-sided] [--tenant T] [--provider P] "
-			"[--timeout-ms MS] [--key-env] [--record FILE]\n"
-			"       fabric_probe HOST PORT --replay FILE [--timeout-ms MS]\n");
+	                "[--primitive two-sided|one-sided] [--tenant T] [--provider P] "
+	                "[--timeout-ms MS] [--key-env] [--record FILE]\n"
+	                "       fabric_probe HOST PORT --replay FILE [--timeout-ms MS]\n");
 	return 4;
 }
 
@@ -152,8 +152,9 @@ static int replay_main(const char *path, unsigned long port, unsigned long timeo
 		const struct tcp_relay_conn *rc = &recs[k == 0 ? n - 1 : k - 1];
 		int ret = tcp_replay((uint16_t)port, rc->rec, rc->len, (int)timeout_ms);
 		if (ret >= 0)
-			printf("fabric_probe: replayed %zu bytes: answered with %d bytes or closed\n",
-			       rc->len, ret);
+			printf(
+			    "fabric_probe: replayed %zu bytes: answered with %d bytes or closed\n",
+			    rc->len, ret);
 		else
 			printf("fabric_probe: replayed %zu bytes: %s\n", rc->len, strerror(-ret));
 		if (ret == -ETIMEDOUT && status == 0)
@@ -248,14 +249,14 @@ int main(int argc, char **argv)
 	    .listen_host = NULL,
 	    .local_id = PD_FABRIC_PEER_INGRESS | 0u,
 	    .cb =
-		{
-		    .on_recv = on_recv,
-		    .on_recv_cancel = on_recv_cancel,
-		    .on_send_done = on_send_done,
-		    .on_connect_request = on_connect_request,
-		    .on_up = on_up,
-		    .on_down = on_down,
-		},
+	        {
+	            .on_recv = on_recv,
+	            .on_recv_cancel = on_recv_cancel,
+	            .on_send_done = on_send_done,
+	            .on_connect_request = on_connect_request,
+	            .on_up = on_up,
+	            .on_down = on_down,
+	        },
 	    .app = &p,
 	    .primitive = primitive,
 	    .key = key_env ? key : NULL,
@@ -294,8 +295,8 @@ int main(int argc, char **argv)
 		}
 	}
 	rc = pd_fabric_connect(fab, rx, record != NULL ? "127.0.0.1" : host,
-			       record != NULL ? relay.port : (uint16_t)port, (uint16_t)peer, NBUFS,
-			       &p, &conn);
+	                       record != NULL ? relay.port : (uint16_t)port, (uint16_t)peer, NBUFS,
+	                       &p, &conn);
 	if (rc != 0) {
 		printf("fabric_probe: pd_fabric_connect(%s:%lu): %s\n", host, port, strerror(-rc));
 		goto out;
@@ -318,8 +319,8 @@ int main(int argc, char **argv)
 		nfd = nfd < 0 ? 0 : nfd;
 		for (int i = 0; i < nfd; i++)
 			pfd[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-		int nrelay = record != NULL ? tcp_relay_fds(&relay, pfd + nfd, 1 + 2 * TCP_RELAY_CONNS)
-					    : 0;
+		int nrelay =
+		    record != NULL ? tcp_relay_fds(&relay, pfd + nfd, 1 + 2 * TCP_RELAY_CONNS) : 0;
 		uint64_t left = deadline - now;
 		/* The relay needs turns while the fabric is busy too: then do not sleep. */
 		poll(pfd, (nfds_t)(nfd + nrelay), busy ? 0 : left > 100 ? 100 : (int)left);

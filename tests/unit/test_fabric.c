@@ -1366,7 +1366,8 @@ static int keyed_server_main(void *arg)
 		run(&n, keyed_server_done, arg, now_ms() + DEADLINE_MS * 3, extra, 1, server_extra);
 	struct pd_fabric_stats st;
 	pd_fabric_get_stats(n.fab, &st);
-	fprintf(stderr, "server: %d requests passed to the app, %d up, %d down, %" PRIu64 " refused\n",
+	fprintf(stderr,
+	        "server: %d requests passed to the app, %d up, %d down, %" PRIu64 " refused\n",
 	        n.connreqs, n.ups, n.downs, st.refused);
 	if (n.connreqs != cfg->expect_connreqs || n.ups != cfg->expect_ups ||
 	    st.refused != cfg->expect_refused)
