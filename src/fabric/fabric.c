@@ -12,6 +12,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <rdma/fi_errno.h>
 
 #include "common/log.h"
@@ -27,11 +31,14 @@
 #define NO_INDEX PD_FABRIC_NO_INDEX
 
 _Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "conn handles travel as fid contexts");
-_Static_assert(sizeof(struct pd_fabric_wire_hello) == 15 + PD_FABRIC_KEY_LEN, "hello wire format");
-_Static_assert(offsetof(struct pd_fabric_wire_hello, primitive) == PD_FABRIC_WIRE_HELLO_MIN,
-               "the primitive follows the version-1 fields");
+_Static_assert(sizeof(struct pd_fabric_wire_hello) == 15 + PD_FABRIC_MAC_LEN, "hello wire format");
+_Static_assert(offsetof(struct pd_fabric_wire_hello, version) == 4, "version at offset 4");
 _Static_assert(sizeof(struct pd_fabric_wire_accept) == sizeof(struct pd_fabric_wire_hello),
                "accept and hello share one layout");
+_Static_assert(sizeof(struct pd_fabric_wire_hello) <= PD_FABRIC_CM_DATA_PORTABLE &&
+                   sizeof(struct pd_fabric_wire_challenge) <= PD_FABRIC_CM_DATA_PORTABLE,
+               "connection data fits verbs");
+_Static_assert(PD_FABRIC_NONCE_LEN <= PD_FABRIC_MAC_LEN, "Nc fits the hello's proof field");
 _Static_assert(offsetof(struct pd_fabric_op, fi_ctx) == 0, "fi_ctx first");
 
 static const char credit_marker[PD_FABRIC_CREDIT_MSG_LEN] = {'P', 'D', 'C', 'R',
@@ -40,6 +47,7 @@ static const char credit_marker[PD_FABRIC_CREDIT_MSG_LEN] = {'P', 'D', 'C', 'R',
 /* ---- small helpers ------------------------------------------------------------------ */
 
 uint64_t pd_fabric_test_mr_mode;
+bool pd_fabric_test_no_server_check;
 
 bool pd_fabric_rl_allow(struct pd_fabric_ratelimit *rl)
 {
@@ -624,6 +632,9 @@ static int reap_dead(struct pd_fabric *fab, const struct pd_fabric_rx *only)
 
 /* ---- connection management events -------------------------------------------------- */
 
+static int resolve_peer(struct pd_fabric *fab, const char *host, uint16_t port,
+                        struct fi_info **info);
+
 static const char *primitive_name(unsigned primitive)
 {
 	return primitive == PD_FABRIC_ONE_SIDED   ? "one-sided"
@@ -633,7 +644,8 @@ static const char *primitive_name(unsigned primitive)
 
 /* Encode hello or accept data (same layout, different magic) into out. */
 static void cm_data_encode(const struct pd_fabric *fab, const struct pd_fabric_hello *h,
-                           uint32_t magic, void *out)
+                           uint32_t magic, uint8_t auth, const uint8_t *proof, size_t proof_len,
+                           void *out)
 {
 	struct pd_fabric_wire_hello w = {
 	    .magic = htole32(magic),
@@ -642,20 +654,53 @@ static void cm_data_encode(const struct pd_fabric *fab, const struct pd_fabric_h
 	    .tenant = htole16(h->tenant),
 	    .credits = htole16(h->credits),
 	    .primitive = htole16((uint16_t)fab->primitive),
-	    .keyed = fab->keyed,
+	    .auth = auth,
 	};
-	if (fab->keyed)
-		memcpy(w.key, fab->key, PD_FABRIC_KEY_LEN);
+	if (proof != NULL)
+		memcpy(w.proof, proof, proof_len);
 	memcpy(out, &w, sizeof(w));
 }
 
-/* Compare keys in constant time. */
-static bool key_equal(const uint8_t *a, const uint8_t *b)
+/* What an HMAC vouches for: the label keeps the three apart (docs/security.md). */
+static const char mac_server_challenge[] = "palladium v2 server challenge";
+static const char mac_client_proof[] = "palladium v2 client proof";
+static const char mac_server_accept[] = "palladium v2 server accept";
+#define MAC_LABEL_MAX 32
+_Static_assert(sizeof(mac_server_challenge) <= MAC_LABEL_MAX &&
+                   sizeof(mac_client_proof) <= MAC_LABEL_MAX &&
+                   sizeof(mac_server_accept) <= MAC_LABEL_MAX,
+               "MAC labels fit mac_compute's buffer");
+
+/*
+ * HMAC-SHA256 under the cluster key of: label (with its NUL), Nc, Ns, the fields of the
+ * hello or accept h (version, peer id, tenant, credits; little-endian), the sender's
+ * primitive, and the id of the side it is meant for. 0 or -EIO.
+ */
+static int mac_compute(const struct pd_fabric *fab, const char *label, const uint8_t *nc,
+                       const uint8_t *ns, const struct pd_fabric_hello *h, uint16_t primitive,
+                       uint16_t to_id, uint8_t out[PD_FABRIC_MAC_LEN])
 {
-	uint8_t diff = 0;
-	for (size_t i = 0; i < PD_FABRIC_KEY_LEN; i++)
-		diff |= a[i] ^ b[i];
-	return diff == 0;
+	uint8_t msg[MAC_LABEL_MAX + 2 * PD_FABRIC_NONCE_LEN + 6 * sizeof(uint16_t)];
+	uint16_t fields[6] = {htole16(h->version), htole16(h->peer_id), htole16(h->tenant),
+	                      htole16(h->credits), htole16(primitive),  htole16(to_id)};
+	size_t n = strlen(label) + 1;
+	memcpy(msg, label, n);
+	memcpy(msg + n, nc, PD_FABRIC_NONCE_LEN);
+	n += PD_FABRIC_NONCE_LEN;
+	memcpy(msg + n, ns, PD_FABRIC_NONCE_LEN);
+	n += PD_FABRIC_NONCE_LEN;
+	memcpy(msg + n, fields, sizeof(fields));
+	n += sizeof(fields);
+	unsigned int out_len = 0;
+	if (HMAC(EVP_sha256(), fab->key, PD_FABRIC_KEY_LEN, msg, n, out, &out_len) == NULL ||
+	    out_len != PD_FABRIC_MAC_LEN)
+		return -EIO;
+	return 0;
+}
+
+static bool mac_equal(const uint8_t *a, const uint8_t *b)
+{
+	return CRYPTO_memcmp(a, b, PD_FABRIC_MAC_LEN) == 0;
 }
 
 int pd_fabric_key_from_env(uint8_t key[PD_FABRIC_KEY_LEN])
@@ -679,13 +724,13 @@ int pd_fabric_key_from_env(uint8_t key[PD_FABRIC_KEY_LEN])
 }
 
 /*
- * Parse connection data (hello or accept: same layout) sent to fab. 0, or -EPROTO with
- * reason set; fields that could be read are filled either way (for the log). Data
- * without the primitive (12 bytes, older peers) means two-sided.
+ * Parse connection data (hello or accept: same layout) sent to fab. 0, or -EPROTO /
+ * -EACCES with reason set; fields that could be read are filled either way (for the
+ * log). *auth and proof: what the peer sent, checked here only against fab being keyed.
  */
 static int hello_from_wire(const struct pd_fabric *fab, const void *data, size_t len,
-                           uint32_t magic, struct pd_fabric_hello *h, char *reason,
-                           size_t reason_len)
+                           uint32_t magic, struct pd_fabric_hello *h, uint8_t *auth,
+                           uint8_t proof[PD_FABRIC_MAC_LEN], char *reason, size_t reason_len)
 {
 	uint16_t version = fab->version;
 	struct pd_fabric_wire_hello w;
@@ -696,6 +741,8 @@ static int hello_from_wire(const struct pd_fabric *fab, const void *data, size_t
 	h->peer_id = le16toh(w.peer_id);
 	h->tenant = le16toh(w.tenant);
 	h->credits = le16toh(w.credits);
+	*auth = w.auth;
+	memcpy(proof, w.proof, PD_FABRIC_MAC_LEN);
 	if (len < offsetof(struct pd_fabric_wire_hello, peer_id) || le32toh(w.magic) != magic) {
 		snprintf(reason, reason_len, "palladium: not a palladium peer");
 		return -EPROTO;
@@ -705,11 +752,11 @@ static int hello_from_wire(const struct pd_fabric *fab, const void *data, size_t
 		         h->version, version);
 		return -EPROTO;
 	}
-	if (len < PD_FABRIC_WIRE_HELLO_MIN) {
+	if (len < sizeof(w)) {
 		snprintf(reason, reason_len, "palladium: short connection data (%zu bytes)", len);
 		return -EPROTO;
 	}
-	unsigned primitive = len >= sizeof(w) ? le16toh(w.primitive) : PD_FABRIC_TWO_SIDED;
+	unsigned primitive = le16toh(w.primitive);
 	if (primitive != fab->primitive) {
 		snprintf(reason, reason_len, "palladium: primitive %s, this side is %s",
 		         primitive_name(primitive), primitive_name(fab->primitive));
@@ -720,10 +767,13 @@ static int hello_from_wire(const struct pd_fabric *fab, const void *data, size_t
 		         PD_FABRIC_CREDITS_MIN);
 		return -EPROTO;
 	}
-	bool keyed = len >= sizeof(w) && w.keyed == 1;
-	if (keyed != fab->keyed || (keyed && !key_equal(w.key, fab->key))) {
+	if (w.auth > PD_FABRIC_AUTH_PROOF) {
+		snprintf(reason, reason_len, "palladium: unknown authentication %u", w.auth);
+		return -EPROTO;
+	}
+	if ((w.auth != PD_FABRIC_AUTH_NONE) != fab->keyed) {
 		snprintf(reason, reason_len, "palladium: %s",
-		         fab->keyed ? (keyed ? "wrong cluster key" : "no cluster key")
+		         fab->keyed ? "no cluster key"
 		                    : "unexpected cluster key (this side has none)");
 		return -EACCES;
 	}
@@ -741,15 +791,124 @@ static void connreq_refuse(struct pd_fabric *fab, struct fi_info *info,
 		PD_FABRIC_WARN_RL(fab, pd_fabric_errno(ret), "fi_reject failed");
 }
 
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The live challenge issued to (peer_id, tenant), or NULL; expired ones die here. */
+static struct pd_fabric_challenge *challenge_find(struct pd_fabric *fab, uint16_t peer_id,
+                                                  uint16_t tenant, int64_t now)
+{
+	for (size_t i = 0; i < PD_FABRIC_CHALLENGES; i++) {
+		struct pd_fabric_challenge *c = &fab->challenges[i];
+		if (c->live && c->expires_ms <= now)
+			c->live = false;
+		if (c->live && c->peer_id == peer_id && c->tenant == tenant)
+			return c;
+	}
+	return NULL;
+}
+
+/*
+ * A keyed hello asking for a challenge: refuse it with one (a fresh Ns and the HMAC that
+ * proves this side holds the key). One challenge per (peer, tenant): a newer request
+ * replaces it. Not counted as a refusal: it is the first half of every keyed link.
+ */
+static void challenge_issue(struct pd_fabric *fab, struct fi_info *info,
+                            const struct pd_fabric_hello *h, const uint8_t *nc)
+{
+	int64_t now = mono_ms();
+	struct pd_fabric_challenge *c = challenge_find(fab, h->peer_id, h->tenant, now);
+	for (size_t i = 0; c == NULL && i < PD_FABRIC_CHALLENGES; i++)
+		if (!fab->challenges[i].live)
+			c = &fab->challenges[i];
+	if (c == NULL) { /* all taken: the one closest to expiring goes */
+		c = &fab->challenges[0];
+		for (size_t i = 1; i < PD_FABRIC_CHALLENGES; i++)
+			if (fab->challenges[i].expires_ms < c->expires_ms)
+				c = &fab->challenges[i];
+	}
+	c->live = false;
+	struct pd_fabric_wire_challenge w = {
+	    .magic = htole32(PD_FABRIC_CHALLENGE_MAGIC),
+	    .version = htole16(fab->version),
+	};
+	memcpy(c->nc, nc, PD_FABRIC_NONCE_LEN);
+	if (RAND_bytes(c->ns, PD_FABRIC_NONCE_LEN) != 1 ||
+	    mac_compute(fab, mac_server_challenge, c->nc, c->ns, h, (uint16_t)fab->primitive,
+	                fab->local_id, w.mac) != 0) {
+		connreq_refuse(fab, info, h, -EIO, "palladium: cannot make a challenge");
+		return;
+	}
+	memcpy(w.nonce, c->ns, PD_FABRIC_NONCE_LEN);
+	c->live = true;
+	c->peer_id = h->peer_id;
+	c->tenant = h->tenant;
+	c->expires_ms = now + PD_FABRIC_CHALLENGE_MS;
+	int ret = fi_reject(fab->pep, info->handle, &w, sizeof(w));
+	if (ret != 0) {
+		c->live = false;
+		PD_FABRIC_WARN_RL(fab, pd_fabric_errno(ret), "fi_reject (challenge) failed");
+	}
+}
+
+/*
+ * A keyed hello answering a challenge: 0 if proof is the HMAC over the nonces of the
+ * challenge issued to this peer and tenant (nc, ns filled), else -EACCES and reason.
+ * The challenge is used up either way: a proof is accepted once.
+ */
+static int proof_check(struct pd_fabric *fab, const struct pd_fabric_hello *h, const uint8_t *proof,
+                       uint8_t *nc, uint8_t *ns, char *reason, size_t reason_len)
+{
+	struct pd_fabric_challenge *c = challenge_find(fab, h->peer_id, h->tenant, mono_ms());
+	if (c == NULL) {
+		snprintf(
+		    reason, reason_len,
+		    "palladium: no challenge outstanding for this peer (replayed or late proof)");
+		return -EACCES;
+	}
+	c->live = false;
+	memcpy(nc, c->nc, PD_FABRIC_NONCE_LEN);
+	memcpy(ns, c->ns, PD_FABRIC_NONCE_LEN);
+	uint8_t want[PD_FABRIC_MAC_LEN];
+	if (mac_compute(fab, mac_client_proof, nc, ns, h, (uint16_t)fab->primitive, fab->local_id,
+	                want) != 0) {
+		snprintf(reason, reason_len, "palladium: cannot check the proof");
+		return -EACCES;
+	}
+	if (!mac_equal(want, proof)) {
+		snprintf(reason, reason_len,
+		         "palladium: wrong proof (another cluster key, or a replay)");
+		return -EACCES;
+	}
+	return 0;
+}
+
 static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *data, size_t len)
 {
 	struct pd_fabric_hello hello;
 	char reason[128];
-	int err =
-	    hello_from_wire(fab, data, len, PD_FABRIC_HELLO_MAGIC, &hello, reason, sizeof(reason));
+	uint8_t auth, proof[PD_FABRIC_MAC_LEN];
+	uint8_t nc[PD_FABRIC_NONCE_LEN] = {0}, ns[PD_FABRIC_NONCE_LEN] = {0};
+	int err = hello_from_wire(fab, data, len, PD_FABRIC_HELLO_MAGIC, &hello, &auth, proof,
+	                          reason, sizeof(reason));
 	if (err != 0) {
 		connreq_refuse(fab, info, &hello, err, reason);
 		return;
+	}
+	if (auth == PD_FABRIC_AUTH_CHALLENGE) {
+		challenge_issue(fab, info, &hello, proof);
+		return;
+	}
+	if (auth == PD_FABRIC_AUTH_PROOF) {
+		err = proof_check(fab, &hello, proof, nc, ns, reason, sizeof(reason));
+		if (err != 0) {
+			connreq_refuse(fab, info, &hello, err, reason);
+			return;
+		}
 	}
 
 	struct pd_fabric_rx *rx = NULL;
@@ -799,8 +958,16 @@ static void on_connreq(struct pd_fabric *fab, struct fi_info *info, const void *
 	    .tenant = rx->tenant,
 	    .credits = credits,
 	};
+	uint8_t mac[PD_FABRIC_MAC_LEN];
+	if (fab->keyed && mac_compute(fab, mac_server_accept, nc, ns, &mine,
+	                              (uint16_t)fab->primitive, hello.peer_id, mac) != 0) {
+		err = -EIO;
+		goto close_ep;
+	}
 	struct pd_fabric_wire_accept accept;
-	cm_data_encode(fab, &mine, PD_FABRIC_ACCEPT_MAGIC, &accept);
+	cm_data_encode(fab, &mine, PD_FABRIC_ACCEPT_MAGIC,
+	               fab->keyed ? PD_FABRIC_AUTH_PROOF : PD_FABRIC_AUTH_NONE,
+	               fab->keyed ? mac : NULL, sizeof(mac), &accept);
 	err = fi_accept(conn->ep, &accept, sizeof(accept));
 	if (err != 0) {
 		err = -pd_fabric_errno(err);
@@ -818,18 +985,103 @@ refuse:
 	connreq_refuse(fab, info, &hello, err, reason);
 }
 
+/* The hello this side sends on conn (both requests of a keyed link say the same). */
+static struct pd_fabric_hello conn_hello(const struct pd_fabric_conn *conn)
+{
+	return (struct pd_fabric_hello){
+	    .version = conn->fab->version,
+	    .peer_id = conn->fab->local_id,
+	    .tenant = conn->tenant,
+	    .credits = conn->hello_credits,
+	};
+}
+
+/* This side refuses the peer it connected to: it did not prove the cluster key. */
+static void server_refuse(struct pd_fabric_conn *conn, const char *why)
+{
+	struct pd_fabric *fab = conn->fab;
+	fab->stats.refused++;
+	PD_FABRIC_WARN_RL(fab, EACCES, "refused peer %u tenant %u: %s", conn->peer_id, conn->tenant,
+	                  why);
+	pd_fabric_conn_fail(conn, -EACCES);
+}
+
+/*
+ * The server refused the first request with a challenge: check its HMAC (the server
+ * holds the key), then connect again on a new endpoint (a refused one cannot) with the
+ * proof.
+ */
+static void challenge_answer(struct pd_fabric_conn *conn, const struct pd_fabric_wire_challenge *ch)
+{
+	struct pd_fabric *fab = conn->fab;
+	if (le16toh(ch->version) != fab->version) {
+		PD_FABRIC_WARN_RL(fab, EPROTO, "peer %u tenant %u: challenge of version %u",
+		                  conn->peer_id, conn->tenant, le16toh(ch->version));
+		pd_fabric_conn_fail(conn, -EPROTO);
+		return;
+	}
+	struct pd_fabric_hello hello = conn_hello(conn);
+	uint8_t mac[PD_FABRIC_MAC_LEN];
+	memcpy(conn->ns, ch->nonce, PD_FABRIC_NONCE_LEN);
+	int err = mac_compute(fab, mac_server_challenge, conn->nc, conn->ns, &hello,
+	                      (uint16_t)fab->primitive, conn->peer_id, mac);
+	if (err == 0 && !pd_fabric_test_no_server_check && !mac_equal(mac, ch->mac)) {
+		server_refuse(conn, "its challenge does not prove the cluster key");
+		return;
+	}
+	if (err == 0)
+		err = mac_compute(fab, mac_client_proof, conn->nc, conn->ns, &hello,
+		                  (uint16_t)fab->primitive, conn->peer_id, mac);
+	if (err != 0) {
+		pd_fabric_conn_fail(conn, err);
+		return;
+	}
+	fi_close(&conn->ep->fid);
+	conn->ep = NULL;
+	struct fi_info *info = NULL;
+	int ret = resolve_peer(fab, conn->host, conn->port, &info);
+	if (ret != 0) {
+		pd_fabric_conn_fail(conn, -pd_fabric_errno(ret));
+		return;
+	}
+	ret = ep_open(conn, info);
+	if (ret == 0) {
+		struct pd_fabric_wire_hello wire;
+		cm_data_encode(fab, &hello, PD_FABRIC_HELLO_MAGIC, PD_FABRIC_AUTH_PROOF, mac,
+		               sizeof(mac), &wire);
+		conn->auth = PD_FABRIC_AUTH_PROOF;
+		ret = fi_connect(conn->ep, info->dest_addr, &wire, sizeof(wire));
+		if (ret != 0)
+			ret = -pd_fabric_errno(ret);
+	}
+	fi_freeinfo(info);
+	if (ret != 0)
+		pd_fabric_conn_fail(conn, ret);
+}
+
 static void on_connected(struct pd_fabric *fab, struct pd_fabric_conn *conn, const void *data,
                          size_t len)
 {
 	if (conn->state == PD_FABRIC_CONN_CONNECTING) {
 		struct pd_fabric_hello acc;
 		char reason[128];
-		int err = hello_from_wire(fab, data, len, PD_FABRIC_ACCEPT_MAGIC, &acc, reason,
-		                          sizeof(reason));
+		uint8_t auth, proof[PD_FABRIC_MAC_LEN];
+		int err = hello_from_wire(fab, data, len, PD_FABRIC_ACCEPT_MAGIC, &acc, &auth,
+		                          proof, reason, sizeof(reason));
 		if (err == 0 && (acc.peer_id != conn->peer_id || acc.tenant != conn->tenant)) {
 			snprintf(reason, sizeof(reason), "peer id %u tenant %u, expected %u/%u",
 			         acc.peer_id, acc.tenant, conn->peer_id, conn->tenant);
 			err = -EPROTO;
+		}
+		if (err == 0 && fab->keyed) {
+			uint8_t want[PD_FABRIC_MAC_LEN];
+			if (conn->auth != PD_FABRIC_AUTH_PROOF || auth != PD_FABRIC_AUTH_PROOF ||
+			    mac_compute(fab, mac_server_accept, conn->nc, conn->ns, &acc,
+			                (uint16_t)fab->primitive, fab->local_id, want) != 0 ||
+			    !mac_equal(want, proof)) {
+				server_refuse(conn, "its accept does not prove the cluster key");
+				return;
+			}
 		}
 		if (err != 0) {
 			PD_FABRIC_WARN_RL(fab, err, "bad accept from peer %u tenant %u: %s",
@@ -891,6 +1143,16 @@ static void eq_read_error(struct pd_fabric *fab)
 		n = 0;
 	if (n > CM_DATA_MAX)
 		n = CM_DATA_MAX;
+	if (err == ECONNREFUSED && conn->state == PD_FABRIC_CONN_CONNECTING &&
+	    conn->auth == PD_FABRIC_AUTH_CHALLENGE &&
+	    n == sizeof(struct pd_fabric_wire_challenge)) {
+		struct pd_fabric_wire_challenge ch;
+		memcpy(&ch, err_data, sizeof(ch));
+		if (le32toh(ch.magic) == PD_FABRIC_CHALLENGE_MAGIC) {
+			challenge_answer(conn, &ch);
+			return;
+		}
+	}
 	err_data[n] = '\0';
 	if (n > 0)
 		PD_FABRIC_WARN_RL(fab, err, "connection to peer %u tenant %u failed: %s",
@@ -1427,6 +1689,8 @@ int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char
 		return -EINVAL;
 	if (rx_find_peer(rx, peer_id) != NULL)
 		return -EEXIST;
+	if (strlen(host) >= sizeof(((struct pd_fabric_conn *)NULL)->host))
+		return -EINVAL;
 
 	struct fi_info *info = NULL;
 	int ret = resolve_peer(fab, host, port, &info);
@@ -1441,18 +1705,25 @@ int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char
 		goto free_info;
 	}
 	conn->grant = grant_from(credits);
+	conn->hello_credits = credits;
+	conn->port = port;
+	strcpy(conn->host, host);
+	conn->auth = PD_FABRIC_AUTH_NONE;
+	if (fab->keyed) { /* ask for a challenge first (docs/security.md) */
+		conn->auth = PD_FABRIC_AUTH_CHALLENGE;
+		if (RAND_bytes(conn->nc, PD_FABRIC_NONCE_LEN) != 1) {
+			ret = -EIO;
+			goto free_conn;
+		}
+	}
 	ret = ep_open(conn, info);
 	if (ret != 0)
 		goto free_conn;
 
-	struct pd_fabric_hello hello = {
-	    .version = fab->version,
-	    .peer_id = fab->local_id,
-	    .tenant = rx->tenant,
-	    .credits = credits,
-	};
+	struct pd_fabric_hello hello = conn_hello(conn);
 	struct pd_fabric_wire_hello wire;
-	cm_data_encode(fab, &hello, PD_FABRIC_HELLO_MAGIC, &wire);
+	cm_data_encode(fab, &hello, PD_FABRIC_HELLO_MAGIC, conn->auth, fab->keyed ? conn->nc : NULL,
+	               PD_FABRIC_NONCE_LEN, &wire);
 	ret = fi_connect(conn->ep, info->dest_addr, &wire, sizeof(wire));
 	if (ret != 0) {
 		/* The attempt itself failed (e.g. refused at once on loopback): report it

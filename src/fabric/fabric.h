@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PD_FABRIC_PROTO_VERSION 1
+#define PD_FABRIC_PROTO_VERSION 2      /* 2: challenge-response, the key never travels */
 #define PD_FABRIC_PEER_INGRESS 0x8000u /* peer ids: node index, or 0x8000 | ingress index */
 
 /*
@@ -105,8 +105,9 @@ struct pd_fabric_callbacks {
 	 * negative errno). Sends in flight on it complete with errors before or after
 	 * this. The conn is freed by the layer after this returns.
 	 * err: -ECONNREFUSED (refused or no listener), -ECONNRESET (peer closed or died),
-	 * -ESHUTDOWN (pd_fabric_disconnect), -EPROTO (peer broke the protocol), or what
-	 * the provider reported (-ETIMEDOUT, -EHOSTUNREACH, ...).
+	 * -ESHUTDOWN (pd_fabric_disconnect), -EPROTO (peer broke the protocol), -EACCES
+	 * (the server did not prove the cluster key), or what the provider reported
+	 * (-ETIMEDOUT, -EHOSTUNREACH, ...).
 	 */
 	void (*on_down)(void *app, struct pd_fabric_conn *conn, int err);
 };
@@ -120,10 +121,14 @@ struct pd_fabric_attr {
 	void *app;                          /* first argument of every callback */
 	enum pd_fabric_primitive primitive; /* 0: PD_FABRIC_TWO_SIDED */
 	/*
-	 * The cluster key (PD_FABRIC_KEY_LEN bytes) or NULL. When set, it travels in the
-	 * connection data both ways and a peer without the same key is refused (-EACCES):
-	 * only processes given the key (engines, ingress) can join the fabric. Both sides
-	 * must agree: a keyed side refuses an unkeyed one and the other way round.
+	 * The cluster key (PD_FABRIC_KEY_LEN bytes) or NULL. When set, both sides prove
+	 * they hold it with HMAC-SHA256 over nonces of both (a challenge-response in the
+	 * connection data; the key itself never travels, and a recorded exchange cannot be
+	 * replayed: docs/security.md). A peer without the same key is refused: the server
+	 * refuses the connection request (the client's on_down gets -ECONNREFUSED), the
+	 * client refuses a server that cannot prove the key (on_down -EACCES). Both count
+	 * in stats.refused. Both sides must agree: a keyed side refuses an unkeyed one and
+	 * the other way round.
 	 */
 	const uint8_t *key;
 };
@@ -226,13 +231,15 @@ int pd_fabric_trywait(struct pd_fabric *fab);
 
 /*
  * Counters of this fabric instance. msgs/bytes count DATA messages only; refused counts
- * connection requests this side refused; no_credit counts sends refused for lack of
- * credit, send_busy those refused because the provider was busy; recv_errors counts
- * receive completions dropped (error, no immediate data, unknown sender, protocol
- * violation). credit_msgs_sent/recv count the layer's own control messages (one-sided:
- * the grant messages). One-sided only: writes counts fi_writedata posted (each is also a
- * DATA message in msgs_sent), grants_sent/grants_recv count slots granted to peers and
- * slots peers granted to this side.
+ * connection requests this side refused (wrong version, primitive, key or proof, a
+ * replayed or late proof, or the app said no) and servers this side refused to trust
+ * (their challenge or accept did not prove the cluster key); no_credit counts sends
+ * refused for lack of credit, send_busy those refused because the provider was busy;
+ * recv_errors counts receive completions dropped (error, no immediate data, unknown
+ * sender, protocol violation). credit_msgs_sent/recv count the layer's own control
+ * messages (one-sided: the grant messages). One-sided only: writes counts fi_writedata
+ * posted (each is also a DATA message in msgs_sent), grants_sent/grants_recv count slots
+ * granted to peers and slots peers granted to this side.
  */
 struct pd_fabric_stats {
 	uint64_t msgs_sent, bytes_sent, msgs_recv, bytes_recv;

@@ -70,10 +70,28 @@ static inline uint32_t pd_fabric_write_imm_slot(uint64_t imm)
 
 /*
  * Connection data, little-endian and packed. magic and version stay at these offsets in
- * every future version so that any version can be read and refused by name.
+ * every future version so that any version can be read and refused by name. Every piece
+ * fits the 55 bytes verbs carries in a connection request, accept or reject.
+ *
+ * With a cluster key, a link takes two connection requests and the key never travels
+ * (docs/security.md): the first hello (auth CHALLENGE) carries the client's nonce Nc and
+ * is refused with a challenge (the server's nonce Ns and its HMAC, proving the server
+ * holds the key); the second hello (auth PROOF) carries the client's HMAC over both
+ * nonces, and the server accepts it once: the challenge is consumed by the attempt.
+ * The accept carries the server's HMAC over both nonces and the accepted fields.
  */
-#define PD_FABRIC_HELLO_MAGIC 0x4f4c4450u  /* "PDLO" */
-#define PD_FABRIC_ACCEPT_MAGIC 0x43414450u /* "PDAC" */
+#define PD_FABRIC_HELLO_MAGIC 0x4f4c4450u     /* "PDLO" */
+#define PD_FABRIC_ACCEPT_MAGIC 0x43414450u    /* "PDAC" */
+#define PD_FABRIC_CHALLENGE_MAGIC 0x48434450u /* "PDCH" */
+#define PD_FABRIC_CM_DATA_PORTABLE 55u        /* verbs: 56 minus its own length byte */
+#define PD_FABRIC_NONCE_LEN 16
+#define PD_FABRIC_MAC_LEN 32 /* HMAC-SHA256 */
+
+enum pd_fabric_auth {
+	PD_FABRIC_AUTH_NONE = 0,      /* no cluster key on this side; proof all zero */
+	PD_FABRIC_AUTH_CHALLENGE = 1, /* hello: asks for a challenge; proof starts with Nc */
+	PD_FABRIC_AUTH_PROOF = 2,     /* hello: the client's HMAC; accept: the server's */
+};
 
 struct pd_fabric_wire_hello { /* fi_connect param: the connecting side */
 	uint32_t magic;
@@ -81,9 +99,9 @@ struct pd_fabric_wire_hello { /* fi_connect param: the connecting side */
 	uint16_t peer_id; /* connecting side's id */
 	uint16_t tenant;
 	uint16_t credits;   /* receives reserved for this connection */
-	uint16_t primitive; /* enum pd_fabric_primitive; absent (12 bytes): two-sided */
-	uint8_t keyed;      /* 1: key follows */
-	uint8_t key[PD_FABRIC_KEY_LEN];
+	uint16_t primitive; /* enum pd_fabric_primitive */
+	uint8_t auth;       /* enum pd_fabric_auth */
+	uint8_t proof[PD_FABRIC_MAC_LEN];
 } __attribute__((packed));
 
 struct pd_fabric_wire_accept { /* fi_accept param: the accepting side */
@@ -93,10 +111,26 @@ struct pd_fabric_wire_accept { /* fi_accept param: the accepting side */
 	uint16_t tenant;
 	uint16_t credits; /* receives reserved for this connection */
 	uint16_t primitive;
-	uint8_t keyed;
-	uint8_t key[PD_FABRIC_KEY_LEN];
+	uint8_t auth;
+	uint8_t proof[PD_FABRIC_MAC_LEN];
 } __attribute__((packed));
-#define PD_FABRIC_WIRE_HELLO_MIN 12u /* without primitive */
+
+struct pd_fabric_wire_challenge { /* fi_reject param answering an auth CHALLENGE hello */
+	uint32_t magic;
+	uint16_t version;
+	uint8_t nonce[PD_FABRIC_NONCE_LEN]; /* Ns */
+	uint8_t mac[PD_FABRIC_MAC_LEN];
+} __attribute__((packed));
+
+/* A challenge the server issued and the client has not answered yet. */
+#define PD_FABRIC_CHALLENGES 64      /* outstanding at once; the oldest is dropped */
+#define PD_FABRIC_CHALLENGE_MS 10000 /* how long a challenge can be answered */
+struct pd_fabric_challenge {
+	bool live;
+	uint16_t peer_id, tenant;
+	int64_t expires_ms; /* CLOCK_MONOTONIC */
+	uint8_t nc[PD_FABRIC_NONCE_LEN], ns[PD_FABRIC_NONCE_LEN];
+};
 
 /*
  * One-sided GRANT message (two-sided send, kind PD_FABRIC_IMM_GRANT), little-endian and
@@ -206,6 +240,13 @@ struct pd_fabric_conn {
 	uint16_t peer_id;
 	uint16_t tenant;
 	void *ctx;
+
+	/* Outbound, keyed: the challenge-response (enum pd_fabric_auth of the last hello). */
+	uint8_t auth;
+	uint16_t hello_credits;
+	uint16_t port;
+	char host[64];
+	uint8_t nc[PD_FABRIC_NONCE_LEN], ns[PD_FABRIC_NONCE_LEN];
 
 	uint32_t credits;       /* DATA messages this side may still send (one-sided: slots held) */
 	uint32_t peer_grant;    /* DATA credits the peer granted (upper bound of credits) */
@@ -360,6 +401,7 @@ struct pd_fabric {
 	enum pd_fabric_primitive primitive;
 	bool keyed;
 	uint8_t key[PD_FABRIC_KEY_LEN];
+	struct pd_fabric_challenge challenges[PD_FABRIC_CHALLENGES];
 	uint64_t next_mr_key;
 	size_t max_msg_size;
 
@@ -385,6 +427,9 @@ struct pd_fabric {
 
 /* Test-only: advertise another protocol version in the hello and accept data. */
 void pd_fabric_test_set_version(struct pd_fabric *fab, uint16_t version);
+/* Test-only: a connecting side answers a challenge without checking the server's HMAC
+ * (so that a server can be shown a proof made with the wrong key). */
+extern bool pd_fabric_test_no_server_check;
 /* Test-only: mr_mode bits forced onto the provider's answer before fi_domain (0: none);
  * requested keys then start at 1000, so that a provider key differs from ours. */
 extern uint64_t pd_fabric_test_mr_mode;

@@ -35,18 +35,18 @@ probe() {
 	log "fabric_probe --version $1: exit $PROBE_RC: $PROBE_OUT"
 }
 
-# Control: the right version (1) is accepted, so the probe itself reaches the engine
+# Control: the right version (2) is accepted, so the probe itself reaches the engine
 # and is what the engine expects of an ingress. (The ingress is not running yet: the
 # probe would take over its connection.)
-probe 1
+probe 2
 if [[ $PROBE_RC == 0 ]] && grep -q "refused connection from peer $INGRESS_ID .*primitive" "$elog"; then
 	fail "the engine refused a $PRIMITIVE peer of the right version: it does not run fabric.primitive $PRIMITIVE: $(grep 'refused connection' "$elog" | tail -n 1)"
 fi
-assert_eq 1 "$PROBE_RC" "a peer with protocol version 1 is accepted (fabric_probe exit 1)"
+assert_eq 1 "$PROBE_RC" "a peer with protocol version 2 is accepted (fabric_probe exit 1)"
 
-# The wrong versions: the next one, and 0.
+# The wrong versions: the next one, the previous one (the key in the hello), and 0.
 refused_before=$(grep -c "refused connection from peer" "$elog")
-for v in 2 0; do
+for v in 3 1 0; do
 	probe "$v"
 	assert_eq 0 "$PROBE_RC" "a peer with protocol version $v is refused (fabric_probe exit 0: on_down -ECONNREFUSED)"
 	logged() { grep -q "refused connection from peer $INGRESS_ID (version $1, tenant 0).*protocol version $1 unsupported" "$elog"; }
@@ -54,10 +54,10 @@ for v in 2 0; do
 		fail "the engine did not log the refusal of version $v: $(grep -i refused "$elog" | tail -n 3)"
 	pass "the engine logged: $(grep "refused connection from peer $INGRESS_ID (version $v" "$elog" | tail -n 1 | sed 's/^[0-9:.]* //')"
 done
-assert_int -ge "$(grep -c "refused connection from peer" "$elog")" $((refused_before + 2)) "two refusals logged"
+assert_int -ge "$(grep -c "refused connection from peer" "$elog")" $((refused_before + 3)) "three refusals logged"
 fetch_stats_node a
 refused=$(awk '$1 == "fabric" { for (i = 2; i <= NF; i++) if ($i ~ /^refused=/) { sub(/.*=/, "", $i); print $i } }' "$TMP/stats")
-assert_int -ge "${refused:-missing}" 2 "engine stats: fabric refused"
+assert_int -ge "${refused:-missing}" 3 "engine stats: fabric refused"
 
 # The engine keeps serving: the real ingress connects and requests are answered.
 comp_running a
@@ -68,8 +68,8 @@ post /echo hello
 assert_status 200 "POST /echo after the refusals"
 assert_eq hello "$(resp_body)" "/echo body"
 # A refused peer with the ingress's id does not disturb the ingress's live connection.
-probe 2
-assert_eq 0 "$PROBE_RC" "version 2 refused while the ingress is connected"
+probe 3
+assert_eq 0 "$PROBE_RC" "version 3 refused while the ingress is connected"
 post /echo again
 assert_status 200 "POST /echo after a refusal, same ingress connection"
 assert_eq "$disconnects_before" "$(grep -c "ingress 0 disconnected" "$elog")" \

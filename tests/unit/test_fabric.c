@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "../tcp_relay.h"
 
 #define PROVIDER "tcp"
 #define HOST "127.0.0.1"
@@ -148,6 +149,8 @@ struct node {
 };
 
 static int status_fd = -1; /* child -> parent messages */
+/* The cluster key of the nodes this process opens (NULL: none; children inherit it). */
+static const uint8_t *node_key;
 /* The primitive of every process of the case being run (children inherit it). */
 static enum pd_fabric_primitive primitive = PD_FABRIC_TWO_SIDED;
 
@@ -363,6 +366,7 @@ static int node_open(struct node *n, const char *name, uint16_t id, uint16_t lis
 	           .on_down = on_down},
 	    .app = n,
 	    .primitive = primitive,
+	    .key = node_key,
 	};
 	int ret = pd_fabric_open(&attr, &n->fab);
 	if (ret == 0 && pd_fabric_test_mr_mode != 0) {
@@ -1319,6 +1323,205 @@ static bool case_virt_addr(void)
 	return ok;
 }
 
+/* ---- the cluster key: challenge-response, replays --------------------------------------- */
+
+static const uint8_t key_a[PD_FABRIC_KEY_LEN] = {
+    0x3a, 0x11, 0x5c, 0x82, 0x07, 0xe4, 0x9b, 0x60, 0x21, 0xd8, 0x4f, 0x93, 0x0e, 0x77, 0xaa, 0x15,
+    0xc2, 0x58, 0x36, 0xf1, 0x6d, 0x0b, 0x94, 0x2e, 0x81, 0x4a, 0xb7, 0x19, 0xe0, 0x63, 0x5f, 0xd4};
+static const uint8_t key_b[PD_FABRIC_KEY_LEN] = {
+    0x3a, 0x11, 0x5c, 0x82, 0x07, 0xe4, 0x9b, 0x60, 0x21, 0xd8, 0x4f, 0x93, 0x0e, 0x77, 0xaa, 0x15,
+    0xc2, 0x58, 0x36, 0xf1, 0x6d, 0x0b, 0x94, 0x2e, 0x81, 0x4a, 0xb7, 0x19, 0xe0, 0x63, 0x5f, 0xd5};
+
+struct keyed_server_cfg {
+	const uint8_t *key;
+	int expect_ups, expect_downs, expect_connreqs;
+	uint64_t expect_refused;
+};
+
+static bool keyed_server_done(struct node *n, void *arg)
+{
+	const struct keyed_server_cfg *cfg = arg;
+	struct pd_fabric_stats st;
+	pd_fabric_get_stats(n->fab, &st);
+	return n->stop && n->downs >= cfg->expect_downs && st.refused >= cfg->expect_refused;
+}
+
+/* An echo server with a cluster key: exact counts of what it let in and refused. */
+static int keyed_server_main(void *arg)
+{
+	const struct keyed_server_cfg *cfg = arg;
+	node_key = cfg->key;
+	struct node n;
+	int port = open_listener(&n, "server");
+	if (port < 0) {
+		fprintf(stderr, "server: open: %s\n", strerror(-port));
+		return 1;
+	}
+	n.peer_credits = CLIENT_CREDITS;
+	if (tenant_add(&n, 1, SERVER_CREDITS, 1, SERVER_CREDITS) != 0)
+		fail(&n, "tenant setup");
+	status_send(ST_PORT, (uint32_t)port);
+	int extra[1] = {stop_rd_in_child};
+	if (!n.failed)
+		run(&n, keyed_server_done, arg, now_ms() + DEADLINE_MS * 3, extra, 1, server_extra);
+	struct pd_fabric_stats st;
+	pd_fabric_get_stats(n.fab, &st);
+	fprintf(stderr,
+	        "server: %d requests passed to the app, %d up, %d down, %" PRIu64 " refused\n",
+	        n.connreqs, n.ups, n.downs, st.refused);
+	if (n.connreqs != cfg->expect_connreqs || n.ups != cfg->expect_ups ||
+	    st.refused != cfg->expect_refused)
+		fail(&n, "expected %d requests passed to the app, %d up, %" PRIu64 " refused",
+		     cfg->expect_connreqs, cfg->expect_ups, cfg->expect_refused);
+	bool failed = n.failed;
+	node_close(&n);
+	return failed ? 1 : 0;
+}
+
+/* A keyed server and a client with client_key (no_check: it skips the server's HMAC). */
+static bool keyed_pair(struct keyed_server_cfg *scfg, const uint8_t *client_key, bool no_check,
+                       struct client_cfg *ccfg)
+{
+	int64_t limit = now_ms() + CASE_LIMIT_MS;
+	struct child s = {0}, c = {0};
+	bool ok = false;
+	ccfg->release_fd = -1;
+	node_key = client_key;
+	pd_fabric_test_no_server_check = no_check;
+	if (spawn(&s, keyed_server_main, scfg) != 0 || get_port(&s, &ccfg->port) != 0 ||
+	    spawn(&c, client_main, ccfg) != 0)
+		goto out;
+	int crc = child_reap(&c, limit);
+	int src = child_reap(&s, limit);
+	ok = crc == 0 && src == 0;
+	if (!ok)
+		fprintf(stderr, "client exit %d, server exit %d\n", crc, src);
+out:
+	child_kill(&c);
+	child_kill(&s);
+	node_key = NULL;
+	pd_fabric_test_no_server_check = false;
+	return ok;
+}
+
+static bool case_keyed(void)
+{
+	struct keyed_server_cfg s = {
+	    .key = key_a, .expect_ups = 1, .expect_downs = 1, .expect_connreqs = 1};
+	struct client_cfg c = {.tenants = 1, .pings = 1000, .credits = CLIENT_CREDITS};
+	return keyed_pair(&s, key_a, false, &c);
+}
+
+static bool case_wrong_key(void)
+{
+	/* The client refuses a server whose challenge is not made with its key; the server
+	 * has only issued a challenge (no refusal, nothing passed to its app). */
+	struct keyed_server_cfg s1 = {.key = key_a};
+	struct client_cfg c1 = {.tenants = 1, .credits = CLIENT_CREDITS, .expect_err = -EACCES};
+	bool ok = keyed_pair(&s1, key_b, false, &c1);
+	/* The server refuses a proof made with another key (the client skips its check). */
+	struct keyed_server_cfg s2 = {.key = key_a, .expect_refused = 1};
+	struct client_cfg c2 = {
+	    .tenants = 1, .credits = CLIENT_CREDITS, .expect_err = -ECONNREFUSED};
+	ok = keyed_pair(&s2, key_b, true, &c2) && ok;
+	/* No key at all, and a key where the server has none: refused too. */
+	struct keyed_server_cfg s3 = {.key = key_a, .expect_refused = 1};
+	struct client_cfg c3 = {
+	    .tenants = 1, .credits = CLIENT_CREDITS, .expect_err = -ECONNREFUSED};
+	ok = keyed_pair(&s3, NULL, false, &c3) && ok;
+	struct keyed_server_cfg s4 = {.key = NULL, .expect_refused = 1};
+	struct client_cfg c4 = {
+	    .tenants = 1, .credits = CLIENT_CREDITS, .expect_err = -ECONNREFUSED};
+	ok = keyed_pair(&s4, key_a, false, &c4) && ok;
+	return ok;
+}
+
+/* Relay the client's traffic to the server until the client has exited. */
+static bool relay_until_exit(struct tcp_relay *r, struct child *c, int64_t deadline)
+{
+	while (now_ms() < deadline) {
+		struct pollfd pfd[2 + 2 * TCP_RELAY_CONNS];
+		pfd[0] = (struct pollfd){.fd = c->pidfd, .events = POLLIN};
+		int n = tcp_relay_fds(r, pfd + 1, 1 + 2 * TCP_RELAY_CONNS);
+		int left = (int)(deadline - now_ms());
+		if (poll(pfd, (nfds_t)(1 + n), left > 0 ? left : 0) < 0 && errno != EINTR)
+			return false;
+		tcp_relay_service(r, pfd + 1, n);
+		if (pfd[0].revents != 0)
+			return true;
+	}
+	return false;
+}
+
+/* Replay a record to the server at port: it must answer or close within the deadline. */
+static bool replay_one(uint16_t port, const struct tcp_relay_conn *rc)
+{
+	int ret = tcp_replay(port, rc->rec, rc->len, DEADLINE_MS);
+	fprintf(stderr, "replayed %zu bytes to port %u: %d%s\n", rc->len, port, ret,
+	        ret == -ETIMEDOUT ? " (no answer)" : "");
+	return ret >= 0;
+}
+
+/*
+ * A keyed client connects through a TCP relay that records what it said before each
+ * answer (its connection requests). Those bytes, sent again, must be refused: by the
+ * same server (its challenge was used up) and by a new one (the proof answers a
+ * challenge it never issued; the first request replayed first gets a fresh challenge,
+ * which the recorded proof does not answer). Nothing reaches either server's app.
+ */
+static bool case_replay(void)
+{
+	int64_t limit = now_ms() + CASE_LIMIT_MS;
+	struct keyed_server_cfg s1cfg = {.key = key_a,
+	                                 .expect_ups = 1,
+	                                 .expect_downs = 1,
+	                                 .expect_connreqs = 1,
+	                                 .expect_refused = 1};
+	struct keyed_server_cfg s2cfg = {.key = key_a, .expect_refused = 2};
+	struct client_cfg ccfg = {
+	    .tenants = 1, .pings = 10, .credits = CLIENT_CREDITS, .release_fd = -1};
+	struct child s1 = {0}, s2 = {0}, c = {0};
+	struct tcp_relay r = {.lfd = -1};
+	bool ok = false;
+	uint16_t port1, port2;
+	if (spawn(&s1, keyed_server_main, &s1cfg) != 0 || get_port(&s1, &port1) != 0 ||
+	    tcp_relay_open(&r, port1) != 0)
+		goto out;
+	ccfg.port = r.port;
+	node_key = key_a;
+	if (spawn(&c, client_main, &ccfg) != 0)
+		goto out;
+	if (!relay_until_exit(&r, &c, limit)) {
+		fprintf(stderr, "replay: the client did not finish\n");
+		goto out;
+	}
+	int crc = child_reap(&c, limit);
+	fprintf(stderr, "replay: client exit %d, %u connections recorded\n", crc, r.n);
+	if (crc != 0 || r.n == 0 || r.conns[r.n - 1].len == 0)
+		goto out;
+	const struct tcp_relay_conn *last = &r.conns[r.n - 1];
+	if (spawn(&s2, keyed_server_main, &s2cfg) != 0 || get_port(&s2, &port2) != 0)
+		goto out;
+	ok = replay_one(port1, last);       /* the same server: refused 1 */
+	ok = replay_one(port2, last) && ok; /* a new server: refused 1 */
+	for (unsigned i = 0; i < r.n; i++)  /* ... whole exchange: refused 2 */
+		ok = replay_one(port2, &r.conns[i]) && ok;
+	/* s2 first: it holds a copy of s1's stop pipe (forked later). */
+	int s2rc = child_reap(&s2, limit);
+	int s1rc = child_reap(&s1, limit);
+	if (s1rc != 0 || s2rc != 0)
+		fprintf(stderr, "replay: server exits %d (recorded from) and %d (new)\n", s1rc,
+		        s2rc);
+	ok = ok && s1rc == 0 && s2rc == 0;
+out:
+	node_key = NULL;
+	tcp_relay_close(&r);
+	child_kill(&c);
+	child_kill(&s2);
+	child_kill(&s1);
+	return ok;
+}
+
 /* `test_fabric latency [round trips]`: 1 KiB ping-pong, busy polling, both primitives. */
 static int latency_main(uint32_t iters)
 {
@@ -1378,6 +1581,9 @@ int main(int argc, char **argv)
 	    {"idle: trywait allows sleeping", case_idle},
 	    {"same peer id reconnects while its old connection is up", case_replaced},
 	    {"a peer with the other primitive is refused", case_mismatch},
+	    {"cluster key: the right key works", case_keyed},
+	    {"cluster key: a wrong or missing key is refused by either side", case_wrong_key},
+	    {"cluster key: a recorded exchange replayed is refused", case_replay},
 	};
 	static const struct {
 		const char *name;
