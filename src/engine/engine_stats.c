@@ -125,7 +125,8 @@ static void stats_answer(struct engine *e, int fd)
 		struct tenant_rt *t = &e->tenants[i];
 		uint64_t census[PD_BUF_STATE_COUNT];
 		pd_pool_census(&t->pool, census);
-		uint64_t fn_handled = 0, fn_bad = 0, fn_copied = 0, fn_meta = 0, fn_expired = 0;
+		uint64_t fn_handled = 0, fn_bad = 0, fn_copied = 0, fn_meta = 0, fn_expired = 0,
+			 fn_push_failures = 0;
 		for (uint16_t s = 0; s < t->ninst; s++) {
 			struct pd_inst_status *st = t->pool.inst_status[s];
 			fn_handled += atomic_load(&st->handled);
@@ -133,6 +134,7 @@ static void stats_answer(struct engine *e, int fd)
 			fn_copied += atomic_load(&st->copied_bytes);
 			fn_meta += atomic_load(&st->meta_bytes);
 			fn_expired += atomic_load(&st->expired);
+			fn_push_failures += atomic_load(&st->push_failures);
 		}
 		const struct tenant_counters *c = &t->c;
 		fprintf(f,
@@ -143,7 +145,8 @@ static void stats_answer(struct engine *e, int fd)
 			"function_meta_copied_bytes=%lu function_handled=%lu function_bad_input=%lu "
 			"errors_sent=%lu reclaimed=%lu restarts=%lu hung_killed=%lu "
 			"pending_sends=%u to_peers=%lu from_peers=%lu lost_with_peer=%lu expired=%lu "
-			"function_expired=%lu rx_depth=%u rx_credits=%lu rx_repost_deferred=%lu\n",
+			"function_expired=%lu rx_depth=%u rx_credits=%lu rx_repost_deferred=%lu "
+			"function_push_failures=%" PRIu64 " pool_push_failures=%" PRIu64 "\n",
 			t->conf->name, t->pool.nbuffers, census[PD_BUF_FREE],
 			t->pool.nbuffers - census[PD_BUF_FREE] - census[PD_BUF_RX_POSTED],
 			census[PD_BUF_RX_POSTED], c->msgs_in, c->bytes_in, c->msgs_out,
@@ -152,7 +155,8 @@ static void stats_answer(struct engine *e, int fd)
 			c->errors_sent, c->reclaimed, c->function_restarts, c->hung_killed,
 			t->pend_count, c->to_peers, c->from_peers, c->lost_with_peer, c->expired,
 			fn_expired, t->rx_depth, (unsigned long)t->credits_per_link * t->links,
-			c->rx_repost_deferred);
+			c->rx_repost_deferred, fn_push_failures,
+			atomic_load(&t->pool.sh->push_failures));
 		for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
 			const struct peer_link *p = &t->peers[n];
 			if (!p->hosts_tenant)
