@@ -1090,25 +1090,50 @@ static int load_typed(const char *text, size_t len, struct pd_config **out,
 	return 0;
 }
 
-static int read_file(const char *path, char **text_out, size_t *len_out)
+/* What a file that is not a regular file is, for the error message. */
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "a special file";
+}
+
+/*
+ * Read the whole file at path. Only a regular file is read: anything else (a FIFO, a
+ * device) could block forever or never end, so it is refused with -EINVAL (*mode_out
+ * says what it is); a directory with -EISDIR. O_NONBLOCK: opening a FIFO with no
+ * writer does not wait.
+ */
+static int read_file(const char *path, char **text_out, size_t *len_out, mode_t *mode_out)
 {
 	struct stat st;
 	char *text = NULL;
 	size_t len = 0, cap = 0;
 	int fd, ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto out_close;
 	}
+	*mode_out = st.st_mode;
 	if (S_ISDIR(st.st_mode)) {
 		ret = -EISDIR;
 		goto out_close;
 	}
-	/* Read to EOF rather than trust st_size, so pipes such as /dev/stdin work too. */
+	if (!S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		goto out_close;
+	}
+	/* Read to EOF rather than trust st_size: the file may change while it is read. */
 	for (;;) {
 		ssize_t n;
 
@@ -1180,11 +1205,15 @@ int pd_config_load(const char *path, struct pd_config **out, FILE *errs)
 	if (path == NULL || out == NULL)
 		return -EINVAL;
 
-	ret = read_file(path, &text, &len);
+	mode_t mode = 0;
+	ret = read_file(path, &text, &len, &mode);
 	if (ret < 0) {
 		char buf[128];
 
-		if (ret == -EFBIG)
+		if (ret == -EINVAL)
+			pd_config_diag_add(&diags, (struct pd_config_mark){0, 0},
+			                   "cannot read: not a regular file (%s)", file_kind(mode));
+		else if (ret == -EFBIG)
 			pd_config_diag_add(&diags, (struct pd_config_mark){0, 0},
 			                   "cannot read: the file is larger than %" PRIu64 " MiB",
 			                   CONFIG_FILE_MAX / MiB);

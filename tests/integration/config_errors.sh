@@ -102,6 +102,33 @@ pass "two errors: both reported"
 assert_eq 1 "$?" "missing file: palladium check exit status"
 assert_contains "$(cat "$TMP/missing.err")" "$TMP/missing.yaml" "missing file: the error names the file"
 
+# --- not a regular file: refused at once with the path and what it is, never waited on
+# (a FIFO with no writer blocked open() forever; one with a silent writer, read()).
+# Every command that reads the cluster file shares the loader.
+mkfifo "$TMP/fifo.yaml" || fail "mkfifo"
+not_regular() {
+	local what=$1 kind=$2
+	shift 2
+	timeout $((10 * TIME_SCALE)) "$PALLADIUM" "$@" >"$TMP/notreg.out" 2>"$TMP/notreg.err" </dev/null
+	local rc=$?
+	assert_eq 1 "$rc" "palladium $* ($what): exit status, at once (timeout would give 124)"
+	assert_contains "$(cat "$TMP/notreg.err")" "${!#}: error: cannot read: not a regular file ($kind)" \
+		"palladium $* ($what): says the file is $kind"
+}
+not_regular "FIFO, no writer" "a FIFO" check "$TMP/fifo.yaml"
+not_regular "FIFO, no writer" "a FIFO" up "$TMP/fifo.yaml"
+not_regular "FIFO, no writer" "a FIFO" engine --node a "$TMP/fifo.yaml"
+not_regular "FIFO, no writer" "a FIFO" ingress "$TMP/fifo.yaml"
+not_regular "FIFO, no writer" "a FIFO" stats "$TMP/fifo.yaml"
+# A writer that holds the FIFO open and never writes (its pid recorded, stopped below).
+sleep 600 >"$TMP/fifo.yaml" &
+fifo_writer=$!
+BG_PIDS+=("$fifo_writer")
+not_regular "FIFO with a silent writer" "a FIFO" check "$TMP/fifo.yaml"
+kill "$fifo_writer" 2>/dev/null
+wait "$fifo_writer" 2>/dev/null
+not_regular "character device" "a character device" check /dev/null
+
 # --- `palladium up` on a broken file: exit 1, nothing started, no listener
 timeout $((20 * TIME_SCALE)) setsid "$PALLADIUM" up "$TMP/chain.yaml" >"$TMP/up_broken.out" 2>"$TMP/up_broken.err" </dev/null
 rc=$?

@@ -102,12 +102,15 @@ hang_req() {
 }
 bg hang_pid hang_req
 # While misbehave hangs, another function of the same tenant still answers.
+# The hanging request shows in flight at the ingress (before its 2 s route timeout).
 inflight_one() {
 	fetch_metrics
-	metric_present palladium_ingress_inflight || return 0 # checked at the end
+	metric_present palladium_ingress_inflight || fail "/metrics has no palladium_ingress_inflight"
 	(($(metric_sum palladium_ingress_inflight) >= 1))
 }
-wait_for 10 inflight_one || log "NOTE: palladium_ingress_inflight never showed the hanging request"
+wait_for 10 inflight_one ||
+	fail "palladium_ingress_inflight never showed the hanging request (last: $(metric_sum palladium_ingress_inflight); hang: '$(cat "$TMP/hang.status" 2>/dev/null)')"
+pass "the hanging request is in flight at the ingress"
 post /echo during-hang
 assert_status 200 "echo while misbehave hangs"
 assert_eq during-hang "$(resp_body)" "echo while misbehave hangs: body"

@@ -1007,3 +1007,8 @@ netns_with_prefix() {
 }
 
 netns_gone() { [[ -z "$(netns_with_prefix "$1")" ]]; }
+
+# need_curl_http2: skip unless curl speaks HTTP/2 (the HTTP/2 checks need it).
+need_curl_http2() {
+	curl -V 2>/dev/null | grep -q '^Features:.*\bHTTP2\b' || skip "needs curl with HTTP/2"
+}

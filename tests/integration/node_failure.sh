@@ -102,13 +102,23 @@ assert_int -ge "$(grep -c '^200$' "$after_echo")" 30 "/echo after the kill: node
 fetch_stats_node a
 log "node a after the kill: lost_with_peer=$(stat_sum demo lost_with_peer) errors_sent=$(stat_sum demo errors_sent) expired=$(stat_sum demo expired) buffers_in_use=$(stat_sum demo buffers_in_use)"
 lost=$(stat_sum demo lost_with_peer)
-assert_int -ge "$lost" 0 "node a: lost_with_peer"
-# At most RELAY_PAR requests were in flight when b died: more means node a answered 502
-# for requests b had already finished (the ingress drops those as late answers).
-if ((lost > RELAY_PAR)); then
+[[ -n "$lost" ]] || fail "no lost_with_peer in node a's stats: $(grep '^tenant demo' "$TMP/stats")"
+# Each 502 node a counts in lost_with_peer answers either one of the (at most RELAY_PAR)
+# /relay requests in flight when b died, or a request b had already answered straight to
+# the ingress (its record at a waits for the route timeout, src/engine/peers.c): that 502
+# reaches the ingress late and is dropped there, counted in late_responses. So
+# lost_with_peer <= RELAY_PAR + late responses; the late 502s left node a at peer_down,
+# long before now, so the ingress has counted them (waited for all the same).
+late_bound_holds() {
 	fetch_metrics
-	log "NOTE: node a counted lost_with_peer=$lost with at most $RELAY_PAR /relay requests in flight; ingress late responses: $(metric_sum palladium_ingress_late_responses_total)"
-fi
+	metric_present palladium_ingress_late_responses_total || return 1
+	late=$(metric_sum palladium_ingress_late_responses_total)
+	((lost <= RELAY_PAR + late))
+}
+late=""
+wait_for 10 late_bound_holds ||
+	fail "node a: lost_with_peer=$lost, more than the $RELAY_PAR /relay requests in flight plus the ingress's late responses (${late:-no palladium_ingress_late_responses_total in /metrics})"
+pass "node a: lost_with_peer=$lost <= $RELAY_PAR in flight + $late late at the ingress"
 wait_for 10 stat_node_is -le a demo buffers_in_use "$idle_a" ||
 	fail "node a: buffers_in_use did not come back to (at most) $idle_a: $(grep '^tenant demo' "$TMP/stats")"
 pass "node a: buffers_in_use back to $(stat_sum demo buffers_in_use) (idle: $idle_a)"

@@ -5,6 +5,7 @@
 # Ctrl-C to its process group stops every process it started, leaving no orphan.
 source "$(dirname "$0")/lib.sh"
 init_test
+need_curl_http2
 
 shm_entries() {
 	find /dev/shm -maxdepth 1 -iname '*palladium*' 2>/dev/null | sort
@@ -73,17 +74,14 @@ assert_status 200 "POST /echo chunked"
 cmp -s "$TMP/b5k" "$TMP/resp.body" || fail "/echo: chunked 5000-byte body came back different ($(stat -c %s "$TMP/resp.body") bytes)"
 pass "/echo: chunked request body echoed byte-exactly"
 
-# --- HTTP/2 with prior knowledge: checked if the ingress speaks it, reported if not
+# --- HTTP/2 with prior knowledge (h2c): the ingress speaks it, then HTTP/1.1 still
 h2=$(curl -sS --max-time "$CURL_MAX_TIME" --http2-prior-knowledge --data-binary hello \
 	-w '\n%{http_code} %{http_version}' "http://127.0.0.1:$HTTP_PORT/shout" 2>"$TMP/h2.err")
-if [[ "$h2" == $'HELLO!\n200 2' ]]; then
-	pass "HTTP/2 prior knowledge: /shout -> HELLO!"
-else
-	log "NOTE: HTTP/2 with prior knowledge not served (got '$(tr '\n' ' ' <<<"$h2")' $(head -c 200 "$TMP/h2.err")): check skipped"
-	# Whatever happened, the ingress must still serve HTTP/1.1.
-	post /shout hello
-	assert_status 200 "HTTP/1.1 after the HTTP/2 attempt"
-fi
+[[ "$h2" == $'HELLO!\n200 2' ]] ||
+	fail "HTTP/2 prior knowledge: expected HELLO! with 200 over HTTP/2, got '$(tr '\n' ' ' <<<"$h2")' (curl: $(head -c 200 "$TMP/h2.err"))"
+pass "HTTP/2 prior knowledge: /shout -> HELLO! over HTTP/2"
+post /shout hello
+assert_status 200 "HTTP/1.1 after HTTP/2"
 
 # --- SIGTERM stops everything within 5 s, no orphan, no listener, no shared memory left
 stop_cluster TERM 5

@@ -905,6 +905,46 @@ static bool idle_now(struct node *n, void *arg)
 	return pd_fabric_trywait(n->fab) == 0;
 }
 
+/*
+ * Case 6: once every echo came back and trywait allows sleeping, the wait fds stay
+ * quiet: a poll of 100 ms finds none ready. A fd that is ready must mean work: then
+ * progress handles at least one event (traffic still on its way), and the check starts
+ * again; a fd ready with nothing to handle is a spurious wake-up, a failure. Bounded:
+ * 20 rounds of traffic at most.
+ */
+static void idle_check(struct node *n)
+{
+	for (int round = 0; round < 20; round++) {
+		if (run(n, idle_now, NULL, now_ms() + DEADLINE_MS, NULL, 0, NULL) != 0)
+			return;
+		int fds[4];
+		int nf = pd_fabric_wait_fds(n->fab, fds, 4);
+		if (nf <= 0) {
+			fail(n, "idle: wait_fds returned %d", nf);
+			return;
+		}
+		struct pollfd p[4];
+		for (int i = 0; i < nf; i++)
+			p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+		int ready = poll(p, (nfds_t)nf, 100);
+		if (ready == 0) {
+			fprintf(stderr, "client: idle: trywait 0, no fd ready after 100 ms\n");
+			return;
+		}
+		if (ready < 0) {
+			fail(n, "idle: poll: %s", strerror(errno));
+			return;
+		}
+		int events = pd_fabric_progress(n->fab);
+		if (events == 0) {
+			fail(n, "idle: %d of %d wait fds ready with no event to handle", ready, nf);
+			return;
+		}
+		fprintf(stderr, "client: idle: %d fds ready, %d events handled\n", ready, events);
+	}
+	fail(n, "idle: still busy after 20 rounds");
+}
+
 static bool got_credit(struct node *n, void *arg)
 {
 	(void)arg;
@@ -1070,19 +1110,8 @@ static int client_main(void *arg)
 			fprintf(stderr, "client: replaced: on_down %d (%s)\n", n.down_err,
 			        strerror(-n.down_err));
 		}
-		if (!n.failed && cfg->idle_check) {
-			if (run(&n, idle_now, NULL, now_ms() + DEADLINE_MS, NULL, 0, NULL) == 0) {
-				int fds[4];
-				int nf = pd_fabric_wait_fds(n.fab, fds, 4);
-				struct pollfd p[4];
-				for (int i = 0; i < nf; i++)
-					p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
-				int ready = poll(p, (nfds_t)nf, 100);
-				fprintf(stderr,
-				        "client: idle: trywait 0, %d fds ready after 100 ms\n",
-				        ready);
-			}
-		}
+		if (!n.failed && cfg->idle_check)
+			idle_check(&n);
 		struct pd_fabric_stats st;
 		pd_fabric_get_stats(n.fab, &st);
 		fprintf(stderr,

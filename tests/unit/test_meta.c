@@ -77,10 +77,42 @@ static void test_meta_overflow(void)
 	CHECK(pd_meta_finish(&w) == -ENOSPC);
 }
 
+/*
+ * What pd_meta_next must do with len bytes at b, walked here independently: entries
+ * (u16 name length, u32 value length, name, value) after a u16 count. Returns 0 (ends
+ * exactly at len) or -EBADMSG, and the number of whole entries before that in *steps.
+ */
+static int model_walk(const uint8_t *b, size_t len, int *steps, size_t *ends, int max_ends)
+{
+	*steps = 0;
+	if (len == 0)
+		return 0;
+	if (len < 2)
+		return -EBADMSG;
+	size_t pos = 2;
+	for (;;) {
+		if (pos == len)
+			return 0;
+		if (len - pos < 6)
+			return -EBADMSG;
+		size_t nl = (size_t)b[pos] | (size_t)b[pos + 1] << 8;
+		size_t vl = (size_t)b[pos + 2] | (size_t)b[pos + 3] << 8 |
+		            (size_t)b[pos + 4] << 16 | (size_t)b[pos + 5] << 24;
+		if (nl + vl > len - pos - 6)
+			return -EBADMSG;
+		if (*steps < max_ends)
+			ends[*steps] = pos + 6;
+		pos += 6 + nl + vl;
+		(*steps)++;
+	}
+}
+
 static void test_meta_garbage(void)
 {
-	/* Random bytes never read out of bounds (ASan watches) and usually fail. */
+	/* Random bytes: the iterator stops where the encoding says, with the exact result,
+	 * never reading out of bounds (ASan watches). */
 	srand(42);
+	int ended_ok = 0, ended_bad = 0, with_entries = 0;
 	for (int round = 0; round < 20000; round++) {
 		size_t len = (size_t)(rand() % 64);
 		uint8_t *buf = malloc(len + 1);
@@ -90,19 +122,50 @@ static void test_meta_garbage(void)
 			buf[0] = 1;
 			buf[1] = 0;
 		}
+		if (round % 5 == 0 && len >= 8) { /* a first entry that fits */
+			size_t room = len - 8;
+			buf[2] = (uint8_t)(room / 2);
+			buf[3] = 0;
+			uint32_t vl = (uint32_t)(room - room / 2 - (round % 2) * (room > 0));
+			memcpy(buf + 4, &vl, sizeof(vl)); /* the model reads it little-endian */
+		}
+		int want_steps;
+		size_t ends[64];
+		int want = model_walk(buf, len, &want_steps, ends, 64);
 		struct pd_meta_entry e;
 		size_t cursor = 0;
 		int rc, steps = 0;
 		while ((rc = pd_meta_next(buf, len, &cursor, &e)) == 1) {
+			CHECK(steps < want_steps && e.name == (const char *)buf + ends[steps]);
 			CHECK(e.name >= (const char *)buf &&
 			      e.value + e.value_len <= (const char *)buf + len);
 			steps++;
+			if (steps > 64)
+				break;
 		}
-		CHECK(rc == 0 || rc == -EBADMSG);
-		(void)pd_meta_check(buf, len);
-		(void)pd_meta_find(buf, len, "x", &e);
+		CHECK(rc == want);
+		CHECK(steps == want_steps);
+		uint16_t count = 0;
+		if (len >= 2)
+			memcpy(&count, buf, sizeof(count));
+		int want_check = want == 0 && (len == 0 || count == want_steps) ? 0 : -EBADMSG;
+		CHECK(pd_meta_check(buf, len) == want_check);
+		int want_found = want; /* 1 if an entry before the end is named x or X */
+		for (int i = 0; i < want_steps && i < 64; i++) {
+			size_t at = ends[i];
+			if (buf[at - 6] == 1 && buf[at - 5] == 0 && (buf[at] | 0x20) == 'x') {
+				want_found = 1;
+				break;
+			}
+		}
+		CHECK(pd_meta_find(buf, len, "x", &e) == want_found);
+		ended_ok += want == 0;
+		ended_bad += want != 0;
+		with_entries += want_steps > 0;
 		free(buf);
 	}
+	/* The rounds cover both ends, and entries that parse. */
+	CHECK(ended_ok > 0 && ended_bad > 0 && with_entries > 0);
 	uint8_t lying[8] = {5, 0, 1, 0, 200, 0, 0, 0}; /* value length past the end */
 	CHECK(pd_meta_check(lying, sizeof(lying)) == -EBADMSG);
 }

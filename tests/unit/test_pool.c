@@ -2,6 +2,10 @@
 /* Unit tests of tenant pools: geometry, alloc/free across processes, sealing, census. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -67,41 +71,127 @@ static void test_alloc_free_all(void)
 	pd_pool_close(&p);
 }
 
+#define XP_ROUNDS 300
+#define XP_CHILDREN 2
+
+/* Shared by the parent and the children of test_cross_process. */
+struct xp_shared {
+	pthread_barrier_t barrier;
+	_Atomic uint32_t conflicts; /* buffers found holding another child's mark */
+	_Atomic uint32_t attach_failed;
+	uint32_t held[XP_ROUNDS][XP_CHILDREN]; /* buffers each child held at the check */
+};
+
+/* The mark a child leaves in a buffer it owns: its pid, at both ends of the buffer. */
+static void xp_mark(struct pd_pool *c, uint32_t idx, uint64_t mark)
+{
+	struct pd_msg_hdr *h = pd_pool_buf(c, idx);
+	h->request_id = mark;
+	memcpy((uint8_t *)h + c->attr.buffer_size - sizeof(mark), &mark, sizeof(mark));
+}
+
+static bool xp_marked(struct pd_pool *c, uint32_t idx, uint64_t mark)
+{
+	struct pd_msg_hdr *h = pd_pool_buf(c, idx);
+	uint64_t tail;
+	memcpy(&tail, (uint8_t *)h + c->attr.buffer_size - sizeof(tail), sizeof(tail));
+	return h->request_id == mark && tail == mark;
+}
+
+/*
+ * One child: each round, take up to 3/4 of the pool (the two children together want
+ * more than there is), mark every buffer taken with its pid, wait until the other child
+ * has marked its own, check that every mark is still its own, then give all back. Two
+ * processes owning one buffer leave one of them a foreign mark. Failures are recorded,
+ * never cut short, so that the other child never waits at the barrier alone.
+ */
+static void xp_child(struct xp_shared *x, int fd, const struct pd_pool_attr *a, uint32_t k)
+{
+	struct pd_pool c;
+	bool attached = pd_pool_attach(fd, a, &c) == 0;
+	if (!attached)
+		atomic_fetch_add(&x->attach_failed, 1);
+	uint32_t n = attached ? c.nbuffers : 0, want = n * 3 / 4;
+	uint32_t *own = calloc(n + 1, sizeof(*own));
+	uint64_t mark = (uint64_t)getpid();
+	for (int round = 0; round < XP_ROUNDS; round++) {
+		uint32_t held = 0;
+		while (held < want && pd_pool_alloc(&c, k, &own[held]) == 0)
+			xp_mark(&c, own[held++], mark);
+		x->held[round][k] = held;
+		pthread_barrier_wait(&x->barrier); /* both marked what they own */
+		for (uint32_t i = 0; i < held; i++)
+			if (!xp_marked(&c, own[i], mark))
+				atomic_fetch_add(&x->conflicts, 1);
+		pthread_barrier_wait(&x->barrier); /* both checked */
+		for (uint32_t i = 0; i < held; i++)
+			pd_pool_free(&c, own[i]);
+		pthread_barrier_wait(&x->barrier); /* the pool is whole again */
+	}
+	free(own);
+	_exit(0);
+}
+
 static void test_cross_process(void)
 {
 	struct pd_pool_attr a = attr();
 	struct pd_pool p;
 	CHECK(pd_pool_create(&a, "test", &p) == 0);
 	uint32_t n = p.nbuffers;
-	pid_t pids[2];
-	for (int k = 0; k < 2; k++) {
+	struct xp_shared *x =
+	    mmap(NULL, sizeof(*x), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(x != MAP_FAILED);
+	if (x == MAP_FAILED)
+		return;
+	memset(x, 0, sizeof(*x));
+	pthread_barrierattr_t ba;
+	pthread_barrierattr_init(&ba);
+	pthread_barrierattr_setpshared(&ba, PTHREAD_PROCESS_SHARED);
+	pthread_barrier_init(&x->barrier, &ba, XP_CHILDREN);
+	pthread_barrierattr_destroy(&ba);
+	pid_t pids[XP_CHILDREN];
+	for (uint32_t k = 0; k < XP_CHILDREN; k++) {
 		pids[k] = fork();
-		if (pids[k] == 0) {
-			struct pd_pool c;
-			if (pd_pool_attach(p.fd, &a, &c) != 0)
-				_exit(3);
-			/* Churn: take and give back buffers, writing a pattern into each. */
-			for (int round = 0; round < 20000; round++) {
-				uint32_t idx;
-				if (pd_pool_alloc(&c, (uint32_t)k, &idx) != 0)
-					continue;
-				struct pd_msg_hdr *h = pd_pool_buf(&c, idx);
-				h->request_id = (uint64_t)k << 32 | (uint64_t)round;
-				if (h->request_id != ((uint64_t)k << 32 | (uint64_t)round))
-					_exit(4);
-				pd_pool_free(&c, idx);
+		if (pids[k] == 0)
+			xp_child(x, p.fd, &a, k);
+	}
+	/* Reap both within 60 s; a child stuck at the barrier (its peer died) is killed. */
+	int exited = 0, ok = 0;
+	for (int tick = 0; tick < 6000 && exited < XP_CHILDREN; tick++) {
+		for (int k = 0; k < XP_CHILDREN; k++) {
+			int status;
+			if (pids[k] > 0 && waitpid(pids[k], &status, WNOHANG) == pids[k]) {
+				pids[k] = 0;
+				exited++;
+				ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
 			}
-			_exit(0);
+		}
+		if (exited < XP_CHILDREN)
+			usleep(10000);
+	}
+	for (int k = 0; k < XP_CHILDREN; k++) {
+		if (pids[k] > 0) {
+			kill(pids[k], SIGKILL);
+			waitpid(pids[k], NULL, 0);
 		}
 	}
-	for (int k = 0; k < 2; k++) {
-		int status;
-		waitpid(pids[k], &status, 0);
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK(ok == XP_CHILDREN);
+	CHECK(atomic_load(&x->attach_failed) == 0);
+	CHECK(atomic_load(&x->conflicts) == 0);
+	/* The children held no more than the pool has, and fought over all of it. */
+	uint32_t over = 0, exhausted = 0;
+	for (int r = 0; r < XP_ROUNDS; r++) {
+		uint32_t sum = x->held[r][0] + x->held[r][1];
+		over += sum > n;
+		exhausted += sum == n;
 	}
+	CHECK(over == 0);
+	CHECK(exhausted > 0);
 	uint64_t census[PD_BUF_STATE_COUNT];
 	pd_pool_census(&p, census);
 	CHECK(census[PD_BUF_FREE] == n);
+	pthread_barrier_destroy(&x->barrier);
+	munmap(x, sizeof(*x));
 	pd_pool_close(&p);
 }
 
