@@ -22,6 +22,7 @@
 #include "shm/attach.h"
 #include "shm/msg.h"
 #include "shm/pool.h"
+#include "shm/waiter.h"
 
 #define RESP_META_MAX 8192
 #define MAX_THREADS 64
@@ -495,9 +496,14 @@ static void *worker(void *arg)
 	for (uint16_t i = 0; i < rt.cfg.ninst; i++)
 		if (rt.cfg.inst[i].slot == rt.cfg.slot)
 			self_efd = rt.inst_efd[i];
+	/* Each thread waits its own way: its arrivals are its own. */
+	struct pd_waiter waiter;
+	struct pd_waiter_attr wattr = pd_waiter_attr_default(rt.cfg.spin_ns, false);
+	pd_waiter_init(&waiter, &wattr);
 	while (!atomic_load(&rt.stopping)) {
 		uint64_t v;
 		if (pd_ring_pop(ring, &v) == 0) {
+			pd_waiter_work(&waiter, pd_now_ns());
 			uint32_t state = pd_pool_index_ok(&rt.pool, v)
 						 ? atomic_load(&rt.pool.ctl[v].state)
 						 : PD_BUF_STATE_COUNT;
@@ -508,7 +514,7 @@ static void *worker(void *arg)
 			handle_one((uint32_t)v, res);
 			continue;
 		}
-		int rc = pd_ring_wait(ring, self_efd, rt.stop_efd, rt.cfg.spin_ns, -1);
+		int rc = pd_ring_wait(ring, self_efd, rt.stop_efd, &waiter, -1);
 		if (rc == -ECANCELED)
 			break;
 	}

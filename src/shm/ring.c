@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Bounded MPMC rings in shared memory (Vyukov's sequence-numbered cells) and wake-ups. */
 #include "shm/ring.h"
+#include "shm/waiter.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -147,17 +148,14 @@ uint64_t pd_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-int pd_ring_wait(struct pd_ring *r, int efd, int stop_fd, uint64_t spin_ns, int timeout_ms)
+int pd_ring_wait(struct pd_ring *r, int efd, int stop_fd, struct pd_waiter *w, int timeout_ms)
 {
-	if (spin_ns > 0) {
-		uint64_t until = pd_now_ns() + spin_ns;
-		do {
-			if (!pd_ring_looks_empty(r))
-				return 0;
-			/* Yield rather than only pause: on a machine with fewer cores than
-			 * spinning processes, the one that has the work must get a core. */
-			sched_yield();
-		} while (pd_now_ns() < until);
+	while (w != NULL) {
+		if (!pd_ring_looks_empty(r))
+			return 0;
+		if (pd_waiter_idle(w, pd_now_ns()) == PD_WAIT_BLOCK)
+			break;
+		pd_waiter_relax(w);
 	}
 	pd_ring_sleep_begin(r);
 	if (!pd_ring_looks_empty(r)) {

@@ -52,13 +52,17 @@ void pd_ring_sleep_end(struct pd_ring *r);
 /* Returns true if it wrote the eventfd. */
 bool pd_ring_notify(struct pd_ring *r, int efd);
 
+struct pd_waiter;
+
 /*
- * Consumer side in one call: poll the ring for up to spin_ns, then sleep on efd until
- * notified (or until timeout_ms passes, -1 = no limit). stop_fd (or -1) is polled too
- * and never read: once readable, every waiter returns -ECANCELED. Returns 0 when the
- * ring may have work, -ETIMEDOUT, -EINTR or -ECANCELED.
+ * Consumer side in one call: poll the ring while the waiter w says that polling is worth
+ * it (w NULL: not at all; see waiter.h), then sleep on efd until notified (or until
+ * timeout_ms passes, -1 = no limit). stop_fd (or -1) is polled too and never read: once
+ * readable, every waiter returns -ECANCELED. Returns 0 when the ring may have work,
+ * -ETIMEDOUT, -EINTR or -ECANCELED. The caller tells w about the work it then finds
+ * (pd_waiter_work).
  */
-int pd_ring_wait(struct pd_ring *r, int efd, int stop_fd, uint64_t spin_ns, int timeout_ms);
+int pd_ring_wait(struct pd_ring *r, int efd, int stop_fd, struct pd_waiter *w, int timeout_ms);
 
 /* A hint to the CPU that we are spinning. */
 static inline void pd_cpu_relax(void)

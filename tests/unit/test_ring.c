@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "shm/ring.h"
+#include "shm/waiter.h"
 #include "unit.h"
 
 static void *ring_mem(uint32_t cap)
@@ -187,7 +188,7 @@ static void test_cross_process_wakeup(void)
 				got++;
 				continue;
 			}
-			if (pd_ring_wait(&r, efd, -1, 0, 10000) == -ETIMEDOUT)
+			if (pd_ring_wait(&r, efd, -1, NULL, 10000) == -ETIMEDOUT)
 				_exit(2);
 		}
 		_exit(sum == (uint64_t)total * (total + 1) / 2 ? 0 : 1);
@@ -236,10 +237,13 @@ static void test_stop_fd(void)
 	struct pd_ring r;
 	pd_ring_bind(&r, m, 4);
 	int efd = eventfd(0, EFD_NONBLOCK), stop = eventfd(1, EFD_NONBLOCK);
-	CHECK(pd_ring_wait(&r, efd, stop, 0, 10000) == -ECANCELED);
-	CHECK(pd_ring_wait(&r, efd, -1, 0, 0) == -ETIMEDOUT);
+	CHECK(pd_ring_wait(&r, efd, stop, NULL, 10000) == -ECANCELED);
+	CHECK(pd_ring_wait(&r, efd, -1, NULL, 0) == -ETIMEDOUT);
 	CHECK(pd_ring_push(&r, 7) == 0);
-	CHECK(pd_ring_wait(&r, efd, stop, 1000, 10000) == 0);
+	struct pd_waiter_attr attr = pd_waiter_attr_default(1000, false);
+	struct pd_waiter w;
+	pd_waiter_init(&w, &attr);
+	CHECK(pd_ring_wait(&r, efd, stop, &w, 10000) == 0);
 	close(efd);
 	close(stop);
 	munmap(m, pd_ring_footprint(4));
