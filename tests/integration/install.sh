@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 }
 EOF
 san=()
-[[ "$needed" == *libasan* ]] && san=(-fsanitize=address,undefined)
+[[ "$needed" == *libasan* ]] && san=("-fsanitize=address,undefined")
 # shellcheck disable=SC2086 # pkg-config output is a list of flags
 (cd "$FN" && cc -std=c17 -Wall -Wextra -Werror "${san[@]}" -H hello.c $cflags $libs \
 	-Wl,--trace -o hello) >"$TMP/cc.out" 2>&1 || fail "cc hello.c \$(pkg-config ...): $(cat "$TMP/cc.out")"
@@ -110,7 +110,8 @@ assert_contains "$linked" "$ROOT" "hello linked the installed libpalladium ($lin
 grep -q "$SOURCE_ROOT" "$TMP/cc.out" && fail "the compile used the source or build tree: $(grep "$SOURCE_ROOT" "$TMP/cc.out" | head -5)"
 pass "the compile touched nothing of the source or build tree"
 
-export LD_LIBRARY_PATH=$(dirname "$lib")
+LD_LIBRARY_PATH=$(dirname "$lib")
+export LD_LIBRARY_PATH
 ldd "$FN/hello" >"$TMP/ldd.out" 2>&1 || fail "ldd hello: $(cat "$TMP/ldd.out")"
 assert_contains "$(grep libpalladium "$TMP/ldd.out")" "$ROOT" "hello loads libpalladium from the DESTDIR"
 assert_not_contains "$(cat "$TMP/ldd.out")" "yaml" "hello loads no libcyaml/libyaml"
@@ -121,6 +122,7 @@ assert_not_contains "$(cat "$TMP/ldd.out")" "not found" "hello finds every libra
 chmod 711 "$TMP"
 chmod 755 "$FN" "$FN/hello"
 PALLADIUM=$P/bin/palladium
+# shellcheck disable=SC2317 # called by start_cluster
 hello_yaml() {
 	yaml_common 1 | sed "s|functions_dir: \"[^\"]*\"|functions_dir: \"$P/libexec/palladium/functions\"|"
 	cat <<EOF
