@@ -7,6 +7,8 @@
 # then stops `up` with exit status 0. A component that cannot start at all (its ports
 # are taken) still makes `up` exit 1.
 source "$(dirname "$0")/lib.sh"
+# bg is lib.sh's (it sets the pid variable); the helpers below are called by wait_for.
+# shellcheck disable=SC2317,SC2217,SC2154
 init_test
 need_cmd pgrep
 
@@ -97,6 +99,7 @@ run_limited() {
 		chmod 711 "$TMP"
 		mkdir -p "$TMP/pub" && cp "$CFG" "$TMP/pub/cluster.yaml" && chmod 755 "$TMP/pub" &&
 			chmod 644 "$TMP/pub/cluster.yaml" || return 1
+		# shellcheck disable=SC2016 # expanded by the inner bash
 		exec setpriv --reuid=65534 --regid=65534 --clear-groups \
 			bash -c 'ulimit -u 1 && exec "$0" up "$1"' "$PALLADIUM" "$TMP/pub/cluster.yaml"
 	fi
