@@ -6,9 +6,9 @@
 # the engine's functions are started again and /echo and /shout answer again. SIGINT
 # then stops `up` with exit status 0. A component that cannot start at all (its ports
 # are taken) still makes `up` exit 1.
-source "$(dirname "$0")/lib.sh"
 # bg is lib.sh's (it sets the pid variable); the helpers below are called by wait_for.
 # shellcheck disable=SC2317,SC2217,SC2154
+source "$(dirname "$0")/lib.sh"
 init_test
 need_cmd pgrep
 
