@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: all deps build run test test-fast bench bench-quick bench-echo bench-hop bench-fairness clean
+.PHONY: all deps build install run test test-fast bench bench-quick bench-echo bench-hop bench-fairness clean
 
 all: build
 
@@ -24,6 +24,15 @@ $(FUZZ_BUILD)/build.ninja:
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
+
+# Meson install of what `make build` built (docs/deploy.md lists what goes where):
+# `make install`, `make install PREFIX=/usr DESTDIR=/tmp/stage` (PREFIX reconfigures
+# $(BUILD); DESTDIR stages the files under another root).
+install: $(BUILD)/build.ninja
+ifneq ($(PREFIX),)
+	meson configure $(BUILD) -Dprefix=$(PREFIX)
+endif
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 run: build
 	./$(BUILD)/palladium up $(CONFIG)

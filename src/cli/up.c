@@ -21,34 +21,30 @@
 
 #define STOP_TIMEOUT_MS 4000
 
-struct child {
-	pid_t pid;
-	char what[80];
-};
+/*
+ * A component that dies while the cluster runs is started again, with the same
+ * arguments, environment (cluster key) and namespace, after a backoff that doubles from
+ * RESTART_BACKOFF_MS to RESTART_BACKOFF_MAX_MS (as the engine does for functions). A run
+ * longer than STABLE_RUN_MS resets the backoff. A component that ends within
+ * STABLE_RUN_MS of its start QUICK_FAILS_MAX times in a row cannot start at all (its
+ * port is taken, say): then `up` stops the cluster and exits 1.
+ */
+#define RESTART_BACKOFF_MS 100
+#define RESTART_BACKOFF_MAX_MS 5000
+#define STABLE_RUN_MS 1000
+#define QUICK_FAILS_MAX 5
 
-static pid_t start(char *const argv[], const sigset_t *oldmask, const char *netns)
-{
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	/* If `up` dies without cleaning up, its components stop too. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != parent)
-		_exit(1);
-	sigprocmask(SIG_SETMASK, oldmask, NULL);
-	if (netns != NULL) {
-		int rc = netns_enter(netns);
-		if (rc != 0) {
-			fprintf(stderr, "palladium up: enter network namespace %s: %s\n", netns,
-				strerror(-rc));
-			_exit(127);
-		}
-	}
-	execv("/proc/self/exe", argv);
-	fprintf(stderr, "palladium up: exec: %s\n", strerror(errno));
-	_exit(127);
-}
+struct child {
+	pid_t pid; /* 0: not running */
+	char what[80];
+	char *argv[6];
+	const char *netns;      /* network namespace to run in, or NULL */
+	uint64_t started_ms;    /* of the current (or last) run */
+	uint64_t restart_at_ms; /* 0: no restart pending */
+	uint32_t backoff_ms;
+	uint32_t restarts;
+	uint32_t quick_fails; /* runs in a row that ended within STABLE_RUN_MS */
+};
 
 static uint64_t now_ms(void)
 {
@@ -57,18 +53,128 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Reap what has exited; returns the index of an exited child or -1. */
-static int reap(struct child *kids, int n, int *status)
+/* Forks and execs the component; 0 or a negative errno (fork failed). */
+static int start(struct child *kid, const sigset_t *oldmask)
 {
-	pid_t pid = waitpid(-1, status, WNOHANG);
-	if (pid <= 0)
-		return -1;
-	for (int i = 0; i < n; i++)
-		if (kids[i].pid == pid) {
-			kids[i].pid = 0;
-			return i;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		kid->pid = pid;
+		kid->started_ms = now_ms();
+		return 0;
+	}
+	/* If `up` dies without cleaning up, its components stop too. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != parent)
+		_exit(1);
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	if (kid->netns != NULL) {
+		int rc = netns_enter(kid->netns);
+		if (rc != 0) {
+			fprintf(stderr, "palladium up: enter network namespace %s: %s\n",
+			        kid->netns, strerror(-rc));
+			_exit(127);
 		}
-	return -1;
+	}
+	execv("/proc/self/exe", kid->argv);
+	fprintf(stderr, "palladium up: exec: %s\n", strerror(errno));
+	_exit(127);
+}
+
+/*
+ * Reap what has exited; returns the index of an exited component (its pid in *pid, its
+ * wait status in *status) or -1 when none is left to reap.
+ */
+static int reap(struct child *kids, int n, pid_t *pid, int *status)
+{
+	for (;;) {
+		*pid = waitpid(-1, status, WNOHANG);
+		if (*pid <= 0)
+			return -1;
+		for (int i = 0; i < n; i++)
+			if (kids[i].pid == *pid) {
+				kids[i].pid = 0;
+				return i;
+			}
+		/* Not a component (the janitor of --netns): nothing to restart. */
+	}
+}
+
+/* "(pid 12) killed by signal 9", "(pid 12) exited with status 1". */
+static void describe_end(pid_t pid, int wst, char *buf, size_t len)
+{
+	if (WIFSIGNALED(wst))
+		snprintf(buf, len, "(pid %d) was killed by signal %d", (int)pid, WTERMSIG(wst));
+	else
+		snprintf(buf, len, "(pid %d) exited with status %d", (int)pid, WEXITSTATUS(wst));
+}
+
+/*
+ * A component ended (how: what happened to it) while the cluster runs: report it and
+ * schedule its restart. False if it cannot start at all (QUICK_FAILS_MAX short runs in a
+ * row): the caller stops the cluster.
+ */
+static bool schedule_restart(struct child *kid, const char *how, uint64_t now)
+{
+	if (now - kid->started_ms >= STABLE_RUN_MS) {
+		kid->backoff_ms = RESTART_BACKOFF_MS;
+		kid->quick_fails = 0;
+	} else if (++kid->quick_fails >= QUICK_FAILS_MAX) {
+		fprintf(stderr,
+		        "palladium up: %s %s; it ended within %d ms of its start %d times in a "
+		        "row: stopping the cluster\n",
+		        kid->what, how, STABLE_RUN_MS, QUICK_FAILS_MAX);
+		return false;
+	}
+	kid->restart_at_ms = now + kid->backoff_ms;
+	kid->restarts++;
+	fprintf(stderr, "palladium up: %s %s; restart %u in %u ms\n", kid->what, how, kid->restarts,
+	        kid->backoff_ms);
+	kid->backoff_ms *= 2;
+	if (kid->backoff_ms > RESTART_BACKOFF_MAX_MS)
+		kid->backoff_ms = RESTART_BACKOFF_MAX_MS;
+	return true;
+}
+
+/* Restarts the components whose backoff has passed; false if one cannot be started. */
+static bool restart_due(struct child *kids, int n, const sigset_t *oldmask, uint64_t now)
+{
+	for (int i = 0; i < n; i++) {
+		struct child *kid = &kids[i];
+		if (kid->pid != 0 || kid->restart_at_ms == 0 || now < kid->restart_at_ms)
+			continue;
+		kid->restart_at_ms = 0;
+		int rc = start(kid, oldmask);
+		if (rc != 0) {
+			char how[96];
+			snprintf(how, sizeof(how), "could not be started again (fork: %s)",
+			         strerror(-rc));
+			/* Counted as a run that ended at once. */
+			kid->started_ms = now;
+			if (!schedule_restart(kid, how, now))
+				return false;
+			continue;
+		}
+		fprintf(stderr, "palladium up: %s restarted (pid %d, restart %u)\n", kid->what,
+		        (int)kid->pid, kid->restarts);
+	}
+	return true;
+}
+
+/* Milliseconds until the next pending restart, or -1 (none: wait for a signal only). */
+static int next_restart_in(const struct child *kids, int n, uint64_t now)
+{
+	int timeout = -1;
+	for (int i = 0; i < n; i++) {
+		if (kids[i].restart_at_ms == 0)
+			continue;
+		uint64_t in = kids[i].restart_at_ms > now ? kids[i].restart_at_ms - now : 0;
+		if (timeout < 0 || in < (uint64_t)timeout)
+			timeout = (int)in;
+	}
+	return timeout;
 }
 
 /*
@@ -129,8 +235,11 @@ int cli_up(int argc, char **argv)
 		"\n"
 		"Run the whole cluster described by FILE on this machine, in the foreground: one\n"
 		"engine per node (each starts its node's functions) and the ingress. Ctrl-C or\n"
-		"SIGTERM stops every process it started. If any component exits on its own, the\n"
-		"others are stopped too and the exit status is 1.\n"
+		"SIGTERM stops every process it started (exit status 0). A component that dies\n"
+		"is started again after a backoff (100 ms, doubling to 5 s; reset by a run of 1 s),\n"
+		"with the same cluster key and ports, and the restart is logged. One that ends\n"
+		"within 1 s of its start 5 times in a row cannot start: `up` then stops the\n"
+		"others and exits 1.\n"
 		"\n"
 		"  --netns   put the ingress and each node in a network namespace of its own\n"
 		"            (pd<pid>-ingress, pd<pid>-node-<name>), joined by veth pairs to a\n"
@@ -219,23 +328,42 @@ int cli_up(int argc, char **argv)
 		return 1;
 	}
 
-	int n = 0;
+	/* Every engine, then the ingress; all of them or none. */
+	int n = 0, status = 0;
 	struct child *kids = calloc(cfg->nodes_count + 1, sizeof(*kids));
-	for (uint32_t i = 0; kids != NULL && i < cfg->nodes_count; i++) {
-		char *args[] = {"palladium", "engine", (char *)file, "--node", cfg->nodes[i].name,
-				NULL};
-		snprintf(kids[n].what, sizeof(kids[n].what), "engine of node %s",
-			 cfg->nodes[i].name);
-		kids[n].pid = start(args, &oldmask, plan != NULL ? plan->comp[1 + i].ns : NULL);
-		if (kids[n].pid > 0)
-			n++;
+	if (kids == NULL) {
+		fprintf(stderr, "palladium up: calloc: %s\n", strerror(ENOMEM));
+		status = 1;
+		goto stop;
 	}
-	char *iargs[] = {"palladium", "ingress", (char *)file, NULL};
-	if (kids != NULL) {
-		snprintf(kids[n].what, sizeof(kids[n].what), "ingress");
-		kids[n].pid = start(iargs, &oldmask, plan != NULL ? plan->comp[0].ns : NULL);
-		if (kids[n].pid > 0)
-			n++;
+	for (uint32_t i = 0; i <= cfg->nodes_count; i++) {
+		struct child *kid = &kids[n];
+		bool ingress = i == cfg->nodes_count;
+		char **a = kid->argv;
+		*a++ = "palladium";
+		*a++ = ingress ? "ingress" : "engine";
+		*a++ = (char *)file;
+		if (!ingress) {
+			*a++ = "--node";
+			*a++ = cfg->nodes[i].name;
+			snprintf(kid->what, sizeof(kid->what), "engine of node %s",
+			         cfg->nodes[i].name);
+		} else {
+			snprintf(kid->what, sizeof(kid->what), "ingress");
+		}
+		*a = NULL;
+		kid->netns = plan == NULL ? NULL
+		             : ingress    ? plan->comp[0].ns
+		                          : plan->comp[1 + i].ns;
+		kid->backoff_ms = RESTART_BACKOFF_MS;
+		int rc = start(kid, &oldmask);
+		if (rc != 0) {
+			fprintf(stderr, "palladium up: start the %s: fork: %s\n", kid->what,
+			        strerror(-rc));
+			status = 1;
+			goto stop;
+		}
+		n++;
 	}
 	const char *example = cfg->routes_count > 0 ? cfg->routes[0].path : "/";
 	if (plan != NULL)
@@ -252,31 +380,44 @@ int cli_up(int argc, char **argv)
 		       file, cfg->nodes_count, cfg->ingress.listen, cfg->ingress.listen, example);
 	fflush(stdout);
 
-	int status = 0;
+	/* Until SIGINT or SIGTERM: restart what dies (see RESTART_BACKOFF_MS). */
 	for (;;) {
-		struct signalfd_siginfo si;
-		ssize_t got = read(sfd, &si, sizeof(si));
-		if (got != (ssize_t)sizeof(si)) {
-			if (got < 0 && errno == EINTR)
-				continue;
+		struct pollfd pfd = {.fd = sfd, .events = POLLIN};
+		int ready = poll(&pfd, 1, next_restart_in(kids, n, now_ms()));
+		if (ready < 0 && errno != EINTR) {
+			perror("palladium up: poll");
+			status = 1;
 			break;
 		}
-		if (si.ssi_signo != SIGCHLD)
-			break;
+		if (ready > 0) {
+			struct signalfd_siginfo si;
+			ssize_t got = read(sfd, &si, sizeof(si));
+			if (got != (ssize_t)sizeof(si)) {
+				if (got < 0 && (errno == EINTR || errno == EAGAIN))
+					continue;
+				perror("palladium up: read signalfd");
+				status = 1;
+				break;
+			}
+			if (si.ssi_signo != SIGCHLD)
+				break;
+		}
+		/* SIGCHLD may stand for several children: reap them all. */
+		bool gave_up = false;
 		int wst, idx;
-		bool died = false;
-		while ((idx = reap(kids, n, &wst)) >= 0) {
-			fprintf(stderr, "palladium up: %s exited (%s %d): stopping the cluster\n",
-				kids[idx].what, WIFSIGNALED(wst) ? "signal" : "status",
-				WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst));
-			died = true;
+		pid_t pid;
+		while ((idx = reap(kids, n, &pid, &wst)) >= 0) {
+			char how[80];
+			describe_end(pid, wst, how, sizeof(how));
+			gave_up |= !schedule_restart(&kids[idx], how, now_ms());
 		}
-		if (died) {
+		if (gave_up || !restart_due(kids, n, &oldmask, now_ms())) {
 			status = 1;
 			break;
 		}
 	}
-	if (!stop_all(kids, n))
+stop:
+	if (kids != NULL && !stop_all(kids, n))
 		status = 1;
 	if (janitor_fd >= 0) {
 		close(janitor_fd);
