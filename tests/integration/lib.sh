@@ -763,8 +763,8 @@ stat_is() {
 
 # ------------------------------------------------- components started one by one
 #
-# For tests that stop or kill one component while the others keep running (`palladium up`
-# stops everything when one component dies): each of `palladium engine FILE --node N` and
+# For tests that stop or kill one component while the others keep running, and decide
+# themselves when and how it comes back (`palladium up` restarts it on its own): each of `palladium engine FILE --node N` and
 # `palladium ingress FILE` runs in a session of its own, recorded by name. An engine's
 # function processes die with it (PR_SET_PDEATHSIG).
 
