@@ -26,7 +26,6 @@
 #define CQ_EXTRA 256  /* CQ entries beyond 2 * depth, for sends */
 #define EQ_BUDGET 64  /* events per pd_fabric_progress() */
 #define EQ_SIZE 256
-#define LOG_BURST 10    /* log lines per second per rate limiter */
 #define CM_DATA_MAX 256 /* FI_OPT_CM_DATA_SIZE of the tcp provider */
 #define NO_INDEX PD_FABRIC_NO_INDEX
 
@@ -49,29 +48,9 @@ static const char credit_marker[PD_FABRIC_CREDIT_MSG_LEN] = {'P', 'D', 'C', 'R',
 uint64_t pd_fabric_test_mr_mode;
 bool pd_fabric_test_no_server_check;
 
-bool pd_fabric_rl_allow(struct pd_fabric_ratelimit *rl)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ts.tv_sec != rl->window) {
-		if (rl->suppressed != 0)
-			PD_LOG_WARN(COMP, 0, "%" PRIu32 " similar messages suppressed",
-			            rl->suppressed);
-		rl->window = ts.tv_sec;
-		rl->count = 0;
-		rl->suppressed = 0;
-	}
-	if (rl->count < LOG_BURST) {
-		rl->count++;
-		return true;
-	}
-	rl->suppressed++;
-	return false;
-}
-
 #define LOG_CONN(fab, ...)                                                                         \
 	do {                                                                                       \
-		if (pd_fabric_rl_allow(&(fab)->rl_conn))                                           \
+		if (pd_log_rate_allow(&(fab)->rl_conn, COMP))                                      \
 			PD_LOG_INFO(COMP, __VA_ARGS__);                                            \
 	} while (0)
 

@@ -374,12 +374,6 @@ struct pd_fabric_conn_slot {
 	uint32_t next_free;
 };
 
-struct pd_fabric_ratelimit {
-	int64_t window; /* seconds, CLOCK_MONOTONIC */
-	uint32_t count;
-	uint32_t suppressed;
-};
-
 struct pd_fabric {
 	struct pd_fabric_callbacks cb;
 	void *app;
@@ -421,8 +415,8 @@ struct pd_fabric {
 	struct pd_fabric_mr *mrs;
 
 	struct pd_fabric_stats stats;
-	struct pd_fabric_ratelimit rl_conn; /* connection events */
-	struct pd_fabric_ratelimit rl_err;  /* repeated errors */
+	struct pd_log_rate rl_conn; /* connection events */
+	struct pd_log_rate rl_err;  /* repeated errors */
 };
 
 /* Test-only: advertise another protocol version in the hello and accept data. */
@@ -464,10 +458,9 @@ static inline bool pd_fabric_in_mr(const struct pd_fabric_mr *mr, const void *bu
 	return p >= mr->base && len <= mr->len && (size_t)(p - mr->base) <= mr->len - len;
 }
 
-bool pd_fabric_rl_allow(struct pd_fabric_ratelimit *rl);
 #define PD_FABRIC_WARN_RL(fab, err, ...)                                                           \
 	do {                                                                                       \
-		if (pd_fabric_rl_allow(&(fab)->rl_err))                                            \
+		if (pd_log_rate_allow(&(fab)->rl_err, PD_FABRIC_LOG_COMP))                         \
 			PD_LOG_WARN(PD_FABRIC_LOG_COMP, err, __VA_ARGS__);                         \
 	} while (0)
 
