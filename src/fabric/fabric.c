@@ -45,9 +45,6 @@ static const char credit_marker[PD_FABRIC_CREDIT_MSG_LEN] = {'P', 'D', 'C', 'R',
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-uint64_t pd_fabric_test_mr_mode;
-bool pd_fabric_test_no_server_check;
-
 #define LOG_CONN(fab, ...)                                                                         \
 	do {                                                                                       \
 		if (pd_log_rate_allow(&(fab)->rl_conn, COMP))                                      \
@@ -1004,7 +1001,7 @@ static void challenge_answer(struct pd_fabric_conn *conn, const struct pd_fabric
 	memcpy(conn->ns, ch->nonce, PD_FABRIC_NONCE_LEN);
 	int err = mac_compute(fab, mac_server_challenge, conn->nc, conn->ns, &hello,
 	                      (uint16_t)fab->primitive, conn->peer_id, mac);
-	if (err == 0 && !pd_fabric_test_no_server_check && !mac_equal(mac, ch->mac)) {
+	if (err == 0 && !fab->no_server_check && !mac_equal(mac, ch->mac)) {
 		server_refuse(conn, "its challenge does not prove the cluster key");
 		return;
 	}
@@ -1236,7 +1233,8 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 	fab->cb = attr->cb;
 	fab->app = attr->app;
 	fab->local_id = attr->local_id;
-	fab->version = PD_FABRIC_PROTO_VERSION;
+	fab->version = attr->test.set_version ? attr->test.version : PD_FABRIC_PROTO_VERSION;
+	fab->no_server_check = attr->test.no_server_check;
 	fab->primitive = attr->primitive;
 	if (attr->key != NULL) {
 		fab->keyed = true;
@@ -1271,8 +1269,8 @@ int pd_fabric_open(const struct pd_fabric_attr *attr, struct pd_fabric **out)
 		ret = -FI_ENOSYS;
 		goto free_info;
 	}
-	fab->info->domain_attr->mr_mode |= (int)pd_fabric_test_mr_mode;
-	if (pd_fabric_test_mr_mode != 0) /* keys the provider would not pick (it counts from 1) */
+	fab->info->domain_attr->mr_mode |= (int)attr->test.mr_mode;
+	if (attr->test.mr_mode != 0) /* keys the provider would not pick (it counts from 1) */
 		fab->next_mr_key = 1000;
 	int mr_mode = fab->info->domain_attr->mr_mode;
 	if (fab->primitive == PD_FABRIC_ONE_SIDED && (mr_mode & FI_MR_RAW)) {
@@ -1391,11 +1389,6 @@ void pd_fabric_close(struct pd_fabric *fab)
 	free(fab->slots);
 	free(fab->provider);
 	free(fab);
-}
-
-void pd_fabric_test_set_version(struct pd_fabric *fab, uint16_t version)
-{
-	fab->version = version;
 }
 
 /* ---- memory regions --------------------------------------------------------------- */

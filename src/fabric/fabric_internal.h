@@ -378,7 +378,7 @@ struct pd_fabric {
 	struct pd_fabric_callbacks cb;
 	void *app;
 	uint16_t local_id;
-	uint16_t version; /* PD_FABRIC_PROTO_VERSION, or a test override */
+	uint16_t version; /* PD_FABRIC_PROTO_VERSION, or attr.test.version */
 	char *provider;
 	const struct pd_fabric_ops *ops;
 	bool closing; /* pd_fabric_close(): no more callbacks */
@@ -394,6 +394,7 @@ struct pd_fabric {
 	bool write_needs_recv; /* a write with immediate data consumes a posted receive */
 	enum pd_fabric_primitive primitive;
 	bool keyed;
+	bool no_server_check; /* attr.test.no_server_check */
 	uint8_t key[PD_FABRIC_KEY_LEN];
 	struct pd_fabric_challenge challenges[PD_FABRIC_CHALLENGES];
 	uint64_t next_mr_key;
@@ -418,15 +419,6 @@ struct pd_fabric {
 	struct pd_log_rate rl_conn; /* connection events */
 	struct pd_log_rate rl_err;  /* repeated errors */
 };
-
-/* Test-only: advertise another protocol version in the hello and accept data. */
-void pd_fabric_test_set_version(struct pd_fabric *fab, uint16_t version);
-/* Test-only: a connecting side answers a challenge without checking the server's HMAC
- * (so that a server can be shown a proof made with the wrong key). */
-extern bool pd_fabric_test_no_server_check;
-/* Test-only: mr_mode bits forced onto the provider's answer before fi_domain (0: none);
- * requested keys then start at 1000, so that a provider key differs from ours. */
-extern uint64_t pd_fabric_test_mr_mode;
 
 /* ---- shared by fabric.c and the primitives ----------------------------------------- */
 
