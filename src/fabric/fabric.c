@@ -1767,28 +1767,29 @@ int pd_fabric_send(struct pd_fabric_conn *conn, struct pd_fabric_mr *mr, const v
 	op->conn_handle = conn->handle;
 
 	int ret = fab->ops->data_send(conn, op, buf, len, mr->desc);
-	if (ret == -FI_EAGAIN) {
-		/* Let the provider progress (completions are kept for pd_fabric_progress(),
-		 * no callback runs here), then try once more. */
+	if (ret == -FI_EAGAIN && conn->credits > 0) {
+		/* The provider is busy: let it progress (completions are kept for
+		 * pd_fabric_progress(), no callback runs here), then try once more. */
 		(void)stash_fill(conn->rx, CQ_BATCH);
 		ret = fab->ops->data_send(conn, op, buf, len, mr->desc);
 	}
 	if (ret != 0) {
 		send_op_put(conn->rx, op);
-		if (ret == PD_FABRIC_SEND_NO_CREDIT) {
-			fab->stats.no_credit++;
+		switch (ret) {
+		case -FI_EAGAIN:
+			if (conn->credits == 0)
+				fab->stats.no_credit++;
+			else
+				fab->stats.send_busy++;
 			return -EAGAIN;
-		}
-		if (ret == PD_FABRIC_SEND_TOO_BIG)
+		case -FI_EMSGSIZE: /* the caller's message, not a fabric error: not counted */
 			return -EMSGSIZE;
-		if (ret == PD_FABRIC_SEND_INVALID)
+		case -FI_EINVAL:
 			return -EINVAL;
-		if (ret == -FI_EAGAIN) {
-			fab->stats.send_busy++;
-			return -EAGAIN;
+		default:
+			fab->stats.send_errors++;
+			return -pd_fabric_errno(ret);
 		}
-		fab->stats.send_errors++;
-		return -pd_fabric_errno(ret);
 	}
 	conn_track(conn, op);
 	fab->stats.msgs_sent++;

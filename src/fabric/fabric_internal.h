@@ -321,11 +321,6 @@ struct pd_fabric_mr {
 	struct pd_fabric_mr *next, *prev;
 };
 
-/* pd_fabric_ops.data_send results besides 0 and negative libfabric errors. */
-#define PD_FABRIC_SEND_NO_CREDIT 1 /* -> -EAGAIN, stats.no_credit */
-#define PD_FABRIC_SEND_TOO_BIG 2   /* -> -EMSGSIZE */
-#define PD_FABRIC_SEND_INVALID 3   /* -> -EINVAL */
-
 /*
  * The data-path primitive, chosen once at open. fabric.c owns connections, queues,
  * send records and the control-message machinery; a primitive decides what a posted
@@ -350,8 +345,10 @@ struct pd_fabric_ops {
 	bool (*conn_up)(struct pd_fabric_conn *conn);
 	/* The conn is dead, the CQ drained and its sends reported (before on_down). */
 	void (*conn_reap)(struct pd_fabric_conn *conn);
-	/* Post a DATA message: 0, PD_FABRIC_SEND_*, or negative fi errno (-FI_EAGAIN:
-	 * busy); consumes a credit only on 0, so it may be called again. */
+	/* Post a DATA message: 0 or a negative libfabric errno: -FI_EAGAIN no credit
+	 * (conn->credits is 0) or the provider is busy, -FI_EMSGSIZE too big for what the
+	 * peer offers, -FI_EINVAL a message the primitive cannot carry, another: failed.
+	 * Consumes a credit only on 0, so it may be called again. */
 	int (*data_send)(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
 	                 size_t len, void *desc);
 	/* Post a control message if one is due (pd_fabric_ctrl_post): 1 posted, 0 none

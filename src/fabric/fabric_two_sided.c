@@ -112,7 +112,7 @@ static int two_sided_data_send(struct pd_fabric_conn *conn, struct pd_fabric_sen
                                const void *buf, size_t len, void *desc)
 {
 	if (conn->credits == 0)
-		return PD_FABRIC_SEND_NO_CREDIT;
+		return -FI_EAGAIN;
 	uint32_t n = min_u32(conn->owed, PD_FABRIC_IMM_CREDITS_MAX);
 	uint32_t imm = pd_fabric_imm_encode(conn->fab->local_id, n, PD_FABRIC_IMM_DATA);
 	int ret = pd_fabric_msg_send(conn, op, buf, len, desc, imm);
