@@ -4,17 +4,6 @@
 
 #include <errno.h>
 
-int pd_fabric_msg_recv(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op)
-{
-	return (int)fi_recv(rx->srx, op->buf, op->len, op->desc, FI_ADDR_UNSPEC, &op->op.fi_ctx);
-}
-
-int pd_fabric_msg_send(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
-                       size_t len, void *desc, uint32_t imm)
-{
-	return (int)fi_senddata(conn->ep, buf, len, desc, imm, FI_ADDR_UNSPEC, &op->op.fi_ctx);
-}
-
 static inline uint32_t min_u32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
