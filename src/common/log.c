@@ -2,6 +2,7 @@
 /* Levelled, component-tagged logging to stderr. */
 #include "common/log.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -47,4 +48,24 @@ void pd_log(enum pd_log_level level, const char *component, int err, const char 
 	else
 		fprintf(stderr, "%s.%03ld %s %s %s: %s\n", when, ts.tv_nsec / 1000000, log_name,
 			level_names[level], component, msg);
+}
+
+bool pd_log_rate_allow(struct pd_log_rate *rl, const char *component)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec != rl->window) {
+		if (rl->suppressed != 0)
+			PD_LOG_WARN(component, 0, "%" PRIu32 " similar messages suppressed",
+				    rl->suppressed);
+		rl->window = ts.tv_sec;
+		rl->count = 0;
+		rl->suppressed = 0;
+	}
+	if (rl->count < PD_LOG_RATE_BURST) {
+		rl->count++;
+		return true;
+	}
+	rl->suppressed++;
+	return false;
 }

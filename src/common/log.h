@@ -3,6 +3,8 @@
 #ifndef PD_COMMON_LOG_H
 #define PD_COMMON_LOG_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,6 +30,21 @@ void pd_log(enum pd_log_level level, const char *component, int err, const char 
 #define PD_LOG_WARN(comp, err, ...) pd_log(PD_LOG_WARN, comp, err, __VA_ARGS__)
 #define PD_LOG_INFO(comp, ...) pd_log(PD_LOG_INFO, comp, 0, __VA_ARGS__)
 #define PD_LOG_DEBUG(comp, ...) pd_log(PD_LOG_DEBUG, comp, 0, __VA_ARGS__)
+
+/*
+ * A limiter for repeated log lines: at most PD_LOG_RATE_BURST lines per second
+ * (CLOCK_MONOTONIC) pass one limiter. The first line let through after some were held
+ * back is preceded by a warning "<n> similar messages suppressed" under component.
+ * Zero-initialise; one limiter per source of lines; not thread-safe.
+ */
+#define PD_LOG_RATE_BURST 10
+struct pd_log_rate {
+	int64_t window;      /* the second the lines are counted in */
+	uint32_t count;      /* lines let through in it */
+	uint32_t suppressed; /* lines held back in it */
+};
+/* true: the caller logs its line now; false: it drops it (counted). */
+bool pd_log_rate_allow(struct pd_log_rate *rl, const char *component);
 
 /* Programmer errors only: never for input from the network, a config or a function. */
 #define PD_ASSERT(cond)                                                                        \

@@ -26,9 +26,6 @@
 
 #define COMP "supervisor"
 #define STABLE_RUN_NS (10ull * 1000000000ull)
-/* Refused attaches: at most this many log lines per second, the rest counted. */
-#define REFUSED_LOG_BURST 10
-#define REFUSED_LOG_WINDOW_NS 1000000000ull
 /* Attach connections accepted per readiness of the listener (as the ingress's accepts). */
 #define ATTACH_ACCEPT_BURST 32
 
@@ -331,24 +328,15 @@ static void refuse(int fd, int status)
 	free(r);
 }
 
-/* Count a refused attach; log it, at most REFUSED_LOG_BURST lines a second. */
+/* Refused attaches logged, rate-limited (one engine per process: one limiter). */
+static struct pd_log_rate refused_log;
+
+/* Count a refused attach; log it, at most PD_LOG_RATE_BURST lines a second. */
 static void note_refused(struct engine *e, const struct ucred *cred, const char *why)
 {
 	e->attach_refused++;
-	uint64_t now = pd_now_ns();
-	if (now - e->attach_log_window_ns >= REFUSED_LOG_WINDOW_NS) {
-		e->attach_log_window_ns = now;
-		e->attach_log_count = 0;
-	}
-	if (e->attach_log_count >= REFUSED_LOG_BURST) {
-		e->attach_refused_unlogged++;
+	if (!pd_log_rate_allow(&refused_log, COMP))
 		return;
-	}
-	e->attach_log_count++;
-	if (e->attach_refused_unlogged > 0)
-		PD_LOG_WARN(COMP, 0, "%lu more refused attaches were not logged",
-			    (unsigned long)e->attach_refused_unlogged);
-	e->attach_refused_unlogged = 0;
 	PD_LOG_WARN(COMP, 0, "refused attach from pid %d uid %u: %s (%lu refused so far)",
 		    (int)cred->pid, (unsigned)cred->uid, why, (unsigned long)e->attach_refused);
 }

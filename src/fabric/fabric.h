@@ -131,6 +131,20 @@ struct pd_fabric_attr {
 	 * the other way round.
 	 */
 	const uint8_t *key;
+	/* Test-only hooks: production code leaves them all zero. */
+	struct pd_fabric_test_attr {
+		/* Advertise version instead of PD_FABRIC_PROTO_VERSION (hello, accept and
+		 * challenge) and accept only it. */
+		bool set_version;
+		uint16_t version;
+		/* mr_mode bits forced onto the provider's answer before fi_domain (0: none);
+		 * requested keys then start at 1000, so that a provider key differs from
+		 * ours. */
+		uint64_t mr_mode;
+		/* A connecting side answers a challenge without checking the server's HMAC
+		 * (so that a server can be shown a proof made with the wrong key). */
+		bool no_server_check;
+	} test;
 };
 
 /*

@@ -321,14 +321,9 @@ struct pd_fabric_mr {
 	struct pd_fabric_mr *next, *prev;
 };
 
-/* pd_fabric_ops.data_send results besides 0 and negative libfabric errors. */
-#define PD_FABRIC_SEND_NO_CREDIT 1 /* -> -EAGAIN, stats.no_credit */
-#define PD_FABRIC_SEND_TOO_BIG 2   /* -> -EMSGSIZE */
-#define PD_FABRIC_SEND_INVALID 3   /* -> -EINVAL */
-
 /*
- * The data-path primitive, chosen once at open. fabric.c owns connections, queues,
- * send records and the control-message machinery; a primitive decides what a posted
+ * The data-path primitive, chosen once at open. The common code owns connections,
+ * queues, send records and the control-message machinery; a primitive decides what a posted
  * buffer becomes, how DATA travels and what its control messages say.
  */
 struct pd_fabric_ops {
@@ -350,8 +345,10 @@ struct pd_fabric_ops {
 	bool (*conn_up)(struct pd_fabric_conn *conn);
 	/* The conn is dead, the CQ drained and its sends reported (before on_down). */
 	void (*conn_reap)(struct pd_fabric_conn *conn);
-	/* Post a DATA message: 0, PD_FABRIC_SEND_*, or negative fi errno (-FI_EAGAIN:
-	 * busy); consumes a credit only on 0, so it may be called again. */
+	/* Post a DATA message: 0 or a negative libfabric errno: -FI_EAGAIN no credit
+	 * (conn->credits is 0) or the provider is busy, -FI_EMSGSIZE too big for what the
+	 * peer offers, -FI_EINVAL a message the primitive cannot carry, another: failed.
+	 * Consumes a credit only on 0, so it may be called again. */
 	int (*data_send)(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
 	                 size_t len, void *desc);
 	/* Post a control message if one is due (pd_fabric_ctrl_post): 1 posted, 0 none
@@ -374,17 +371,11 @@ struct pd_fabric_conn_slot {
 	uint32_t next_free;
 };
 
-struct pd_fabric_ratelimit {
-	int64_t window; /* seconds, CLOCK_MONOTONIC */
-	uint32_t count;
-	uint32_t suppressed;
-};
-
 struct pd_fabric {
 	struct pd_fabric_callbacks cb;
 	void *app;
 	uint16_t local_id;
-	uint16_t version; /* PD_FABRIC_PROTO_VERSION, or a test override */
+	uint16_t version; /* PD_FABRIC_PROTO_VERSION, or attr.test.version */
 	char *provider;
 	const struct pd_fabric_ops *ops;
 	bool closing; /* pd_fabric_close(): no more callbacks */
@@ -400,6 +391,7 @@ struct pd_fabric {
 	bool write_needs_recv; /* a write with immediate data consumes a posted receive */
 	enum pd_fabric_primitive primitive;
 	bool keyed;
+	bool no_server_check; /* attr.test.no_server_check */
 	uint8_t key[PD_FABRIC_KEY_LEN];
 	struct pd_fabric_challenge challenges[PD_FABRIC_CHALLENGES];
 	uint64_t next_mr_key;
@@ -421,20 +413,34 @@ struct pd_fabric {
 	struct pd_fabric_mr *mrs;
 
 	struct pd_fabric_stats stats;
-	struct pd_fabric_ratelimit rl_conn; /* connection events */
-	struct pd_fabric_ratelimit rl_err;  /* repeated errors */
+	struct pd_log_rate rl_conn; /* connection events */
+	struct pd_log_rate rl_err;  /* repeated errors */
 };
 
-/* Test-only: advertise another protocol version in the hello and accept data. */
-void pd_fabric_test_set_version(struct pd_fabric *fab, uint16_t version);
-/* Test-only: a connecting side answers a challenge without checking the server's HMAC
- * (so that a server can be shown a proof made with the wrong key). */
-extern bool pd_fabric_test_no_server_check;
-/* Test-only: mr_mode bits forced onto the provider's answer before fi_domain (0: none);
- * requested keys then start at 1000, so that a provider key differs from ours. */
-extern uint64_t pd_fabric_test_mr_mode;
+/*
+ * ---- who calls whom -------------------------------------------------------------------
+ *
+ * Each file of the common code calls only the files below it. The common code reaches a
+ * primitive only through fab->ops; a primitive calls back only the helpers of the
+ * section "for the primitives" below (libfabric's ofi_util layering).
+ *
+ *   fabric.c          open/close, memory regions, pd_fabric_send, progress, waiting
+ *   fabric_cm.c       pd_fabric_connect, the EQ: requests, accepts, the challenge-response
+ *   fabric_hello.c    connection data on the wire, its HMACs, the cluster key (calls none)
+ *   fabric_rx.c       receive contexts, their CQ (stash, poll, dispatch), the reaper
+ *   fabric_conn.c     handles, peer tables, conn lifecycle, control messages
+ *   fabric_msg.c      operation records, fi_recv / fi_senddata on an SRX and a conn
+ *   - - - - - - - - - fab->ops - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -
+ *   fabric_two_sided.c, fabric_one_sided.c: the primitives
+ *
+ * One path comes back up at run time, through fab->ops and on purpose: a completion
+ * dispatched from the CQ (fabric_rx.c) reaches a primitive, whose pd_fabric_rx_sender()
+ * (fabric_cm.c) may read the EQ first; a connection request read there (a restarted
+ * peer) drains the same CQ before it closes the old conn. The order of completions
+ * holds: each is taken from the stash once, in order.
+ */
 
-/* ---- shared by fabric.c and the primitives ----------------------------------------- */
+/* ---- for the common code and the primitives ------------------------------------------ */
 
 /* libfabric's own error codes (>= FI_ERRNO_OFFSET) have no errno twin: map them. */
 static inline int pd_fabric_errno(int fi_err)
@@ -464,23 +470,29 @@ static inline bool pd_fabric_in_mr(const struct pd_fabric_mr *mr, const void *bu
 	return p >= mr->base && len <= mr->len && (size_t)(p - mr->base) <= mr->len - len;
 }
 
-bool pd_fabric_rl_allow(struct pd_fabric_ratelimit *rl);
 #define PD_FABRIC_WARN_RL(fab, err, ...)                                                           \
 	do {                                                                                       \
-		if (pd_fabric_rl_allow(&(fab)->rl_err))                                            \
+		if (pd_log_rate_allow(&(fab)->rl_err, PD_FABRIC_LOG_COMP))                         \
 			PD_LOG_WARN(PD_FABRIC_LOG_COMP, err, __VA_ARGS__);                         \
 	} while (0)
+/* Connection events (up, down, failed attempts), rate-limited apart from the errors. */
+#define PD_FABRIC_INFO_RL(fab, ...)                                                                \
+	do {                                                                                       \
+		if (pd_log_rate_allow(&(fab)->rl_conn, PD_FABRIC_LOG_COMP))                        \
+			PD_LOG_INFO(PD_FABRIC_LOG_COMP, __VA_ARGS__);                              \
+	} while (0)
 
-/* Two-sided operations on the SRX and a conn (the DATA path of two-sided, and the
- * control messages of both): 0 or a negative libfabric errno (-FI_EAGAIN: busy). */
+/* ---- for the primitives (and the common code) ------------------------------------------ */
+
+/* fabric_msg.c. Two-sided operations on the SRX and a conn (the DATA path of two-sided,
+ * and the control messages of both): 0 or a negative libfabric errno (-FI_EAGAIN: busy). */
 int pd_fabric_msg_recv(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op);
 int pd_fabric_msg_send(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
                        size_t len, void *desc, uint32_t imm);
+void pd_fabric_recv_op_put(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op);
 
+/* fabric_conn.c */
 struct pd_fabric_conn *pd_fabric_conn_lookup(const struct pd_fabric *fab, uint64_t handle);
-/* The live conn of rx whose peer id is peer_id; reads the EQ first if it is not UP yet
- * (its first messages can be read before its FI_CONNECTED). NULL: none. */
-struct pd_fabric_conn *pd_fabric_rx_sender(struct pd_fabric_rx *rx, uint16_t peer_id);
 /* Close the endpoint; on_down follows from the reaper. Safe anywhere, calls nothing. */
 void pd_fabric_conn_fail(struct pd_fabric_conn *conn, int err);
 /* Let ops->ctrl_send post control messages now if due (ops->ctrl_depth in flight per
@@ -489,10 +501,82 @@ void pd_fabric_conn_ctrl_check(struct pd_fabric_conn *conn);
 /* Post a control message (buf stays untouched until its completion). */
 int pd_fabric_ctrl_post(struct pd_fabric_conn *conn, const void *buf, size_t len, void *desc,
                         uint32_t imm);
-void pd_fabric_recv_op_put(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op);
-/* The FIFO of conns whose delivered messages were not replaced by a post yet. */
+
+/* fabric_rx.c. The FIFO of conns whose delivered messages were not replaced by a post
+ * yet. */
 void pd_fabric_fifo_push(struct pd_fabric_rx *rx, uint64_t handle);
 /* Pop the oldest entry: its conn if still alive, else NULL (also when empty). */
 struct pd_fabric_conn *pd_fabric_fifo_pop_conn(struct pd_fabric_rx *rx);
+
+/* fabric_cm.c. The live conn of rx whose peer id is peer_id; reads the EQ first if it is
+ * not UP yet (its first messages can be read before its FI_CONNECTED). NULL: none. */
+struct pd_fabric_conn *pd_fabric_rx_sender(struct pd_fabric_rx *rx, uint16_t peer_id);
+
+/* ---- for the common code only ---------------------------------------------------------- */
+
+#define PD_FABRIC_CQ_BATCH 16  /* completions per fi_cq_read */
+#define PD_FABRIC_EQ_BUDGET 64 /* events per pd_fabric_progress() */
+
+/* fabric_msg.c: records of an rx, never allocated per message. recv: NULL when all
+ * depth are in use; send: NULL when out of memory (they come in chunks). */
+struct pd_fabric_recv_op *pd_fabric_recv_op_get(struct pd_fabric_rx *rx);
+struct pd_fabric_send_op *pd_fabric_send_op_get(struct pd_fabric_rx *rx);
+void pd_fabric_send_op_put(struct pd_fabric_rx *rx, struct pd_fabric_send_op *op);
+
+/* fabric_conn.c */
+/* A conn of rx to peer_id that is not DEAD (in the peer table), or NULL. */
+struct pd_fabric_conn *pd_fabric_rx_peer(const struct pd_fabric_rx *rx, uint16_t peer_id);
+/* A new conn (CONNECTING if outbound, else ACCEPTING) with a handle, in rx's peer table
+ * and fab->conns, no endpoint yet; NULL: out of memory. */
+struct pd_fabric_conn *pd_fabric_conn_new(struct pd_fabric *fab, struct pd_fabric_rx *rx,
+                                          uint16_t peer_id, void *ctx, bool outbound);
+/* Free a conn whose endpoint is closed and whose sends are all accounted for. */
+void pd_fabric_conn_free(struct pd_fabric_conn *conn);
+/* Open, bind (EQ, the rx's CQ and SRX) and enable conn->ep: 0 or negative errno. */
+int pd_fabric_conn_ep_open(struct pd_fabric_conn *conn, struct fi_info *info);
+/* A send posted on conn / completed or given up: the conn's in-flight list. */
+void pd_fabric_conn_track(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op);
+void pd_fabric_conn_untrack(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op);
+
+/* fabric_rx.c */
+/* Read up to max completions into the stash without dispatching them. */
+ssize_t pd_fabric_cq_stash(struct pd_fabric_rx *rx, size_t max);
+/* Dispatch up to budget completions, in order (stash first); drain: until the CQ is
+ * empty, not only a full batch at a time. Returns how many. */
+int pd_fabric_cq_poll(struct pd_fabric_rx *rx, int budget, bool drain);
+/* Reap the dead conns (of only, or all if NULL): their sends reported, then on_down and
+ * free. Returns how many. */
+int pd_fabric_reap(struct pd_fabric *fab, const struct pd_fabric_rx *only);
+/* fab->wait_fids: the EQ and every rx's CQ, for fi_trywait. 0 or -ENOMEM. */
+int pd_fabric_wait_fids_rebuild(struct pd_fabric *fab);
+
+/* fabric_hello.c */
+/* What an HMAC vouches for (docs/security.md): each has its own label in the MAC. */
+enum pd_fabric_mac_label {
+	PD_FABRIC_MAC_SERVER_CHALLENGE,
+	PD_FABRIC_MAC_CLIENT_PROOF,
+	PD_FABRIC_MAC_SERVER_ACCEPT,
+};
+/* Encode hello or accept data (same layout, different magic) into out. */
+void pd_fabric_hello_encode(const struct pd_fabric *fab, const struct pd_fabric_hello *h,
+                            uint32_t magic, uint8_t auth, const uint8_t *proof, size_t proof_len,
+                            void *out);
+/* Parse a hello or an accept (magic) sent to fab: 0, or -EPROTO / -EACCES with reason. */
+int pd_fabric_hello_parse(const struct pd_fabric *fab, const void *data, size_t len, uint32_t magic,
+                          struct pd_fabric_hello *h, uint8_t *auth,
+                          uint8_t proof[PD_FABRIC_MAC_LEN], char *reason, size_t reason_len);
+/* HMAC-SHA256 under fab's key (see the definition for what it covers): 0 or -EIO. */
+int pd_fabric_mac(const struct pd_fabric *fab, enum pd_fabric_mac_label which, const uint8_t *nc,
+                  const uint8_t *ns, const struct pd_fabric_hello *h, uint16_t primitive,
+                  uint16_t to_id, uint8_t out[PD_FABRIC_MAC_LEN]);
+/* Constant-time comparison of two MACs. */
+bool pd_fabric_mac_equal(const uint8_t *a, const uint8_t *b);
+
+/* fabric_cm.c */
+/* fi_getinfo hints for provider and the primitive ops (NULL: out of memory). */
+struct fi_info *pd_fabric_hints(const char *provider, const struct pd_fabric_ops *ops);
+/* Handle up to budget EQ events (connection requests, accepts, refusals, shutdowns).
+ * Returns how many. */
+int pd_fabric_eq_poll(struct pd_fabric *fab, int budget);
 
 #endif

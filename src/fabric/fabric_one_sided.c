@@ -309,14 +309,14 @@ static int one_sided_data_send(struct pd_fabric_conn *conn, struct pd_fabric_sen
 	/* tcp reports no length for a write, so 0 at the target means "not reported":
 	 * an empty message would show the app the slot's old contents. */
 	if (len == 0)
-		return PD_FABRIC_SEND_INVALID;
+		return -FI_EINVAL;
 	if (conn->credits == 0)
-		return PD_FABRIC_SEND_NO_CREDIT;
+		return -FI_EAGAIN;
 	/* Only slots from this conn's GRANT messages are here. Never write past one: the
 	 * target drops the whole connection on a bad write, and we would not know why. */
 	const struct pd_fabric_slot *slot = &conn->held[conn->held_head];
 	if (len > slot->len)
-		return PD_FABRIC_SEND_TOO_BIG;
+		return -FI_EMSGSIZE;
 	uint32_t imm = pd_fabric_write_imm_encode(conn->fab->local_id, slot->id);
 	ssize_t ret = fi_writedata(conn->ep, buf, len, desc, imm, FI_ADDR_UNSPEC, slot->addr,
 	                           slot->key, &op->op.fi_ctx);

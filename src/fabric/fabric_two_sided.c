@@ -4,17 +4,6 @@
 
 #include <errno.h>
 
-int pd_fabric_msg_recv(struct pd_fabric_rx *rx, struct pd_fabric_recv_op *op)
-{
-	return (int)fi_recv(rx->srx, op->buf, op->len, op->desc, FI_ADDR_UNSPEC, &op->op.fi_ctx);
-}
-
-int pd_fabric_msg_send(struct pd_fabric_conn *conn, struct pd_fabric_send_op *op, const void *buf,
-                       size_t len, void *desc, uint32_t imm)
-{
-	return (int)fi_senddata(conn->ep, buf, len, desc, imm, FI_ADDR_UNSPEC, &op->op.fi_ctx);
-}
-
 static inline uint32_t min_u32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
@@ -112,7 +101,7 @@ static int two_sided_data_send(struct pd_fabric_conn *conn, struct pd_fabric_sen
                                const void *buf, size_t len, void *desc)
 {
 	if (conn->credits == 0)
-		return PD_FABRIC_SEND_NO_CREDIT;
+		return -FI_EAGAIN;
 	uint32_t n = min_u32(conn->owed, PD_FABRIC_IMM_CREDITS_MAX);
 	uint32_t imm = pd_fabric_imm_encode(conn->fab->local_id, n, PD_FABRIC_IMM_DATA);
 	int ret = pd_fabric_msg_send(conn, op, buf, len, desc, imm);

@@ -22,7 +22,7 @@
  * the test to read in its log and stats.
  *
  * Opens a pd_fabric (tcp provider, no listener) as peer id PD_FABRIC_PEER_INGRESS|0,
- * sets the protocol version with pd_fabric_test_set_version (default: the real one + 1),
+ * sets the protocol version with pd_fabric_attr.test (default: the real one + 1),
  * registers a small buffer area, creates tenant T's receive context (default 0) and
  * posts its receives, connects to HOST:PORT expecting the peer to be node PEER_NODE, and
  * runs progress until on_up or on_down (deadline --timeout-ms, default 10000).
@@ -260,6 +260,7 @@ int main(int argc, char **argv)
 	    .app = &p,
 	    .primitive = primitive,
 	    .key = key_env ? key : NULL,
+	    .test = {.set_version = true, .version = (uint16_t)version},
 	};
 	struct pd_fabric *fab = NULL;
 	int rc = pd_fabric_open(&attr, &fab);
@@ -267,7 +268,6 @@ int main(int argc, char **argv)
 		printf("fabric_probe: pd_fabric_open(%s): %s\n", provider, strerror(-rc));
 		return 3;
 	}
-	pd_fabric_test_set_version(fab, (uint16_t)version);
 
 	size_t area_len = (size_t)NBUFS * BUF_SIZE;
 	char *area = mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -151,6 +151,8 @@ struct node {
 static int status_fd = -1; /* child -> parent messages */
 /* The cluster key of the nodes this process opens (NULL: none; children inherit it). */
 static const uint8_t *node_key;
+/* The test hooks of the nodes this process opens (children inherit them). */
+static struct pd_fabric_test_attr node_test;
 /* The primitive of every process of the case being run (children inherit it). */
 static enum pd_fabric_primitive primitive = PD_FABRIC_TWO_SIDED;
 
@@ -367,11 +369,12 @@ static int node_open(struct node *n, const char *name, uint16_t id, uint16_t lis
 	    .app = n,
 	    .primitive = primitive,
 	    .key = node_key,
+	    .test = node_test,
 	};
 	int ret = pd_fabric_open(&attr, &n->fab);
-	if (ret == 0 && pd_fabric_test_mr_mode != 0) {
+	if (ret == 0 && node_test.mr_mode != 0) {
 		fprintf(stderr, "%s: mr_mode forced to %#" PRIx64 ": %s addresses\n", name,
-		        pd_fabric_test_mr_mode, n->fab->mr_virt ? "virtual" : "offset");
+		        node_test.mr_mode, n->fab->mr_virt ? "virtual" : "offset");
 		if (!n->fab->mr_virt)
 			fail(n, "forced FI_MR_VIRT_ADDR not in effect");
 	}
@@ -407,11 +410,11 @@ static int tenant_add(struct node *n, uint16_t id, uint32_t n_rx, uint32_t n_tx,
 		ret = pd_fabric_mr_reg(n->fab, t->tx_mem, (size_t)n_tx * BUF_SIZE, &t->tx_mr);
 	if (ret != 0)
 		return ret;
-	if (pd_fabric_test_mr_mode != 0)
+	if (node_test.mr_mode != 0)
 		fprintf(stderr,
 		        "%s: tenant %u: receive pool key %#" PRIx64 " (requested %" PRIu64 ")\n",
 		        n->name, id, t->rx_mr->key, n->fab->next_mr_key - 2);
-	if (pd_fabric_test_mr_mode & FI_MR_PROV_KEY && t->rx_mr->key == n->fab->next_mr_key - 2)
+	if (node_test.mr_mode & FI_MR_PROV_KEY && t->rx_mr->key == n->fab->next_mr_key - 2)
 		fail(n, "provider key equals the requested one: the case proves nothing");
 	for (uint32_t i = 0; i < n_tx; i++)
 		t->tx_free[t->n_tx_free++] = i;
@@ -1031,14 +1034,16 @@ static int client_main(void *arg)
 	struct node n;
 	if (cfg->mismatch)
 		primitive = other_primitive();
+	if (cfg->version != 0) {
+		node_test.set_version = true;
+		node_test.version = cfg->version;
+	}
 	int ret = node_open(&n, "client", CLIENT_ID, 0);
 	if (ret != 0) {
 		fprintf(stderr, "client: open: %s\n", strerror(-ret));
 		return 1;
 	}
 	n.peer_credits = SERVER_CREDITS;
-	if (cfg->version != 0)
-		pd_fabric_test_set_version(n.fab, cfg->version);
 	uint32_t n_rx = cfg->credits;
 	for (int i = 0; i < cfg->tenants && !n.failed; i++)
 		if (tenant_add(&n, (uint16_t)(i + 1), n_rx, 64, cfg->credits) != 0)
@@ -1346,9 +1351,9 @@ static bool case_oversize(void)
 /* Case 1 again with the provider picking keys and addresses virtual (verbs' mr_mode). */
 static bool case_virt_addr(void)
 {
-	pd_fabric_test_mr_mode = FI_MR_VIRT_ADDR | FI_MR_PROV_KEY;
+	node_test.mr_mode = FI_MR_VIRT_ADDR | FI_MR_PROV_KEY;
 	bool ok = case_pingpong();
-	pd_fabric_test_mr_mode = 0;
+	node_test.mr_mode = 0;
 	return ok;
 }
 
@@ -1416,7 +1421,7 @@ static bool keyed_pair(struct keyed_server_cfg *scfg, const uint8_t *client_key,
 	bool ok = false;
 	ccfg->release_fd = -1;
 	node_key = client_key;
-	pd_fabric_test_no_server_check = no_check;
+	node_test.no_server_check = no_check;
 	if (spawn(&s, keyed_server_main, scfg) != 0 || get_port(&s, &ccfg->port) != 0 ||
 	    spawn(&c, client_main, ccfg) != 0)
 		goto out;
@@ -1429,7 +1434,7 @@ out:
 	child_kill(&c);
 	child_kill(&s);
 	node_key = NULL;
-	pd_fabric_test_no_server_check = false;
+	node_test.no_server_check = false;
 	return ok;
 }
 
