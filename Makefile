@@ -42,7 +42,7 @@ run: build
 test: build $(ASAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_engine tests/fuzz/fuzz_meta tests/fuzz/fuzz_runtime \
-		tests/fuzz/fuzz_ingress
+		tests/fuzz/fuzz_ingress tests/fuzz/fuzz_http1_head
 	scripts/run-tests $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
 test-fast: build

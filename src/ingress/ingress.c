@@ -2,7 +2,6 @@
 /* The ingress's life: tables, h2o set-up, listeners, signals, the event loop, teardown. */
 #include "ingress/ingress.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "ingress/h2o_compat.h"
 #include "ingress/ingress_internal.h"
 
 
@@ -82,6 +82,7 @@ static int tables_create(struct ingress *ing)
 	if (ing->slots == NULL || ing->free_slots == NULL)
 		return -ENOMEM;
 	ing_slots_init(ing);
+	ing->on_response = ing_on_response; /* links.c hands it what the fabric brings */
 
 	for (uint32_t r = 0; r < ing->nroutes; r++) {
 		const struct pd_config_route *rc = &cfg->routes[r];
@@ -489,47 +490,17 @@ static bool conns_left(struct ingress *ing)
 	return !h2o_linklist_is_empty(&ing->conns);
 }
 
-static uint16_t local_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return 0;
-}
-
 /*
  * Make client connections end: h2o sees EOF (SHUT_RD) or errors (SHUT_RDWR) and closes
- * them itself. h2o 2.2 does not list idle HTTP/2 connections, so the connected sockets
- * are found by their local port: the listeners' (the listeners themselves are closed).
+ * them itself. Every accepted connection is in ing->conns until h2o closes it (HTTP/2
+ * ones that are idle included, which h2o 2.2 does not list).
  */
 static void shutdown_conns(struct ingress *ing, int how)
 {
-	DIR *dir = opendir("/proc/self/fd");
-	if (dir == NULL)
-		return;
-	int dfd = dirfd(dir);
-	struct dirent *de;
-	while ((de = readdir(dir)) != NULL) {
-		char *end;
-		long fd = strtol(de->d_name, &end, 10);
-		if (*end != '\0' || end == de->d_name || fd == dfd)
-			continue;
-		int listening = 1;
-		socklen_t len = sizeof(listening);
-		if (getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
-		    listening)
-			continue;
-		uint16_t port = local_port((int)fd);
-		if (port != 0 && (port == ing->cfg->ingress.listen_addr.port ||
-				  port == ing->cfg->ingress.admin_addr.port))
-			shutdown((int)fd, how);
+	for (h2o_linklist_t *l = ing->conns.next; l != &ing->conns; l = l->next) {
+		struct ing_conn *c = H2O_STRUCT_FROM_MEMBER(struct ing_conn, link, l);
+		shutdown(h2o_socket_get_fd(c->sock), how);
 	}
-	closedir(dir);
 }
 
 /* ---- the loop ----------------------------------------------------------------------- */
@@ -545,8 +516,7 @@ static void loop_turn(struct ingress *ing, int32_t max_wait)
 	ing_fabric_poll(ing, 1);
 	/* Answers written just now (outside h2o_evloop_run) leave h2o callbacks pending that
 	 * its poll does not count as work: they must run before the loop may sleep. */
-	bool h2o_pending = ing->loop->_pending_as_server != NULL ||
-			   ing->loop->_pending_as_client != NULL;
+	bool h2o_pending = ing_h2o_loop_has_pending(ing->loop);
 	int32_t wait = !h2o_pending && pd_fabric_trywait(ing->fab) == 0 ? max_wait : 0;
 	if (h2o_evloop_run(ing->loop, wait) != 0 && errno != EINTR && !ing->stop) {
 		PD_LOG_ERR(LOG_COMP, errno, "h2o_evloop_run: stopping");
@@ -577,8 +547,7 @@ static void stop_http(struct ingress *ing)
 	/* One more turn lets h2o free what it closed last. */
 	h2o_evloop_run(ing->loop, 0);
 	/* The HTTP/2 graceful shutdown timer would outlive the context. */
-	if (h2o_timeout_is_linked(&ing->ctx.http2._graceful_shutdown_timeout))
-		h2o_timeout_unlink(&ing->ctx.http2._graceful_shutdown_timeout);
+	ing_h2o_cancel_goaway_timer(&ing->ctx);
 }
 
 int pd_ingress_run(const struct pd_config *cfg)
@@ -671,11 +640,7 @@ close_fabric:
 	ing_fabric_close(ing);
 	timeouts_dispose(ing);
 	if (!conns_left(ing)) {
-		h2o_context_dispose(&ing->ctx);
-#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
-		/* h2o 2.2's evloop h2o_multithread_destroy_queue() leaves the queue itself. */
-		free(ing->ctx.queue);
-#endif
+		ing_h2o_context_dispose(&ing->ctx);
 		h2o_evloop_destroy(ing->loop);
 	} /* else h2o would abort on the connections' timers: leave it (the process ends) */
 	h2o_config_dispose(&ing->globalconf);

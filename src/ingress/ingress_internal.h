@@ -1,5 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Private state of the ingress, shared by its files (HTTP side, fabric side, admin). */
+/*
+ * Private state of the ingress, shared by its files. Who calls whom (each file calls only
+ * the files below it; nothing calls upward):
+ *
+ *   ingress.c      the process: tables, h2o set-up, listeners, connections, the loop
+ *     admin.c        /healthz and /metrics
+ *     http.c         a request: checks, route, admission, held 429s, the message, the
+ *                    response written from a receive buffer
+ *       links.c        fabric links to hop-0 engines: dispatch, backlogs, credits, the
+ *                      fabric's callbacks, its wait fds in h2o's loop
+ *         slots.c        the request table: request ids, alloc/release, fail, fail_all
+ *           bufs.c         each tenant's registered area: free stack, receives posted
+ *           reply.c        platform answers (text/plain), route statistics
+ *     http1_head.c   the HTTP/1 head scanner (pure: bytes in, counts out)
+ *
+ * Upward there is one callback: links.c hands each message received to
+ * ingress.on_response, which ingress.c sets to http.c's ing_on_response at set-up.
+ * Whatever reaches past h2o's public API is in h2o_compat.h.
+ */
 #ifndef PD_INGRESS_INGRESS_INTERNAL_H
 #define PD_INGRESS_INGRESS_INTERNAL_H
 
@@ -160,6 +178,13 @@ struct req_ref {
 	struct ing_buf *held; /* receive buffer the response body points into */
 };
 
+/*
+ * A message arrived for the ingress in receive buffer rx. On return *kept says whether
+ * rx now backs a response that h2o is writing (it comes back through the request's
+ * dispose callback); otherwise the caller reposts it at once.
+ */
+typedef void ing_response_cb(struct ingress *ing, struct ing_buf *rx, size_t len, int *kept);
+
 struct ing_handler {
 	h2o_handler_t super;
 	struct ingress *ing;
@@ -272,6 +297,9 @@ struct ingress {
 	uint32_t *free_slots;
 	uint32_t nfree_slots;
 
+	/* http.c's ing_on_response: links.c hands it every message received */
+	ing_response_cb *on_response;
+
 	struct ing_stats stats;
 };
 
@@ -282,27 +310,54 @@ static inline uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* upstream.c: buffers, fabric links, callbacks. */
+/* reply.c: platform answers and route statistics. */
+extern h2o_generator_t ing_final_generator; /* for answers complete in one h2o_send() */
+const char *ing_reason_phrase(int status);
+bool ing_is_head(const h2o_req_t *req);
+void ing_record(struct ingress *ing, uint32_t route, int status, uint64_t start_ns);
+void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len);
+void ing_reply(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns, int status,
+	       const char *body);
+
+/* bufs.c: a tenant's registered area, its free stack and the receives posted from it. */
+int ing_bufs_open(struct ingress *ing, struct ing_tenant *t);
+void ing_bufs_close(struct ing_tenant *t);
+struct ing_buf *ing_buf_get(struct ing_tenant *t);
+void ing_buf_release(struct ing_buf *b);
+void ing_buf_push_free(struct ing_buf *b);
+void ing_rx_replace(struct ing_tenant *t);
+void ing_rx_repost(struct ing_buf *b);
+
+/* slots.c: the request table. */
+void ing_slots_init(struct ingress *ing);
+bool ing_slot_available(const struct ingress *ing);
+struct ing_slot *ing_slot_alloc(struct ingress *ing, uint32_t route, uint64_t start_ns,
+				struct ing_buf *buf);
+uint64_t ing_slot_id(const struct ingress *ing, const struct ing_slot *s);
+int ing_slot_lookup(struct ingress *ing, uint64_t request_id, struct ing_slot **out);
+void ing_slot_attach(struct ingress *ing, struct ing_slot *s, h2o_req_t *req, struct req_ref *ref,
+		     h2o_timeout_t *timeout);
+void ing_slot_detach(struct ingress *ing, struct req_ref *ref);
+void ing_slot_release(struct ingress *ing, struct ing_slot *s);
+void ing_slot_fail(struct ingress *ing, struct ing_slot *s, int status, const char *body);
+uint32_t ing_slots_fail_link(struct ingress *ing, const struct ing_link *l, uint32_t epoch,
+			     int status, const char *body);
+void ing_fail_all(struct ingress *ing, int status, const char *body);
+
+/* links.c: fabric links, dispatch, backlogs, callbacks, wait fds. */
 int ing_fabric_open(struct ingress *ing);
 void ing_fabric_close(struct ingress *ing);
 void ing_fabric_poll(struct ingress *ing, int max_rounds);
 int ing_fabric_sync_waitfds(struct ingress *ing);
 void ing_links_start(struct ingress *ing);
-struct ing_buf *ing_buf_get(struct ing_tenant *t);
-void ing_buf_release(struct ing_buf *b);
 int ing_dispatch(struct ingress *ing, struct ing_slot *s);
 void ing_flush_backlogs(struct ingress *ing);
 bool ing_route_reachable(const struct ing_route *rt);
 
-/* request.c: the HTTP side of a request. */
+/* http.c: the HTTP side of a request. */
 int ing_on_req(h2o_handler_t *self, h2o_req_t *req);
-void ing_slots_init(struct ingress *ing);
 void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *kept);
-void ing_slot_fail(struct ingress *ing, struct ing_slot *s, int status, const char *body);
-void ing_fail_all(struct ingress *ing, int status, const char *body);
 void ing_answer_held_rejects(struct ingress *ing);
-void ing_record(struct ingress *ing, uint32_t route, int status, uint64_t start_ns);
-void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len);
 
 /* admin.c: /healthz and /metrics. */
 int ing_on_admin_req(h2o_handler_t *self, h2o_req_t *req);

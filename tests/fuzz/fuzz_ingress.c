@@ -7,11 +7,11 @@
  * UBSan watch), must hand h2o only valid, lower-case, non-framing headers and a body
  * inside the receive buffer, and must give the receive buffer back once h2o is done.
  *
- * Includes the ingress's request.c (to reach its static parts); the rest of the ingress
- * (buffers: upstream.c) is linked from its library, unchanged. The h2o request is a
- * real one on a connection whose final output stream is this harness.
+ * Includes the ingress's http.c (to reach its static parts); the rest of the ingress
+ * (request table: slots.c, buffers: bufs.c) is linked from its library, unchanged. The
+ * h2o request is a real one on a connection whose final output stream is this harness.
  */
-#include "../../src/ingress/request.c"
+#include "../../src/ingress/http.c"
 
 #include <stdlib.h>
 
@@ -245,7 +245,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		s->ref = NULL;
 		s->req = NULL;
-		slot_release(&ing, s);
+		ing_slot_release(&ing, s);
 	}
 	if (ing.nfree_slots != NSLOTS || tenant.inflight != 0)
 		abort();

@@ -1,74 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The ingress's fabric side: registered buffers, links to hop-0 engines, credits, callbacks. */
+/* The ingress's fabric side: links to hop-0 engines, dispatch, backlogs, credits, callbacks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "ingress/ingress_internal.h"
-
-/* ---- buffers ---------------------------------------------------------------------- */
-
-struct ing_buf *ing_buf_get(struct ing_tenant *t)
-{
-	if (t->nfree == 0)
-		return NULL;
-	struct ing_buf *b = &t->bufs[t->free_stack[--t->nfree]];
-	b->state = BUF_FILLED;
-	return b;
-}
-
-static void buf_push_free(struct ing_buf *b)
-{
-	struct ing_tenant *t = b->tenant;
-	b->state = BUF_FREE;
-	t->free_stack[t->nfree++] = (uint32_t)(b - t->bufs);
-}
-
-static int buf_post(struct ing_buf *b)
-{
-	struct ing_tenant *t = b->tenant;
-	b->state = BUF_POSTED;
-	int rc = pd_fabric_rx_post(t->rx, t->mr, b->data, t->buf_size, b);
-	if (rc < 0) {
-		t->ing->stats.post_failures++;
-		buf_push_free(b);
-	}
-	return rc;
-}
-
-/* A buffer is the ingress's again: it pays a receive still owed, or goes back to the free list. */
-void ing_buf_release(struct ing_buf *b)
-{
-	struct ing_tenant *t = b->tenant;
-	if (t->owed_posts > 0 && !t->ing->closing && buf_post(b) == 0) {
-		t->owed_posts--;
-		return;
-	}
-	if (b->state != BUF_FREE)
-		buf_push_free(b);
-}
-
-/*
- * One receive is due for a message received into a buffer that stays busy (a response
- * being written): post another buffer now so that the peer's credit comes back at once.
- */
-static void rx_replace(struct ing_tenant *t)
-{
-	struct ing_buf *b = ing_buf_get(t);
-	if (b == NULL || buf_post(b) != 0)
-		t->owed_posts++;
-}
-
-/* The same buffer goes back to the receive context (message dropped). */
-static void rx_repost(struct ing_buf *b)
-{
-	if (buf_post(b) != 0)
-		b->tenant->owed_posts++;
-}
 
 /* ---- links -------------------------------------------------------------------------- */
 
@@ -235,22 +174,22 @@ static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_
 	struct ing_buf *b = buf_ctx;
 	(void)conn;
 	if (ing->closing) {
-		buf_push_free(b);
+		ing_buf_push_free(b);
 		return;
 	}
 	b->state = BUF_FILLED;
 	int kept = 0;
-	ing_on_response(ing, b, len, &kept);
+	ing->on_response(ing, b, len, &kept);
 	if (kept)
-		rx_replace(b->tenant);
+		ing_rx_replace(b->tenant);
 	else
-		rx_repost(b);
+		ing_rx_repost(b);
 }
 
 static void on_recv_cancel(void *app, void *buf_ctx)
 {
 	(void)app;
-	buf_push_free(buf_ctx);
+	ing_buf_push_free(buf_ctx);
 }
 
 static void on_send_done(void *app, void *send_ctx, int status)
@@ -262,11 +201,8 @@ static void on_send_done(void *app, void *send_ctx, int status)
 	if (status == 0 || ing->closing)
 		return;
 	ing->stats.send_failures++;
-	uint32_t idx = (uint32_t)request_id;
-	if (idx >= ing->nslots)
-		return;
-	struct ing_slot *s = &ing->slots[idx];
-	if (s->state == SLOT_SENT && s->gen == (uint32_t)(request_id >> 32))
+	struct ing_slot *s;
+	if (ing_slot_lookup(ing, request_id, &s) == 0)
 		ing_slot_fail(ing, s, 502, "fabric send failed\n");
 }
 
@@ -317,13 +253,7 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 
 	/* Requests the lost engine had taken will not come back from it: fail them now
 	 * rather than at their timeout. */
-	for (uint32_t i = 0; i < ing->nslots; i++) {
-		struct ing_slot *s = &ing->slots[i];
-		if (s->state == SLOT_SENT && s->link == l && s->link_epoch == lost_epoch) {
-			ing->stats.lost_on_link_down++;
-			ing_slot_fail(ing, s, 502, "node failed\n");
-		}
-	}
+	ing->stats.lost_on_link_down += ing_slots_fail_link(ing, l, lost_epoch, 502, "node failed\n");
 
 	/* Requests still waiting for a credit go to another engine of their route, or fail. */
 	h2o_linklist_t moved;
@@ -425,60 +355,6 @@ int ing_fabric_sync_waitfds(struct ingress *ing)
 
 /* ---- open / close ------------------------------------------------------------------- */
 
-static uint32_t min_u32(uint32_t a, uint32_t b)
-{
-	return a < b ? a : b;
-}
-
-static int tenant_area_open(struct ingress *ing, struct ing_tenant *t)
-{
-	const struct pd_config *cfg = ing->cfg;
-	uint32_t nsend = min_u32(t->max_inflight > UINT32_MAX / 2 ? UINT32_MAX : 2 * t->max_inflight,
-				 SEND_BUFS_CAP);
-	t->rx_depth = min_u32(t->max_inflight, RX_DEPTH_CAP) + 2 * cfg->nodes_count;
-	if (t->rx_depth < PD_FABRIC_CREDITS_MIN * t->nlinks)
-		t->rx_depth = PD_FABRIC_CREDITS_MIN * t->nlinks; /* every link gets its minimum */
-	t->nbufs = nsend + t->rx_depth;
-	t->region_len = (size_t)t->nbufs * t->buf_size;
-	void *p = mmap(NULL, t->region_len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		int err = -errno;
-		PD_LOG_ERR(LOG_COMP, err, "mmap of %zu bytes for tenant %s", t->region_len,
-			   t->cfg->name);
-		return err;
-	}
-	t->region = p;
-	t->bufs = calloc(t->nbufs, sizeof(*t->bufs));
-	t->free_stack = calloc(t->nbufs, sizeof(*t->free_stack));
-	if (t->bufs == NULL || t->free_stack == NULL)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < t->nbufs; i++) {
-		t->bufs[i].tenant = t;
-		t->bufs[i].data = t->region + (size_t)i * t->buf_size;
-		t->bufs[i].state = BUF_FREE;
-		t->free_stack[t->nfree++] = t->nbufs - 1 - i;
-	}
-	int rc = pd_fabric_mr_reg(ing->fab, t->region, t->region_len, &t->mr);
-	if (rc < 0) {
-		PD_LOG_ERR(LOG_COMP, rc, "pd_fabric_mr_reg for tenant %s", t->cfg->name);
-		return rc;
-	}
-	rc = pd_fabric_rx_create(ing->fab, (uint16_t)t->index, t->rx_depth, &t->rx);
-	if (rc < 0) {
-		PD_LOG_ERR(LOG_COMP, rc, "pd_fabric_rx_create for tenant %s", t->cfg->name);
-		return rc;
-	}
-	for (uint32_t i = 0; i < t->rx_depth; i++) {
-		rc = buf_post(ing_buf_get(t));
-		if (rc < 0) {
-			PD_LOG_ERR(LOG_COMP, rc, "pd_fabric_rx_post for tenant %s", t->cfg->name);
-			return rc;
-		}
-	}
-	return 0;
-}
-
 int ing_fabric_open(struct ingress *ing)
 {
 	const struct pd_config *cfg = ing->cfg;
@@ -576,7 +452,7 @@ int ing_fabric_open(struct ingress *ing)
 		struct ing_tenant *ten = &ing->tenants[t];
 		if (ten->nlinks == 0)
 			continue;
-		rc = tenant_area_open(ing, ten);
+		rc = ing_bufs_open(ing, ten);
 		if (rc < 0)
 			return rc;
 	}
@@ -608,16 +484,8 @@ void ing_fabric_close(struct ingress *ing)
 			ing->tenants[t].mr = NULL;
 		}
 	}
-	for (uint32_t t = 0; t < ing->ntenants; t++) {
-		struct ing_tenant *ten = &ing->tenants[t];
-		if (ten->region != NULL)
-			munmap(ten->region, ten->region_len);
-		ten->region = NULL;
-		free(ten->bufs);
-		free(ten->free_stack);
-		ten->bufs = NULL;
-		ten->free_stack = NULL;
-	}
+	for (uint32_t t = 0; t < ing->ntenants; t++)
+		ing_bufs_close(&ing->tenants[t]);
 	for (uint32_t r = 0; r < ing->nroutes; r++) {
 		free(ing->routes[r].hop0);
 		ing->routes[r].hop0 = NULL;

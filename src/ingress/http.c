@@ -1,102 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The HTTP side of a request: routing, admission, the message, the response, the timeout. */
+/* The HTTP side of a request: checks, routing, admission, held 429s, the message, the response. */
 #include <errno.h>
 #include <string.h>
 
 #include "common/http_token.h"
 #include "common/log.h"
+#include "ingress/h2o_compat.h"
+#include "ingress/http1_head.h"
 #include "ingress/ingress_internal.h"
-
-/* Every response here is complete in one h2o_send(): nothing to proceed or stop. */
-static h2o_generator_t final_generator = {NULL, NULL};
-
-static const double bucket_le[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-					   0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-					   1,      2.5,     5,      10};
-
-static const char *reason_phrase(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 418: return "I'm a teapot";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	}
-	switch (status / 100) {
-	case 2: return "OK";
-	case 3: return "Redirection";
-	case 4: return "Client Error";
-	default: return "Server Error";
-	}
-}
-
-static bool is_head(const h2o_req_t *req)
-{
-	return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
-}
-
-void ing_record(struct ingress *ing, uint32_t route, int status, uint64_t start_ns)
-{
-	struct ing_route_stats *st = &ing->route_stats[route];
-	if (status >= STATUS_MIN && status <= STATUS_MAX)
-		st->status[status - STATUS_MIN]++;
-	double d = (double)(now_ns() - start_ns) / 1e9;
-	int i = 0;
-	while (i < NBUCKETS && d > bucket_le[i])
-		i++;
-	st->bucket[i]++;
-	st->count++;
-	st->sum += d;
-}
-
-/* A platform answer: body (static or in req->pool) as text/plain. */
-void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len)
-{
-	req->res.status = status;
-	req->res.reason = reason_phrase(status);
-	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-		       H2O_STRLIT("text/plain; charset=utf-8"));
-	req->res.content_length = len;
-	h2o_start_response(req, &final_generator);
-	h2o_iovec_t buf = h2o_iovec_init(body, len);
-	if (is_head(req))
-		h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-	else
-		h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
-}
-
-static void reply(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns,
-		  int status, const char *body)
-{
-	ing_send_text(req, status, body, strlen(body));
-	ing_record(ing, route, status, start_ns);
-}
 
 static void send_429(h2o_req_t *req)
 {
@@ -191,93 +102,16 @@ static void reply_429(struct ingress *ing, h2o_req_t *req, uint32_t route, uint6
 	ing->next_reject_delay = (ing->next_reject_delay + 1) % NREJECT_DELAYS;
 }
 
-/* ---- the request table -------------------------------------------------------------- */
-
-static uint64_t request_id_of(const struct ingress *ing, const struct ing_slot *s)
-{
-	return (uint64_t)(uint32_t)(s - ing->slots) | (uint64_t)s->gen << 32;
-}
-
-/* Free a slot: whatever answers for it later is late. */
-static void slot_release(struct ingress *ing, struct ing_slot *s)
-{
-	if (h2o_timeout_is_linked(&s->timeout))
-		h2o_timeout_unlink(&s->timeout);
-	if (h2o_linklist_is_linked(&s->queued)) {
-		h2o_linklist_unlink(&s->queued);
-		if (s->link != NULL && s->link->backlog_len > 0)
-			s->link->backlog_len--;
-	}
-	if (s->buf != NULL) {
-		ing_buf_release(s->buf);
-		s->buf = NULL;
-	}
-	if (s->link != NULL && s->link_epoch == s->link->epoch && s->link->outstanding > 0)
-		s->link->outstanding--;
-	s->link = NULL;
-	ing->routes[s->route].tenant->inflight--;
-	if (s->ref != NULL) {
-		s->ref->waiting = false;
-		s->ref = NULL;
-	}
-	s->req = NULL;
-	s->state = SLOT_FREE;
-	s->gen++;
-	ing->free_slots[ing->nfree_slots++] = (uint32_t)(s - ing->slots);
-}
-
-/* Answer the client of s (if still there) with a platform error, and free s. */
-void ing_slot_fail(struct ingress *ing, struct ing_slot *s, int status, const char *body)
-{
-	h2o_req_t *req = s->req;
-	uint32_t route = s->route;
-	uint64_t start_ns = s->start_ns;
-	slot_release(ing, s);
-	if (req != NULL)
-		reply(ing, req, route, start_ns, status, body);
-}
-
-void ing_fail_all(struct ingress *ing, int status, const char *body)
-{
-	for (uint32_t i = 0; i < ing->nslots; i++)
-		if (ing->slots[i].state != SLOT_FREE)
-			ing_slot_fail(ing, &ing->slots[i], status, body);
-}
-
-static void on_slot_timeout(h2o_timeout_entry_t *entry)
-{
-	struct ing_slot *s = PD_CONTAINER_OF(entry, struct ing_slot, timeout);
-	ing_slot_fail(s->ing, s, 504, "timeout\n");
-}
-
 /* h2o is done with the request: its client is gone, or its response has been written. */
 static void on_ref_dispose(void *p)
 {
 	struct req_ref *ref = p;
-	struct ingress *ing = ref->ing;
-	if (ref->waiting) {
-		/* The slot stays taken until the response or the timeout comes. */
-		struct ing_slot *s = &ing->slots[ref->slot];
-		s->req = NULL;
-		s->ref = NULL;
-		ref->waiting = false;
-	}
+	ing_slot_detach(ref->ing, ref);
 	if (ref->held != NULL) {
 		struct ing_buf *b = ref->held;
 		ref->held = NULL;
 		ing_buf_release(b);
 	}
-}
-
-void ing_slots_init(struct ingress *ing)
-{
-	for (uint32_t i = 0; i < ing->nslots; i++) {
-		struct ing_slot *s = &ing->slots[i];
-		s->ing = ing;
-		s->timeout.cb = on_slot_timeout;
-		ing->free_slots[i] = ing->nslots - 1 - i;
-	}
-	ing->nfree_slots = ing->nslots;
 }
 
 /* ---- a request arrives -------------------------------------------------------------- */
@@ -332,69 +166,9 @@ static bool method_allowed(h2o_iovec_t m)
  * is checked, the last Host wins, a folded line (obs-fold) is dropped. RFC 9112 6.3 wants
  * a 400 and the connection closed for all of them. When the handler runs, the request
  * head is still at the start of the connection's input buffer (h2o consumes it once the
- * answer is written; a chunked body is decoded after it), so the field lines are
- * counted there.
- */
-struct http1_head {
-	uint32_t content_length; /* field lines of each name */
-	uint32_t transfer_encoding;
-	uint32_t host;
-	bool folded; /* a line starting with SP or HT (obs-fold) */
-};
-
-/* Count the field lines of the head at p (n bytes, from the request line on); 0, or
- * -EINVAL if p does not start with a complete head of a request with this method. */
-static int http1_head_scan(const char *p, size_t n, h2o_iovec_t method, struct http1_head *out)
-{
-	const char *q = p, *end = p + n;
-	*out = (struct http1_head){0};
-	/* picohttpparser skips one empty line before the request line. */
-	if (end - q >= 2 && q[0] == '\r' && q[1] == '\n')
-		q += 2;
-	else if (q < end && q[0] == '\n')
-		q++;
-	if ((size_t)(end - q) <= method.len || memcmp(q, method.base, method.len) != 0 ||
-	    q[method.len] != ' ')
-		return -EINVAL;
-	const char *nl = memchr(q, '\n', (size_t)(end - q)); /* end of the request line */
-	while (nl != NULL) {
-		q = nl + 1;
-		if ((nl = memchr(q, '\n', (size_t)(end - q))) == NULL)
-			break;
-		size_t len = (size_t)(nl - q);
-		if (len > 0 && q[len - 1] == '\r')
-			len--;
-		if (len == 0)
-			return 0; /* the empty line that ends the head */
-		if (q[0] == ' ' || q[0] == '\t') {
-			out->folded = true;
-			continue;
-		}
-		const char *colon = memchr(q, ':', len);
-		if (colon == NULL)
-			return -EINVAL;
-		size_t name_len = (size_t)(colon - q);
-		if (h2o_lcstris(q, name_len, H2O_STRLIT("content-length")))
-			out->content_length++;
-		else if (h2o_lcstris(q, name_len, H2O_STRLIT("transfer-encoding")))
-			out->transfer_encoding++;
-		else if (h2o_lcstris(q, name_len, H2O_STRLIT("host")))
-			out->host++;
-	}
-	return -EINVAL;
-}
-
-/* The socket of an HTTP/1 connection; NULL over HTTP/2 (an h2c upgrade included). */
-static h2o_socket_t *http1_socket(h2o_req_t *req)
-{
-	const h2o_conn_callbacks_t *cb = req->conn->callbacks;
-	/* Of h2o's connections, only HTTP/1 ones log a request index. */
-	if (req->version >= 0x200 || cb->log_.http1.request_index == NULL || cb->get_socket == NULL)
-		return NULL;
-	return cb->get_socket(req->conn);
-}
-
-/*
+ * answer is written; a chunked body is decoded after it: h2o_compat.h), so the field
+ * lines are counted there (http1_head.c).
+ *
  * HTTP/1 framing and Host (RFC 9112 3.2, 5.2, 6.1, 6.3): NULL if the request may be
  * served, else what is wrong with it (the body of a 400). A request whose body came
  * chunked is served, but h2o closes the connection after its answer: h2o decodes chunk
@@ -403,11 +177,11 @@ static h2o_socket_t *http1_socket(h2o_req_t *req)
  */
 static const char *http1_check(h2o_req_t *req)
 {
-	h2o_socket_t *sock = http1_socket(req);
-	if (sock == NULL)
+	h2o_iovec_t raw;
+	if (!ing_h2o_http1_head(req, &raw))
 		return NULL;
-	struct http1_head head;
-	if (http1_head_scan(sock->input->bytes, sock->input->size, req->input.method, &head) != 0)
+	struct ing_http1_head head;
+	if (ing_http1_head_scan(raw.base, raw.len, req->input.method, &head) != 0)
 		return "unreadable request head\n";
 	if (head.folded)
 		return "folded header line (obs-fold)\n";
@@ -473,7 +247,7 @@ static void refuse(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t
 	if (status == 405)
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
 			       H2O_STRLIT(allow_header));
-	reply(ing, req, route, start, status, body);
+	ing_reply(ing, req, route, start, status, body);
 }
 
 static bool take_token(struct ing_tenant *t, uint64_t now)
@@ -539,7 +313,7 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 		/* OPTIONS *: what the server as a whole takes. */
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
 			       H2O_STRLIT(allow_header));
-		reply(ing, req, ing->nroutes, start, 200, "");
+		ing_reply(ing, req, ing->nroutes, start, 200, "");
 		return 0;
 	}
 	if ((bad = target_check(req)) != NULL) {
@@ -560,12 +334,12 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 
 	uint64_t max_header = ing->cfg->ingress.max_header_bytes;
 	if (max_header != 0 && header_bytes(req) > max_header) {
-		reply(ing, req, route, start, 431, "request header fields too large\n");
+		ing_reply(ing, req, route, start, 431, "request header fields too large\n");
 		return 0;
 	}
 	size_t body_len = req->entity.base != NULL ? req->entity.len : 0;
 	if (body_len > t->max_body) {
-		reply(ing, req, route, start, 413, "request body too large\n");
+		ing_reply(ing, req, route, start, 413, "request body too large\n");
 		return 0;
 	}
 	if (t->inflight >= t->max_inflight) {
@@ -580,28 +354,23 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 	}
 	if (!ing_route_reachable(rt)) {
 		t->rejected[REJECT_NO_ENGINE]++;
-		reply(ing, req, route, start, 503, "no engine available\n");
+		ing_reply(ing, req, route, start, 503, "no engine available\n");
 		return 0;
 	}
-	struct ing_buf *b = ing->nfree_slots > 0 ? ing_buf_get(t) : NULL;
+	struct ing_buf *b = ing_slot_available(ing) ? ing_buf_get(t) : NULL;
 	if (b == NULL) {
 		t->rejected[REJECT_NO_BUFFER]++;
-		reply(ing, req, route, start, 503, "no buffer available\n");
+		ing_reply(ing, req, route, start, 503, "no buffer available\n");
 		return 0;
 	}
-	struct ing_slot *s = &ing->slots[ing->free_slots[--ing->nfree_slots]];
-	s->route = route;
-	s->state = SLOT_QUEUED;
-	s->start_ns = start;
-	s->buf = b;
-	t->inflight++;
+	struct ing_slot *s = ing_slot_alloc(ing, route, start, b);
 
 	/* The metadata goes first (its place is known): no payload copy for a 431. */
 	size_t meta_off = PD_MSG_HDR_SIZE + body_len;
 	int64_t meta_len = write_meta(req, b->data + meta_off, t->buf_size - meta_off);
 	if (meta_len < 0) {
-		slot_release(ing, s);
-		reply(ing, req, route, start, 431, "request header fields too large\n");
+		ing_slot_release(ing, s);
+		ing_reply(ing, req, route, start, 431, "request header fields too large\n");
 		return 0;
 	}
 	struct pd_msg_hdr *h = (struct pd_msg_hdr *)b->data;
@@ -613,7 +382,7 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 		.route = (uint16_t)route,
 		.hop = 0,
 		.status = 0,
-		.request_id = request_id_of(ing, s),
+		.request_id = ing_slot_id(ing, s),
 		.origin = ORIGIN_ID,
 		.payload_len = (uint32_t)body_len,
 		.req_meta_len = (uint32_t)meta_len,
@@ -628,24 +397,22 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 
 	int rc = ing_dispatch(ing, s);
 	if (rc < 0) {
-		slot_release(ing, s);
+		ing_slot_release(ing, s);
 		if (rc == -ENOTCONN) {
 			t->rejected[REJECT_NO_ENGINE]++;
-			reply(ing, req, route, start, 503, "no engine available\n");
+			ing_reply(ing, req, route, start, 503, "no engine available\n");
 		} else if (rc == -ENOBUFS) {
 			t->rejected[REJECT_NO_BUFFER]++;
-			reply(ing, req, route, start, 503, "no free buffer at the engine\n");
+			ing_reply(ing, req, route, start, 503, "no free buffer at the engine\n");
 		} else {
 			ing->stats.send_failures++;
-			reply(ing, req, route, start, 502, "fabric send failed\n");
+			ing_reply(ing, req, route, start, 502, "fabric send failed\n");
 		}
 		return 0;
 	}
 	struct req_ref *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_ref_dispose);
-	*ref = (struct req_ref){.ing = ing, .slot = (uint32_t)(s - ing->slots), .waiting = true};
-	s->ref = ref;
-	s->req = req;
-	h2o_timeout_link(ing->loop, rt->timeout, &s->timeout);
+	*ref = (struct req_ref){.ing = ing};
+	ing_slot_attach(ing, s, req, ref, rt->timeout);
 	return 0;
 }
 
@@ -698,11 +465,8 @@ static void add_response_headers(struct ingress *ing, h2o_req_t *req, const uint
 	}
 }
 
-/*
- * A message arrived for the ingress in receive buffer rx. On return *kept says whether
- * rx now backs a response that h2o is writing (it comes back through on_ref_dispose);
- * otherwise the caller reposts it at once.
- */
+/* The ingress's ing_response_cb (links.c calls it through ingress.on_response); rx comes
+ * back through on_ref_dispose when kept. */
 void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *kept)
 {
 	struct ing_tenant *t = rx->tenant;
@@ -714,20 +478,20 @@ void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *k
 	if (pd_msg_validate(&h, t->buf_size, len) != 0 || (h.flags & PD_MSG_F_RESPONSE) == 0 ||
 	    h.tenant != t->index || h.origin != ORIGIN_ID)
 		goto bad;
-	uint32_t idx = (uint32_t)h.request_id;
-	if (idx >= ing->nslots)
+	struct ing_slot *s = NULL;
+	int found = ing_slot_lookup(ing, h.request_id, &s);
+	if (found == -ERANGE)
 		goto bad;
 	const uint8_t *payload = rx->data + PD_MSG_HDR_SIZE;
 	const uint8_t *meta = payload + h.payload_len + h.req_meta_len;
 	if (pd_meta_check(meta, h.resp_meta_len) != 0)
 		goto bad;
-	struct ing_slot *s = &ing->slots[idx];
-	if (s->state != SLOT_SENT || s->gen != (uint32_t)(h.request_id >> 32))
+	if (found != 0)
 		goto late;
 	if (ing->routes[s->route].tenant != t)
 		goto bad;
 	if (s->req == NULL) { /* the client went away: the slot waited for this */
-		slot_release(ing, s);
+		ing_slot_release(ing, s);
 		goto late;
 	}
 
@@ -735,13 +499,13 @@ void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *k
 	struct req_ref *ref = s->ref;
 	uint32_t route = s->route;
 	uint64_t start_ns = s->start_ns;
-	slot_release(ing, s);
+	ing_slot_release(ing, s);
 
 	int status = h.status;
 	if (status < 200 || status > 599) /* a 1xx is no final answer either */
 		status = 502;
 	req->res.status = status;
-	req->res.reason = reason_phrase(status);
+	req->res.reason = ing_reason_phrase(status);
 	add_response_headers(ing, req, meta, h.resp_meta_len);
 	if (h.flags & PD_MSG_F_ERROR)
 		h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
@@ -753,9 +517,9 @@ void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *k
 	rx->state = BUF_HELD;
 	ref->held = rx;
 	*kept = 1;
-	h2o_start_response(req, &final_generator);
+	h2o_start_response(req, &ing_final_generator);
 	h2o_iovec_t body = h2o_iovec_init(payload, h.payload_len);
-	if (no_body || is_head(req) || h.payload_len == 0)
+	if (no_body || ing_is_head(req) || h.payload_len == 0)
 		h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 	else
 		h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
