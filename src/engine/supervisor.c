@@ -202,10 +202,10 @@ static void spawn(struct engine *e, struct instance *in)
 		schedule_restart(e, in);
 		return;
 	}
-	char *argv[2 + 64];
+	char *argv[1 + PD_MAX_ARGS + 1]; /* the path, the args (the loader caps them), NULL */
 	int argc = 0;
 	argv[argc++] = path;
-	for (uint32_t i = 0; i < fc->args_count && argc < 64; i++)
+	for (uint32_t i = 0; i < fc->args_count && argc < 1 + PD_MAX_ARGS; i++)
 		argv[argc++] = fc->args[i];
 	argv[argc] = NULL;
 
