@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The cluster configuration: one YAML file, parsed with a libcyaml schema and validated whole. */
+/* The cluster configuration: one YAML file, loaded through one table of keys and validated whole. */
 #ifndef PD_COMMON_CONFIG_H
 #define PD_COMMON_CONFIG_H
 
