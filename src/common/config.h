@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The cluster configuration: one YAML file, parsed with a libcyaml schema and validated whole. */
+/* The cluster configuration: one YAML file, loaded through one table of keys and validated whole. */
 #ifndef PD_COMMON_CONFIG_H
 #define PD_COMMON_CONFIG_H
 
@@ -7,13 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define PD_MAX_NODES 64
-#define PD_MAX_TENANTS 64
-#define PD_MAX_FUNCTIONS 256
-#define PD_MAX_ROUTES 256
-#define PD_MAX_CHAIN 32
-#define PD_MAX_INSTANCES 64 /* instances of all functions of one tenant on one node */
-#define PD_NAME_MAX 63      /* names: [a-z0-9_-], 1..63 characters */
+#include "common/limits.h"
 
 enum pd_primitive {
 	PD_PRIMITIVE_TWO_SIDED = 0,
@@ -44,10 +38,6 @@ struct pd_config_ingress {
 	uint64_t request_read_timeout_ms; /* a connection's fixed deadline to deliver a whole
 	                                     request, from its accept or its last response;
 	                                     default 10000 */
-	/* As written in the file (NULL if absent); parsed by validation into the fields above: */
-	char *max_header_bytes_text;
-	char *reject_delay_text;
-	char *request_read_timeout_text;
 	/* Resolved by validation: */
 	struct pd_config_addr listen_addr;
 	struct pd_config_addr admin_addr;
@@ -67,10 +57,6 @@ struct pd_config_tenant {
 	uint32_t max_inflight; /* requests admitted at the ingress at once; default 1024 */
 	double rate;           /* requests/s admitted at the ingress; 0 = unlimited (default) */
 	char *run_as;          /* optional "user" or "user:group" for its functions */
-	/* As written in the file (NULL if absent); parsed by validation into pool and
-	   buffer_size: */
-	char *pool_text;
-	char *buffer_size_text;
 	/* Resolved by validation: */
 	uint64_t max_body; /* largest request or response body a buffer holds */
 };
@@ -98,7 +84,6 @@ struct pd_config_route {
 	char **chain;        /* function names, run in order */
 	uint32_t chain_count;
 	uint64_t timeout_ms; /* default 5000 */
-	char *timeout_text;  /* as written (NULL if absent); parsed into timeout_ms */
 	/* Resolved by validation: */
 	uint32_t tenant_idx;
 	uint32_t chain_idx[PD_MAX_CHAIN]; /* indexes into functions[] */
@@ -112,10 +97,6 @@ struct pd_config_engine {
 	char *functions_dir;         /* where bare exec names are found; default: the
 	                                "functions" folder beside the palladium binary */
 	uint64_t link_rate;          /* bytes/s the engine transmits at most; 0 = no cap */
-	/* As written in the file (NULL if absent); parsed into the fields above: */
-	char *restart_backoff_text;
-	char *restart_backoff_max_text;
-	char *link_rate_text;
 };
 
 struct pd_config {

@@ -9,143 +9,11 @@
 
 #include "common/config_internal.h"
 
-#define PATH_LEN 256
-#define QUOTE_LEN 80
+#define PATH_LEN PD_CONFIG_PATH_LEN
+#define QUOTE_LEN PD_CONFIG_QUOTE_LEN
 #define MAX_FIELDS 64 /* keys of one mapping in the schema */
 #define MAX_DEPTH 16  /* the schema nests 4 levels deep */
 #define MAX_ANCHORS 256
-
-/* ---- diagnostics ---- */
-
-void pd_config_diag_vadd(struct pd_config_diags *diags, struct pd_config_mark mark, const char *fmt,
-                         va_list args)
-{
-	char *message;
-
-	diags->total++;
-	if (diags->count >= PD_CONFIG_DIAGS_MAX) {
-		diags->dropped++;
-		return;
-	}
-	if (diags->count == diags->cap) {
-		uint32_t cap = diags->cap ? diags->cap * 2 : 8;
-		struct pd_config_diag *items = realloc(diags->items, cap * sizeof(*items));
-
-		if (items == NULL) {
-			diags->out_of_memory = true;
-			return;
-		}
-		diags->items = items;
-		diags->cap = cap;
-	}
-	if (vasprintf(&message, fmt, args) < 0) {
-		diags->out_of_memory = true;
-		return;
-	}
-	diags->items[diags->count] = (struct pd_config_diag){
-	    .mark = mark,
-	    .seq = diags->count,
-	    .message = message,
-	};
-	diags->count++;
-}
-
-void pd_config_diag_add(struct pd_config_diags *diags, struct pd_config_mark mark, const char *fmt,
-                        ...)
-{
-	va_list args;
-
-	va_start(args, fmt);
-	pd_config_diag_vadd(diags, mark, fmt, args);
-	va_end(args);
-}
-
-static int diag_cmp(const void *a, const void *b)
-{
-	const struct pd_config_diag *x = a, *y = b;
-
-	if (x->mark.line != y->mark.line)
-		return x->mark.line < y->mark.line ? -1 : 1;
-	if (x->mark.column != y->mark.column)
-		return x->mark.column < y->mark.column ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-void pd_config_diags_print(struct pd_config_diags *diags, FILE *errs)
-{
-	if (errs == NULL)
-		return;
-	if (diags->count > 1)
-		qsort(diags->items, diags->count, sizeof(diags->items[0]), diag_cmp);
-	for (uint32_t i = 0; i < diags->count; i++) {
-		const struct pd_config_diag *d = &diags->items[i];
-
-		if (d->mark.line == 0)
-			fprintf(errs, "%s: error: %s\n", diags->file, d->message);
-		else
-			fprintf(errs, "%s:%" PRIu32 ":%" PRIu32 ": error: %s\n", diags->file,
-			        d->mark.line, d->mark.column, d->message);
-	}
-	if (diags->dropped > 0)
-		fprintf(errs, "%s: note: %" PRIu32 " more errors not shown\n", diags->file,
-		        diags->dropped);
-	if (diags->out_of_memory)
-		fprintf(errs, "%s: error: out of memory while reporting errors\n", diags->file);
-}
-
-void pd_config_diags_fini(struct pd_config_diags *diags)
-{
-	for (uint32_t i = 0; i < diags->count; i++)
-		free(diags->items[i].message);
-	free(diags->items);
-	diags->items = NULL;
-	diags->count = diags->cap = 0;
-}
-
-const char *pd_config_quote(char *out, size_t size, const char *text)
-{
-	/* Room for the closing quote, "..." and NUL; callers pass QUOTE_LEN-sized buffers. */
-	size_t limit = size > 8 ? size - 8 : 0;
-	size_t n = 0;
-
-	if (size < 8) {
-		if (size > 0)
-			out[0] = '\0';
-		return out;
-	}
-	out[n++] = '"';
-	for (const unsigned char *p = (const unsigned char *)text; *p != '\0'; p++) {
-		char esc[8];
-		size_t e;
-
-		if (*p == '"' || *p == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)*p;
-			e = 2;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			/* Never let a config value move the cursor or colour a terminal. */
-			e = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", *p);
-		} else {
-			esc[0] = (char)*p;
-			e = 1;
-		}
-		if (n + e > limit) {
-			/* Do not leave half of a UTF-8 character before the ellipsis. */
-			while (n > 1 && ((unsigned char)out[n - 1] & 0xc0) == 0x80)
-				n--;
-			if (n > 1 && (unsigned char)out[n - 1] >= 0xc0)
-				n--;
-			memcpy(out + n, "...", 3);
-			n += 3;
-			break;
-		}
-		memcpy(out + n, esc, e);
-		n += e;
-	}
-	out[n++] = '"';
-	out[n] = '\0';
-	return out;
-}
 
 /* ---- position index ---- */
 
@@ -175,27 +43,35 @@ struct pd_config_mark pd_config_index_mark(const struct pd_config_index *index, 
 	snprintf(buf, sizeof(buf), "%s", path);
 	for (;;) {
 		const struct pd_config_index_entry *e = pd_config_index_find(index, buf);
-		char *dot, *bracket, *cut;
+		size_t cut;
 
 		if (e != NULL)
 			return exact && at_key ? e->key : e->value;
 		if (buf[0] == '\0')
 			break;
-		dot = strrchr(buf, '.');
-		bracket = strrchr(buf, '[');
-		cut = dot > bracket ? dot : bracket;
-		if (cut == NULL)
-			cut = buf;
-		*cut = '\0';
+		/* Drop the last ".key" or "[i]": cut at the last '.' or '[', or all of it. */
+		cut = strlen(buf);
+		while (cut > 0 && buf[cut - 1] != '.' && buf[cut - 1] != '[')
+			cut--;
+		buf[cut > 0 ? cut - 1 : 0] = '\0';
 		exact = false;
 	}
 	return (struct pd_config_mark){1, 1};
 }
 
+const char *pd_config_index_text(const struct pd_config_index *index, const char *path)
+{
+	const struct pd_config_index_entry *e = pd_config_index_find(index, path);
+
+	return e != NULL ? e->text : NULL;
+}
+
 void pd_config_index_fini(struct pd_config_index *index)
 {
-	for (uint32_t i = 0; i < index->count; i++)
+	for (uint32_t i = 0; i < index->count; i++) {
 		free(index->entries[i].path);
+		free(index->entries[i].text);
+	}
 	free(index->entries);
 	index->entries = NULL;
 	index->count = index->cap = 0;
@@ -219,10 +95,11 @@ static struct pd_config_mark mark_of(yaml_mark_t m)
 	};
 }
 
-static void index_add(struct walk *w, struct pd_config_mark key, struct pd_config_mark value)
+/* Records the node at w->path: its key's position (key_node NULL: the node's) and text. */
+static void index_add(struct walk *w, const yaml_node_t *key_node, const yaml_node_t *node)
 {
 	struct pd_config_index *index = w->index;
-	char *path;
+	char *path, *text = NULL;
 
 	if (w->err < 0)
 		return;
@@ -239,10 +116,18 @@ static void index_add(struct walk *w, struct pd_config_mark key, struct pd_confi
 	path = strdup(w->path);
 	if (path == NULL)
 		goto fail_oom;
+	if (node->type == YAML_SCALAR_NODE) {
+		text = strndup((const char *)node->data.scalar.value, node->data.scalar.length);
+		if (text == NULL) {
+			free(path);
+			goto fail_oom;
+		}
+	}
 	index->entries[index->count++] = (struct pd_config_index_entry){
 	    .path = path,
-	    .key = key,
-	    .value = value,
+	    .key = mark_of((key_node != NULL ? key_node : node)->start_mark),
+	    .value = mark_of(node->start_mark),
+	    .text = text,
 	};
 	return;
 
@@ -422,7 +307,7 @@ static void walk_mapping(struct walk *w, const cyaml_schema_value_t *schema, yam
 		}
 		seen[f] = key;
 		old = path_push_key(w, name);
-		index_add(w, mark_of(key->start_mark), mark_of(value->start_mark));
+		index_add(w, key, value);
 		walk_value(w, &fields[f].value, value);
 		path_pop(w, old);
 	}
@@ -469,7 +354,7 @@ static void walk_sequence(struct walk *w, const cyaml_schema_value_t *schema, ya
 		if (item == NULL)
 			continue;
 		old = path_push_index(w, i);
-		index_add(w, mark_of(item->start_mark), mark_of(item->start_mark));
+		index_add(w, NULL, item);
 		walk_value(w, schema->sequence.entry, item);
 		path_pop(w, old);
 	}
@@ -623,6 +508,13 @@ static void walk_string(struct walk *w, const cyaml_schema_value_t *schema, yaml
 
 static void walk_value(struct walk *w, const cyaml_schema_value_t *schema, yaml_node_t *node)
 {
+	/* A size, duration or rate: libcyaml skips it, the loader parses its text. */
+	static const cyaml_schema_value_t parsed_text = {
+	    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, PD_CONFIG_VALUE_MAX),
+	};
+
+	if (schema->type == CYAML_IGNORE)
+		schema = &parsed_text;
 	switch (schema->type) {
 	case CYAML_MAPPING:
 		walk_mapping(w, schema, node);
@@ -829,7 +721,7 @@ int pd_config_yaml_check(const char *text, size_t len, const cyaml_schema_value_
 	}
 	yaml_document_delete(&extra);
 
-	index_add(&w, mark_of(root->start_mark), mark_of(root->start_mark));
+	index_add(&w, NULL, root);
 	walk_value(&w, schema, root);
 	if (w.err < 0) {
 		ret = w.err;

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "common/config.h"
+#include "common/log.h"
 #include "engine/dwrr.h"
 #include "engine/pacer.h"
 #include "engine/identity_internal.h"
@@ -157,9 +158,7 @@ struct engine {
 	/* Attach connections refused (not a pid this engine started and is waiting for, or
 	 * not its identity), all tenants together; the supervisor logs them rate-limited. */
 	uint64_t attach_refused;
-	uint64_t attach_log_window_ns; /* start of the current one-second log window */
-	uint32_t attach_log_count;     /* refusals logged in that window */
-	uint64_t attach_refused_unlogged;
+	struct pd_log_rate attach_log; /* how many of them get a log line */
 };
 
 /*

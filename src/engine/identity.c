@@ -11,7 +11,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#define NAME_MAX_LEN 32 /* what config validation allows for a user or group name */
+#define NAME_MAX_LEN PD_ACCOUNT_NAME_MAX /* what config validation allows */
 
 /* "1234" -> 1234; false if name is not made of digits only or does not fit an id. */
 static bool numeric_id(const char *name, unsigned long *out)

@@ -199,10 +199,10 @@ static void spawn(struct engine *e, struct instance *in)
 		schedule_restart(e, in);
 		return;
 	}
-	char *argv[2 + 64];
+	char *argv[1 + PD_MAX_ARGS + 1]; /* the path, the args (the loader caps them), NULL */
 	int argc = 0;
 	argv[argc++] = path;
-	for (uint32_t i = 0; i < fc->args_count && argc < 64; i++)
+	for (uint32_t i = 0; i < fc->args_count && argc < 1 + PD_MAX_ARGS; i++)
 		argv[argc++] = fc->args[i];
 	argv[argc] = NULL;
 
@@ -328,14 +328,11 @@ static void refuse(int fd, int status)
 	free(r);
 }
 
-/* Refused attaches logged, rate-limited (one engine per process: one limiter). */
-static struct pd_log_rate refused_log;
-
 /* Count a refused attach; log it, at most PD_LOG_RATE_BURST lines a second. */
 static void note_refused(struct engine *e, const struct ucred *cred, const char *why)
 {
 	e->attach_refused++;
-	if (!pd_log_rate_allow(&refused_log, COMP))
+	if (!pd_log_rate_allow(&e->attach_log, COMP))
 		return;
 	PD_LOG_WARN(COMP, 0, "refused attach from pid %d uid %u: %s (%lu refused so far)",
 		    (int)cred->pid, (unsigned)cred->uid, why, (unsigned long)e->attach_refused);

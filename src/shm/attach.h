@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "common/config.h"
+#include "common/limits.h"
 #include "shm/pool.h"
 
 #define PD_ATTACH_MAGIC 0x48435441u /* "ATCH" */

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "common/config.h"
+#include "common/limits.h"
 #include "shm/msg.h"
 #include "shm/ring.h"
 

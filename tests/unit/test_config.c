@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/config_internal.h"
 
 #ifndef PD_SOURCE_ROOT
 #error "PD_SOURCE_ROOT must name the project source root"
@@ -1153,6 +1154,191 @@ static void test_err_semantic_more(void)
 	release(&r);
 }
 
+/* ---- docs/config.md against the key table ---- */
+
+/* Splits a markdown table row at its unescaped '|' into cells (trimmed, in place). */
+static int md_cells(char *line, char *cells[], int max)
+{
+	int n = 0;
+	char *p = line, *start;
+
+	if (*p != '|')
+		return 0;
+	start = ++p;
+	for (; *p != '\0' && *p != '\n'; p++) {
+		if (*p == '\\' && p[1] == '|') {
+			p++;
+			continue;
+		}
+		if (*p != '|' || n == max)
+			continue;
+		*p = '\0';
+		while (*start == ' ')
+			start++;
+		for (char *e = p - 1; e >= start && *e == ' '; e--)
+			*e = '\0';
+		cells[n++] = start;
+		start = p + 1;
+	}
+	return n;
+}
+
+/* Does cell contain `what` (in backticks) or, when plain, what itself? */
+static bool cell_has(const char *cell, const char *what, bool ticks)
+{
+	char buf[128];
+
+	snprintf(buf, sizeof(buf), ticks ? "`%s`" : "%s", what);
+	return strstr(cell, buf) != NULL;
+}
+
+static void format_value(const struct pd_config_key *k, uint64_t v, char *buf, size_t size)
+{
+	switch (k->type) {
+	case PD_CONFIG_SIZE:
+		pd_config_format_size(buf, size, v);
+		return;
+	case PD_CONFIG_RATE:
+		pd_config_format_size(buf, size, v);
+		strncat(buf, "/s", size - strlen(buf) - 1);
+		return;
+	case PD_CONFIG_DURATION:
+		pd_config_format_duration(buf, size, v);
+		return;
+	default:
+		snprintf(buf, size, "%llu", (unsigned long long)v);
+		return;
+	}
+}
+
+/* Checks one documented key against its row; false if there is no row. */
+static bool check_doc_row(int section, const char *name, const char *dflt, const char *range)
+{
+	for (size_t i = 0; i < pd_config_keys_count; i++) {
+		const struct pd_config_key *k = &pd_config_keys[i];
+		bool number = k->type == PD_CONFIG_UINT || k->type == PD_CONFIG_POW2 ||
+		              k->type == PD_CONFIG_SIZE || k->type == PD_CONFIG_DURATION ||
+		              k->type == PD_CONFIG_RATE;
+		uint64_t type_max = k->size == 2   ? UINT16_MAX
+		                    : k->size == 4 ? UINT32_MAX
+		                                   : UINT64_MAX;
+		char want[96], lo[40], hi[40];
+
+		if ((int)k->section != section || strcmp(k->name, name) != 0)
+			continue;
+		if (k->required && !cell_has(dflt, "required", false)) {
+			printf("    docs/config.md: %s.%s: default should say required, says %s\n",
+			       pd_config_sections[section].name, name, dflt);
+			case_failed = true;
+		}
+		if (number && !k->required && k->dflt >= k->min && k->dflt <= k->max) {
+			format_value(k, k->dflt, want, sizeof(want));
+			if (!cell_has(dflt, want, true)) {
+				printf(
+				    "    docs/config.md: %s.%s: default should be `%s`, says %s\n",
+				    pd_config_sections[section].name, name, want, dflt);
+				case_failed = true;
+			}
+		}
+		if (number && k->max != type_max) {
+			format_value(k, k->min, lo, sizeof(lo));
+			format_value(k, k->max, hi, sizeof(hi));
+			snprintf(want, sizeof(want), "%s..%s", lo, hi);
+			if (!cell_has(range, want, false)) {
+				printf(
+				    "    docs/config.md: %s.%s: range should be %s, says %.60s\n",
+				    pd_config_sections[section].name, name, want, range);
+				case_failed = true;
+			}
+		}
+		if (k->dflt_text != NULL && !cell_has(dflt, k->dflt_text, true)) {
+			printf("    docs/config.md: %s.%s: default should be `%s`, says %s\n",
+			       pd_config_sections[section].name, name, k->dflt_text, dflt);
+			case_failed = true;
+		}
+		if (k->type == PD_CONFIG_ENUM &&
+		    !cell_has(dflt, k->enum_strings[k->dflt].str, true)) {
+			printf("    docs/config.md: %s.%s: default should be `%s`, says %s\n",
+			       pd_config_sections[section].name, name, k->enum_strings[k->dflt].str,
+			       dflt);
+			case_failed = true;
+		}
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The key tables of docs/config.md list exactly the keys of pd_config_keys, each with the
+ * table's default and range: the docs cannot drift from the loader.
+ */
+static void test_docs_match_table(void)
+{
+	FILE *md = fopen(PD_SOURCE_ROOT "/docs/config.md", "r");
+	size_t documented[PD_CONFIG_SECTIONS] = {0}, keys[PD_CONFIG_SECTIONS] = {0};
+	char line[8192];
+	int section = -1;
+	bool in_table = false;
+
+	CHECK(pd_config_schema() != NULL);
+	CHECK(md != NULL);
+	if (md == NULL)
+		return;
+	while (fgets(line, sizeof(line), md) != NULL) {
+		char *cells[4];
+		int n;
+
+		if (line[0] == '#') {
+			section = -1;
+			in_table = false;
+			for (int s = 0; s < PD_CONFIG_SECTIONS; s++) {
+				char heading[64];
+
+				snprintf(heading, sizeof(heading), "## `%s%s`\n",
+				         pd_config_sections[s].name,
+				         pd_config_sections[s].list ? "[]" : "");
+				if (strcmp(line, heading) == 0)
+					section = s;
+			}
+			continue;
+		}
+		if (section < 0)
+			continue;
+		if (strncmp(line, "| key |", 7) == 0) {
+			in_table = true;
+			continue;
+		}
+		if (!in_table || line[0] != '|' || strncmp(line, "|---", 4) == 0) {
+			in_table = in_table && line[0] == '|';
+			continue;
+		}
+		n = md_cells(line, cells, 4);
+		if (n < 4 || cells[0][0] != '`') {
+			printf("    docs/config.md: a key row without a `key`: %.60s\n", line);
+			case_failed = true;
+			continue;
+		}
+		cells[0][strlen(cells[0]) - 1] = '\0';
+		if (!check_doc_row(section, cells[0] + 1, cells[2], cells[3])) {
+			printf("    docs/config.md: %s.%s is not a key of the loader\n",
+			       pd_config_sections[section].name, cells[0] + 1);
+			case_failed = true;
+			continue;
+		}
+		documented[section]++;
+	}
+	fclose(md);
+	for (size_t i = 0; i < pd_config_keys_count; i++)
+		keys[pd_config_keys[i].section]++;
+	for (int s = 0; s < PD_CONFIG_SECTIONS; s++) {
+		if (documented[s] == keys[s])
+			continue;
+		printf("    docs/config.md: section %s documents %zu keys, the loader has %zu\n",
+		       pd_config_sections[s].name, documented[s], keys[s]);
+		case_failed = true;
+	}
+}
+
 int main(void)
 {
 	run("full file: every value resolved", test_full);
@@ -1186,6 +1372,7 @@ int main(void)
 	run("error: more YAML errors", test_err_yaml_more);
 	run("error: hostile input", test_err_hostile);
 	run("error: more semantic errors", test_err_semantic_more);
+	run("docs/config.md lists the key table", test_docs_match_table);
 	printf("config: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
