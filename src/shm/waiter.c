@@ -27,7 +27,7 @@ static uint64_t plan(const struct pd_waiter *w)
 	uint64_t total = 0;
 	for (unsigned i = 0; i < PD_WAITER_BUCKETS; i++)
 		total += w->hist[i];
-	if (max == 0 || total == 0)
+	if (max == 0 || total == 0 || w->attr.fixed)
 		return max; /* nothing seen yet: poll as much as allowed, to learn */
 
 	/* Candidates: each bucket's top, capped at max. A gap in bucket i costs about 3/4

@@ -48,6 +48,8 @@ struct pd_waiter_attr {
 	uint64_t wake_ns;       /* the delay of a wake-up from a blocked wait */
 	uint64_t wake_value_ns; /* what one saved wake-up is worth, in ns of polling */
 	bool own_core;          /* the core is the consumer's own: pause, never yield */
+	bool fixed;             /* poll every idle spell for max_poll_ns (the policy before
+	                           this one, kept to measure against) */
 };
 
 /* A wake-up's delay on this kind of VM (docs/fabric.md: 25-30 us), the default. */
@@ -61,6 +63,7 @@ static inline struct pd_waiter_attr pd_waiter_attr_default(uint64_t max_poll_ns,
 {
 	return (struct pd_waiter_attr){
 	    .max_poll_ns = max_poll_ns,
+	    .fixed = false,
 	    .wake_ns = PD_WAITER_WAKE_NS,
 	    .wake_value_ns = own_core ? PD_WAITER_OWN_CORE_VALUE * PD_WAITER_WAKE_NS
 	                              : PD_WAITER_WAKE_NS,

@@ -183,6 +183,22 @@ static void test_mixed_gaps(void)
 	CHECK(lost < 40 * US);
 }
 
+/* fixed: every idle spell polls max_poll, whatever the gaps (the old fixed spin). */
+static void test_fixed_polls_every_spell(void)
+{
+	struct pd_waiter w;
+	struct pd_waiter_attr attr = pd_waiter_attr_default(MAX_POLL, false);
+	attr.fixed = true;
+	pd_waiter_init(&w, &attr);
+	uint64_t now = 0;
+	for (int i = 0; i < 100; i++) {
+		struct spell s = idle_spell(&w, &now, 5 * MS);
+		CHECK(s.blocked);
+		CHECK(s.polled == MAX_POLL);
+	}
+	CHECK(pd_waiter_budget(&w) == MAX_POLL);
+}
+
 /* Stats account for every spell. */
 static void test_stats(void)
 {
@@ -206,6 +222,7 @@ int main(void)
 	RUN(test_follows_load_changes);
 	RUN(test_budget_never_exceeds_max);
 	RUN(test_mixed_gaps);
+	RUN(test_fixed_polls_every_spell);
 	RUN(test_stats);
 	return SUMMARY("test_waiter");
 }
