@@ -48,6 +48,20 @@ static const cyaml_schema_field_t fabric_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_strval_t tls_plain_mode_strings[] = {
+    {"redirect", PD_TLS_PLAIN_REDIRECT},
+    {"serve", PD_TLS_PLAIN_SERVE},
+};
+
+static const cyaml_schema_field_t tls_fields[] = {
+    CYAML_FIELD_STRING_PTR("cert", PTR, struct pd_config_tls, cert, 1, TEXT_MAX),
+    CYAML_FIELD_STRING_PTR("key", PTR, struct pd_config_tls, key, 1, TEXT_MAX),
+    CYAML_FIELD_STRING_PTR("plain_listen", OPT_PTR, struct pd_config_tls, plain_listen, 1, 127),
+    CYAML_FIELD_ENUM("plain_mode", OPT | CYAML_FLAG_STRICT, struct pd_config_tls, plain_mode,
+                     tls_plain_mode_strings, CYAML_ARRAY_LEN(tls_plain_mode_strings)),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t ingress_fields[] = {
     CYAML_FIELD_STRING_PTR("listen", OPT_PTR, struct pd_config_ingress, listen, 1, 127),
     CYAML_FIELD_STRING_PTR("admin", OPT_PTR, struct pd_config_ingress, admin, 1, 127),
@@ -60,6 +74,7 @@ static const cyaml_schema_field_t ingress_fields[] = {
     CYAML_FIELD_UINT("max_connections", OPT, struct pd_config_ingress, max_connections),
     CYAML_FIELD_STRING_PTR("request_read_timeout", OPT_PTR, struct pd_config_ingress,
                            request_read_timeout_text, 1, 63),
+    CYAML_FIELD_MAPPING("tls", OPT, struct pd_config_ingress, tls, tls_fields),
     CYAML_FIELD_END,
 };
 
@@ -627,6 +642,57 @@ static bool check_endpoint(struct check *c, const char *path, const char *text,
 	return true;
 }
 
+/* A relative path is taken relative to the cluster file's folder, as a function's exec is. */
+static void resolve_beside_config(struct check *c, char **field)
+{
+	const char *slash = c->cfg->path != NULL ? strrchr(c->cfg->path, '/') : NULL;
+	char *joined;
+
+	if (*field == NULL || (*field)[0] == '/' || slash == NULL)
+		return;
+	if (asprintf(&joined, "%.*s%s", (int)(slash - c->cfg->path) + 1, c->cfg->path, *field) <
+	    0) {
+		c->err = -ENOMEM;
+		return;
+	}
+	free(*field);
+	*field = joined;
+}
+
+/*
+ * ingress.tls. The files are not opened here: the same cluster file is loaded on hosts
+ * that run only engines, which need not hold the key; the ingress loads them when it
+ * starts and fails there, naming the file, if one is missing, unreadable or mismatched.
+ */
+static void check_tls(struct check *c, bool listen_ok, bool admin_ok)
+{
+	struct pd_config_ingress *ingress = &c->cfg->ingress;
+	struct pd_config_tls *tls = &ingress->tls;
+
+	tls->enabled = present(c, "ingress.tls");
+	if (!tls->enabled)
+		return;
+	resolve_beside_config(c, &tls->cert);
+	resolve_beside_config(c, &tls->key);
+	if (tls->plain_listen == NULL) {
+		if (present(c, "ingress.tls.plain_mode"))
+			fail(c, "ingress.tls.plain_mode", false,
+			     "has no effect without ingress.tls.plain_listen");
+		return;
+	}
+	if (!check_endpoint(c, "ingress.tls.plain_listen", tls->plain_listen,
+	                    &tls->plain_listen_addr))
+		return;
+	if (listen_ok && same_endpoint(&tls->plain_listen_addr, &ingress->listen_addr))
+		fail(c, "ingress.tls.plain_listen", false,
+		     "the plain HTTP listener (%s) collides with the HTTPS listener (%s)",
+		     tls->plain_listen, ingress->listen);
+	if (admin_ok && same_endpoint(&tls->plain_listen_addr, &ingress->admin_addr))
+		fail(c, "ingress.tls.plain_listen", false,
+		     "the plain HTTP listener (%s) collides with the admin listener (%s)",
+		     tls->plain_listen, ingress->admin);
+}
+
 static void check_ingress(struct check *c)
 {
 	struct pd_config_ingress *ingress = &c->cfg->ingress;
@@ -660,6 +726,7 @@ static void check_ingress(struct check *c)
 	check_u32(c, "ingress.max_connections", &ingress->max_connections, 0, 1, 1u << 20);
 	check_duration(c, "ingress.request_read_timeout", ingress->request_read_timeout_text,
 	               10 * 1000, 100, 10 * 60 * 1000, &ingress->request_read_timeout_ms);
+	check_tls(c, listen_ok, admin_ok);
 }
 
 /* engine.link_rate: a size per second ("800MiB/s"; the "/s" may be left out). */

@@ -845,6 +845,124 @@ static void test_ingress_connections(void)
 	release(&r);
 }
 
+static void test_ingress_tls(void)
+{
+	struct result r;
+
+	/* Absent: plain HTTP. */
+	load_text(&r, BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0) {
+		CHECK(!r.cfg->ingress.tls.enabled);
+		CHECK(r.cfg->ingress.tls.cert == NULL);
+	}
+	release(&r);
+
+	/* Relative paths are resolved against the file's folder (/tmp), absolute ones kept. */
+	load_text(&r, "ingress:\n"
+	              "  listen: \"127.0.0.1:8443\"\n"
+	              "  tls: { cert: tls/chain.pem, key: /etc/pd/key.pem }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0) {
+		CHECK(r.cfg->ingress.tls.enabled);
+		CHECK_STR(r.cfg->ingress.tls.cert, "/tmp/tls/chain.pem");
+		CHECK_STR(r.cfg->ingress.tls.key, "/etc/pd/key.pem");
+		CHECK(r.cfg->ingress.tls.plain_listen == NULL);
+		CHECK(r.cfg->ingress.tls.plain_mode == PD_TLS_PLAIN_REDIRECT);
+	}
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  listen: \"0.0.0.0:443\"\n"
+	              "  tls:\n"
+	              "    cert: c.pem\n"
+	              "    key: k.pem\n"
+	              "    plain_listen: \"0.0.0.0:80\"\n"
+	              "    plain_mode: serve\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0) {
+		CHECK_STR(r.cfg->ingress.tls.cert, "/tmp/c.pem");
+		CHECK_STR(r.cfg->ingress.tls.plain_listen, "0.0.0.0:80");
+		CHECK_STR(r.cfg->ingress.tls.plain_listen_addr.host, "0.0.0.0");
+		CHECK(r.cfg->ingress.tls.plain_listen_addr.port == 80);
+		CHECK(r.cfg->ingress.tls.plain_mode == PD_TLS_PLAIN_SERVE);
+	}
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, plain_listen: \"127.0.0.1:80\","
+	              " plain_mode: redirect }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0)
+		CHECK(r.cfg->ingress.tls.plain_mode == PD_TLS_PLAIN_REDIRECT);
+	release(&r);
+
+	/* plain_mode alone does nothing: refused rather than ignored. */
+	load_text(&r, "ingress:\n"
+	              "  tls:\n"
+	              "    cert: c.pem\n"
+	              "    key: k.pem\n"
+	              "    plain_mode: serve\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 5, 17,
+	             "ingress.tls.plain_mode: has no effect without ingress.tls.plain_listen");
+	release(&r);
+
+	/* The plain listener must not take the HTTPS or the admin listener's place. */
+	load_text(&r, "ingress:\n"
+	              "  listen: \"127.0.0.1:8443\"\n"
+	              "  admin: \"127.0.0.1:8081\"\n"
+	              "  tls: { cert: c.pem, key: k.pem, plain_listen: \"0.0.0.0:8443\" }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 4, 49,
+	             "ingress.tls.plain_listen: the plain HTTP listener (0.0.0.0:8443) collides "
+	             "with the HTTPS listener (127.0.0.1:8443)");
+	release(&r);
+
+	load_text(&r,
+	          "ingress:\n"
+	          "  listen: \"127.0.0.1:8443\"\n"
+	          "  tls: { cert: c.pem, key: k.pem, plain_listen: \"127.0.0.1:8081\" }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 3, 49,
+	             "ingress.tls.plain_listen: the plain HTTP listener (127.0.0.1:8081) collides "
+	             "with the admin listener (127.0.0.1:8081)");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, plain_listen: \"localhost:80\" }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 49, "ingress.tls.plain_listen: \"localhost:80\" is not an address");
+	release(&r);
+
+	/* Shape errors: a missing key, an unknown mode, an unknown key, an empty path. */
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 8, "ingress.tls: missing required key \"key\"");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, plain_listen: \"127.0.0.1:80\","
+	              " plain_mode: bounce }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 77,
+	             "ingress.tls.plain_mode: expected one of redirect, serve, got \"bounce\"");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, redirect: true }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 35, "redirect");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: \"\", key: k.pem }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 16, "must not be empty");
+	release(&r);
+}
+
 static void test_err_ingress_threads(void)
 {
 	struct result r;
@@ -1178,6 +1296,7 @@ int main(void)
 	run("error: bad address", test_err_bad_address);
 	run("error: port out of range", test_err_port_range);
 	run("ingress.max_connections and request_read_timeout", test_ingress_connections);
+	run("ingress.tls", test_ingress_tls);
 	run("error: ingress.threads 2", test_err_ingress_threads);
 	run("error: empty file", test_err_empty);
 	run("error: file not found", test_err_not_found);
