@@ -7,7 +7,8 @@
 #   - HTTPS on ingress.listen: HTTP/1.1 (curl --cacert) echoes the body; HTTP/2 is
 #     negotiated by ALPN (curl --http2 reports 2), over TLS 1.3 and 1.2; h2load over
 #     TLS gets every answer;
-#   - plain HTTP to the HTTPS port gets no answer;
+#   - the HTTP/1 framing checks apply over TLS (Content-Length with Transfer-Encoding:
+#     400); plain HTTP to the HTTPS port gets no answer;
 #   - ingress.tls.plain_listen (default plain_mode: redirect) answers 308 with
 #     Location https://HOST:TLS-PORT/PATH?QUERY, for a Host and without one (HTTP/1.0),
 #     and curl -L follows it to the echo;
@@ -151,6 +152,12 @@ if command -v h2load >/dev/null 2>&1; then
 else
 	log "NOTE: h2load is not installed: its check is left out (curl --http2 covered HTTP/2)"
 fi
+
+# --- the ingress's HTTP/1 framing checks read the decrypted head: CL + TE is refused
+printf 'POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' |
+	timeout $((10 * TIME_SCALE)) openssl s_client -quiet -connect "127.0.0.1:$HTTP_PORT" \
+		-CAfile "$TLS_DIR/ca.pem" -verify_return_error >"$TMP/smuggle.out" 2>"$TMP/smuggle.err"
+assert_contains "$(head -n 1 "$TMP/smuggle.out")" "HTTP/1.1 400" "over TLS, Content-Length with Transfer-Encoding gets 400"
 
 # --- plain HTTP to the HTTPS port: no HTTP answer at all
 code=$(curl -sS --max-time "$CURL_MAX_TIME" -o "$TMP/plain.body" -w '%{http_code}' \
