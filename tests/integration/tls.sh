@@ -15,7 +15,8 @@
 #   - a TLS client that never finishes its handshake is cut by
 #     ingress.request_read_timeout (counted as timed out on the http listener), and
 #     ingress.max_connections counts TLS connections and the plain listener's together;
-#   - plain_mode: serve serves the routes on the plain listener too;
+#   - plain_mode: serve serves the routes on the plain listener too; at SIGTERM the
+#     ingress closes idle HTTPS (HTTP/1.1, HTTP/2) and plain-listener connections itself;
 #   - a key that does not match the certificate, a missing certificate and an encrypted
 #     key stop the ingress at start with the file's name and OpenSSL's reason; config
 #     errors (plain_mode without plain_listen, colliding listeners, a missing key entry)
@@ -23,6 +24,7 @@
 source "$(dirname "$0")/lib.sh"
 init_test
 need_cmd openssl
+need_cmd python3
 
 # ------------------------------------------------------------------- certificates
 TLS_DIR=$TMP/tls
@@ -51,6 +53,7 @@ pass "CA and server certificate (SAN 127.0.0.1, localhost) made with openssl"
 
 # ------------------------------------------------------------------- cluster files
 READ_TIMEOUT_S=$((3 * TIME_SCALE))
+MAX_CONNS=2
 TLS_CERT=tls/server.pem # relative: resolved against the cluster file's folder ($TMP)
 TLS_KEY=tls/server.key
 PLAIN_MODE_LINE=""
@@ -58,7 +61,7 @@ PLAIN_PORT=""
 
 tls_yaml() {
 	pick_port PLAIN_PORT
-	INGRESS_EXTRA=$'\n'"  request_read_timeout: ${READ_TIMEOUT_S}s"$'\n'"  max_connections: 2"
+	INGRESS_EXTRA=$'\n'"  request_read_timeout: ${READ_TIMEOUT_S}s"$'\n'"  max_connections: $MAX_CONNS"
 	INGRESS_EXTRA+=$'\n'"  tls:"$'\n'"    cert: $TLS_CERT"$'\n'"    key: $TLS_KEY"
 	INGRESS_EXTRA+=$'\n'"    plain_listen: \"127.0.0.1:$PLAIN_PORT\"$PLAIN_MODE_LINE"
 	yaml_common 1
@@ -240,6 +243,9 @@ pass "no listener left on the plain port"
 
 # ------------------------------------------------------------ serve mode cluster
 PLAIN_MODE_LINE=$'\n'"    plain_mode: serve"
+# Room for the idle clients below, and a read deadline they cannot reach before the stop.
+MAX_CONNS=16
+READ_TIMEOUT_S=$((60 * TIME_SCALE))
 start_cluster tls_yaml 1
 wait_https_ready
 out=$(curl -sS --max-time "$CURL_MAX_TIME" --data-binary plain -w ' %{http_code}' \
@@ -247,11 +253,84 @@ out=$(curl -sS --max-time "$CURL_MAX_TIME" --data-binary plain -w ' %{http_code}
 assert_eq "plain 200" "$out" "plain_mode serve: plain HTTP POST /echo is echoed"
 out=$(https --data-binary tls -w ' %{http_code}' "https://127.0.0.1:$HTTP_PORT/echo" 2>&1)
 assert_eq "tls 200" "$out" "plain_mode serve: HTTPS still answers"
+
+# --- at stop the ingress closes idle TLS connections and the plain listener's too (its
+# list of connections, shutdown_conns), as ingress_stop.sh checks for plain HTTP.
+# idle.py HOST TLS_PORT PLAIN_PORT CA READYFILE SECONDS: opens an HTTP/1.1 keep-alive
+# connection over TLS, an HTTP/2 one over TLS (ALPN h2, settings exchanged) and an HTTP/1.1
+# keep-alive one on the plain listener, each answered once; writes READYFILE; waits at most
+# SECONDS for every one to end. Prints "ended N of M"; exit 0 if all did.
+cat >"$TMP/idle.py" <<'PYEOF'
+import select, socket, ssl, sys, time
+host, port, plain, ca, readyf, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6])
+
+def tls(alpn):
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.set_alpn_protocols([alpn])
+    s = ctx.wrap_socket(socket.create_connection((host, port), timeout=5), server_hostname="localhost")
+    if s.selected_alpn_protocol() != alpn:
+        sys.exit("ALPN: got %r, not %s" % (s.selected_alpn_protocol(), alpn))
+    return s
+
+def h1(s):
+    s.sendall(b"GET /no-such-route HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit("HTTP/1 connection closed before its answer")
+        data += chunk
+    if not data.startswith(b"HTTP/1.1 "):
+        sys.exit("HTTP/1 answer: %r" % data[:64])
+    return s
+
+def h2(s):
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    head = b""
+    while len(head) < 9:
+        chunk = s.recv(9 - len(head))
+        if not chunk:
+            sys.exit("HTTP/2 connection closed before the server's SETTINGS")
+        head += chunk
+    if head[3] != 4:
+        sys.exit("HTTP/2: first frame type %d, not SETTINGS" % head[3])
+    s.sendall(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")  # SETTINGS ack
+    return s
+
+conns = [h1(tls("http/1.1")), h2(tls("h2")), h1(socket.create_connection((host, plain), timeout=5))]
+open(readyf, "w").close()
+left = set(conns)
+deadline = time.monotonic() + secs
+while left and time.monotonic() < deadline:
+    r, _, _ = select.select(list(left), [], [], 0.2)
+    for s in r:
+        try:
+            while s.recv(65536):
+                pass  # GOAWAY and the like: read until the end
+        except (ssl.SSLWantReadError, socket.timeout):
+            continue
+        except OSError:
+            pass
+        left.discard(s)
+print("ended %d of %d" % (len(conns) - len(left), len(conns)), flush=True)
+sys.exit(1 if left else 0)
+PYEOF
+bg IDLE_PID python3 "$TMP/idle.py" 127.0.0.1 "$HTTP_PORT" "$PLAIN_PORT" "$TLS_DIR/ca.pem" \
+	"$TMP/idle_ready" $((20 * TIME_SCALE)) >"$TMP/idle.out" 2>"$TMP/idle.err" # < READ_TIMEOUT_S
+idle_ready() { [[ -e "$TMP/idle_ready" ]]; }
+wait_for 10 idle_ready || fail "idle clients not connected: $(cat "$TMP/idle.out" "$TMP/idle.err")"
+pass "3 idle client connections open (HTTPS HTTP/1.1, HTTPS HTTP/2, plain listener)"
 stop_cluster TERM
 assert_eq 0 "$UP_RC" "palladium up exit status after SIGTERM (serve mode)"
+assert_not_contains "$(cat "$UP_LOG")" "client connections still open at exit" \
+	"the ingress closed every TLS and plain client connection before it exited"
+bg_wait "$IDLE_PID" || fail "idle clients: $(cat "$TMP/idle.out" "$TMP/idle.err")"
+pass "idle clients: $(cat "$TMP/idle.out")"
 
 # --------------------------------------------------------------- start errors
 PLAIN_MODE_LINE=""
+MAX_CONNS=2
+READ_TIMEOUT_S=$((3 * TIME_SCALE))
 # ingress_start_error WHAT: `palladium ingress $CFG` must exit non-zero by itself; its
 # output goes to $TMP/ingress_err.out.
 ingress_start_error() {
