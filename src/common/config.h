@@ -25,6 +25,23 @@ struct pd_config_fabric {
 	enum pd_primitive primitive; /* default two-sided */
 };
 
+/* ingress.tls: HTTPS on ingress.listen; an optional plain HTTP listener beside it. */
+enum pd_tls_plain_mode {
+	PD_TLS_PLAIN_REDIRECT = 0, /* answer 308 to https://HOST:TLS-PORT/PATH */
+	PD_TLS_PLAIN_SERVE = 1,    /* serve the routes over plain HTTP too */
+};
+
+struct pd_config_tls {
+	char *cert;         /* PEM certificate chain, leaf first; a relative path is resolved
+	                       against the cluster file's folder by validation */
+	char *key;          /* PEM private key of the leaf (not encrypted); resolved the same */
+	char *plain_listen; /* optional plain HTTP listener "host:port"; NULL: none */
+	enum pd_tls_plain_mode plain_mode; /* what plain_listen does; default redirect */
+	/* Resolved by validation: */
+	bool enabled; /* ingress.tls is in the file */
+	struct pd_config_addr plain_listen_addr;
+};
+
 struct pd_config_ingress {
 	char *listen;                  /* HTTP listener "host:port"; default "127.0.0.1:8080" */
 	char *admin;                   /* admin listener (/healthz, /metrics); default "127.0.0.1:8081" */
@@ -38,6 +55,7 @@ struct pd_config_ingress {
 	uint64_t request_read_timeout_ms; /* a connection's fixed deadline to deliver a whole
 	                                     request, from its accept or its last response;
 	                                     default 10000 */
+	struct pd_config_tls tls;         /* ingress.tls; see tls.enabled */
 	/* Resolved by validation: */
 	struct pd_config_addr listen_addr;
 	struct pd_config_addr admin_addr;

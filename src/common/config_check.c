@@ -149,16 +149,71 @@ static bool same_endpoint(const struct pd_config_addr *a, const struct pd_config
 	return fx == fy && memcmp(x, y, 16) == 0;
 }
 
+/* A relative path is taken relative to the cluster file's folder, as a function's exec is. */
+static void resolve_beside_config(struct check *c, char **field)
+{
+	const char *slash = c->cfg->path != NULL ? strrchr(c->cfg->path, '/') : NULL;
+	char *joined;
+
+	if (*field == NULL || (*field)[0] == '/' || slash == NULL)
+		return;
+	if (asprintf(&joined, "%.*s%s", (int)(slash - c->cfg->path) + 1, c->cfg->path, *field) <
+	    0) {
+		c->err = -ENOMEM;
+		return;
+	}
+	free(*field);
+	*field = joined;
+}
+
+/*
+ * ingress.tls: present means HTTPS. The files are not opened here: the same cluster file
+ * is loaded on hosts that run only engines, which need not hold the key; the ingress loads
+ * them when it starts and fails there, naming the file, if one is missing, unreadable or
+ * mismatched.
+ */
+static void check_tls(struct check *c, bool listen_ok, bool admin_ok)
+{
+	struct pd_config_ingress *ingress = &c->cfg->ingress;
+	struct pd_config_tls *tls = &ingress->tls;
+	uint64_t bad;
+
+	tls->enabled = present(c, "ingress.tls");
+	if (!tls->enabled)
+		return;
+	bad = apply(c, PD_CONFIG_INGRESS_TLS, tls, "ingress.tls");
+	resolve_beside_config(c, &tls->cert);
+	resolve_beside_config(c, &tls->key);
+	if (tls->plain_listen == NULL) {
+		if (present(c, "ingress.tls.plain_mode"))
+			fail(c, "ingress.tls.plain_mode", false,
+			     "has no effect without ingress.tls.plain_listen");
+		return;
+	}
+	if (failed(bad, PD_CONFIG_INGRESS_TLS, "plain_listen"))
+		return;
+	if (listen_ok && same_endpoint(&tls->plain_listen_addr, &ingress->listen_addr))
+		fail(c, "ingress.tls.plain_listen", false,
+		     "the plain HTTP listener (%s) collides with the HTTPS listener (%s)",
+		     tls->plain_listen, ingress->listen);
+	if (admin_ok && same_endpoint(&tls->plain_listen_addr, &ingress->admin_addr))
+		fail(c, "ingress.tls.plain_listen", false,
+		     "the plain HTTP listener (%s) collides with the admin listener (%s)",
+		     tls->plain_listen, ingress->admin);
+}
+
 static void check_ingress(struct check *c)
 {
 	struct pd_config_ingress *ingress = &c->cfg->ingress;
 	uint64_t bad = apply(c, PD_CONFIG_INGRESS, ingress, "ingress");
+	bool listen_ok = !failed(bad, PD_CONFIG_INGRESS, "listen");
+	bool admin_ok = !failed(bad, PD_CONFIG_INGRESS, "admin");
 
-	if (!failed(bad, PD_CONFIG_INGRESS, "listen") && !failed(bad, PD_CONFIG_INGRESS, "admin") &&
-	    same_endpoint(&ingress->listen_addr, &ingress->admin_addr))
+	if (listen_ok && admin_ok && same_endpoint(&ingress->listen_addr, &ingress->admin_addr))
 		fail(c, present(c, "ingress.admin") ? "ingress.admin" : "ingress.listen", false,
 		     "the admin listener (%s) collides with the HTTP listener (%s)", ingress->admin,
 		     ingress->listen);
+	check_tls(c, listen_ok, admin_ok);
 }
 
 static void check_engine(struct check *c)

@@ -118,10 +118,14 @@ const char *pd_config_format_duration(char *buf, size_t size, uint64_t ms);
 
 /* ---- the table of keys (config_keys.c) ---- */
 
-/* The mappings of the file that hold keys: three sections and the entries of four lists. */
+/*
+ * The mappings of the file that hold keys: three sections, the entries of four lists, and
+ * one sub-section (a mapping inside a section).
+ */
 enum pd_config_section {
 	PD_CONFIG_FABRIC,
 	PD_CONFIG_INGRESS,
+	PD_CONFIG_INGRESS_TLS,
 	PD_CONFIG_ENGINE,
 	PD_CONFIG_NODES,
 	PD_CONFIG_TENANTS,
@@ -131,8 +135,15 @@ enum pd_config_section {
 };
 
 struct pd_config_section_def {
-	const char *name;    /* "ingress", "tenants" */
-	bool list;           /* a required sequence of mappings; else an optional mapping */
+	const char *name; /* its path: "ingress", "tenants", "ingress.tls" */
+	bool list;        /* a required sequence of mappings; else an optional mapping */
+	/*
+	 * A sub-section is an optional mapping under the key after the last '.' of name, in
+	 * the mapping of parent (a section that is neither a list nor a sub-section); its
+	 * struct lies inside the parent's. Its presence in the file is for the checks to read.
+	 */
+	bool sub;
+	enum pd_config_section parent;
 	size_t offset;       /* in struct pd_config: the struct, or the list's array pointer */
 	size_t count_offset; /* list: of its uint32_t entry count */
 	size_t size;         /* of the struct, or of one entry */
@@ -190,9 +201,9 @@ const cyaml_schema_value_t *pd_config_schema(void);
 /*
  * Gives every key of one section its value in entry (the section's struct, or one entry of
  * a list): the default if absent, else the value parsed and checked. prefix is the entry's
- * path ("ingress", "tenants[2]"). A bad value is reported and replaced by the default.
- * Returns the keys that failed, bit i for the section's i-th key (see pd_config_key_bit),
- * or sets *err to -ENOMEM.
+ * path ("ingress", "ingress.tls", "tenants[2]"). A bad value is reported and replaced by
+ * the default. Returns the keys that failed, bit i for the section's i-th key (see
+ * pd_config_key_bit), or sets *err to -ENOMEM.
  */
 uint64_t pd_config_keys_apply(enum pd_config_section section, void *entry, const char *prefix,
                               const struct pd_config_index *index, struct pd_config_diags *diags,

@@ -29,11 +29,13 @@
 #define MAP(field)                                                                                 \
 	.offset = offsetof(struct pd_config, field),                                               \
 	.size = sizeof(((struct pd_config *)NULL)->field)
+#define SUB(in, field) .sub = true, .parent = in, MAP(field)
 
 /* In the order of the file's top level; the order of messages about it follows. */
 const struct pd_config_section_def pd_config_sections[PD_CONFIG_SECTIONS] = {
     [PD_CONFIG_FABRIC] = {"fabric", MAP(fabric)},
     [PD_CONFIG_INGRESS] = {"ingress", MAP(ingress)},
+    [PD_CONFIG_INGRESS_TLS] = {"ingress.tls", SUB(PD_CONFIG_INGRESS, ingress.tls)},
     [PD_CONFIG_ENGINE] = {"engine", MAP(engine)},
     [PD_CONFIG_NODES] = {"nodes", LIST(nodes, struct pd_config_node, PD_MAX_NODES)},
     [PD_CONFIG_TENANTS] = {"tenants", LIST(tenants, struct pd_config_tenant, PD_MAX_TENANTS)},
@@ -115,11 +117,16 @@ static const cyaml_strval_t primitive_strings[] = {
     {"two-sided", PD_PRIMITIVE_TWO_SIDED},
     {"one-sided", PD_PRIMITIVE_ONE_SIDED},
 };
+static const cyaml_strval_t plain_mode_strings[] = {
+    {"redirect", PD_TLS_PLAIN_REDIRECT},
+    {"serve", PD_TLS_PLAIN_SERVE},
+};
 
 #define IN(sec, st, member)                                                                        \
 	.section = sec, .offset = offsetof(st, member), .size = sizeof(((st *)NULL)->member)
 #define FABRIC(m) IN(PD_CONFIG_FABRIC, struct pd_config_fabric, m)
 #define INGRESS(m) IN(PD_CONFIG_INGRESS, struct pd_config_ingress, m)
+#define TLS(m) IN(PD_CONFIG_INGRESS_TLS, struct pd_config_tls, m)
 #define ENGINE(m) IN(PD_CONFIG_ENGINE, struct pd_config_engine, m)
 #define NODE(m) IN(PD_CONFIG_NODES, struct pd_config_node, m)
 #define TENANT(m) IN(PD_CONFIG_TENANTS, struct pd_config_tenant, m)
@@ -177,6 +184,17 @@ const struct pd_config_key pd_config_keys[] = {
      .doc = "client connections at once"},
     {"request_read_timeout", DURATION, INGRESS(request_read_timeout_ms), .min = 100,
      .max = 10 * 60 * 1000, .dflt = 10 * 1000, .doc = "deadline to deliver a whole request"},
+
+    /* ingress.tls: config_check.c resolves relative paths and checks plain_listen/mode. */
+    {"cert", STRING, TLS(cert), REQUIRED, .min = 1, .max = TEXT_MAX,
+     .doc = "PEM certificate chain, leaf first"},
+    {"key", STRING, TLS(key), REQUIRED, .min = 1, .max = TEXT_MAX,
+     .doc = "PEM private key of the certificate, not encrypted"},
+    {"plain_listen", ENDPOINT, TLS(plain_listen), ADDR(struct pd_config_tls, plain_listen_addr),
+     .min = 1, .max = ADDR_MAX, .doc = "an optional plain HTTP listener"},
+    {"plain_mode", ENUM, TLS(plain_mode), .dflt = PD_TLS_PLAIN_REDIRECT,
+     .enum_strings = plain_mode_strings, .enum_count = CYAML_ARRAY_LEN(plain_mode_strings),
+     .doc = "what plain_listen does: redirect to https, or serve"},
 
     {"spin_us", UINT, ENGINE(spin_us), .min = 0, .max = 100000, .dflt = 50,
      .doc = "how long an idle consumer polls before it sleeps"},
@@ -248,6 +266,7 @@ static const cyaml_schema_value_t name_entry = {
 };
 
 static struct {
+	/* A section's keys, then its sub-sections, then the end. */
 	cyaml_schema_field_t fields[PD_CONFIG_SECTIONS][SECTION_KEYS_MAX + 1];
 	cyaml_schema_value_t entries[PD_CONFIG_SECTIONS];
 	cyaml_schema_field_t top[PD_CONFIG_SECTIONS + 1];
@@ -343,9 +362,36 @@ static bool schema_field(const struct pd_config_key *k, cyaml_schema_field_t *f)
 	return false;
 }
 
+/*
+ * Sub-section s as a field of its parent's mapping, after the parent's keys; false if
+ * the parent cannot hold it.
+ */
+static bool schema_sub(int s, uint32_t count[PD_CONFIG_SECTIONS])
+{
+	const struct pd_config_section_def *def = &pd_config_sections[s];
+	const struct pd_config_section_def *parent;
+	const char *key = strrchr(def->name, '.');
+
+	if (def->list || def->parent >= PD_CONFIG_SECTIONS || key == NULL)
+		return false;
+	parent = &pd_config_sections[def->parent];
+	if (parent->list || parent->sub || count[def->parent] >= SECTION_KEYS_MAX ||
+	    def->offset < parent->offset || def->offset + def->size > parent->offset + parent->size)
+		return false;
+	schema.fields[def->parent][count[def->parent]++] = (cyaml_schema_field_t){
+	    .key = key + 1,
+	    .data_offset = (uint32_t)(def->offset - parent->offset),
+	    .value = {.type = CYAML_MAPPING,
+	              .flags = CYAML_FLAG_OPTIONAL,
+	              .data_size = (uint32_t)def->size,
+	              .mapping.fields = schema.fields[s]},
+	};
+	return true;
+}
+
 static void schema_build(void)
 {
-	uint32_t count[PD_CONFIG_SECTIONS] = {0};
+	uint32_t count[PD_CONFIG_SECTIONS] = {0}, ntop = 0;
 
 	for (size_t i = 0; i < pd_config_keys_count; i++) {
 		const struct pd_config_key *k = &pd_config_keys[i];
@@ -354,11 +400,17 @@ static void schema_build(void)
 		    !schema_field(k, &schema.fields[k->section][count[k->section]++]))
 			return;
 	}
+	for (int s = 0; s < PD_CONFIG_SECTIONS; s++)
+		if (pd_config_sections[s].sub && !schema_sub(s, count))
+			return;
 	for (int s = 0; s < PD_CONFIG_SECTIONS; s++) {
 		const struct pd_config_section_def *def = &pd_config_sections[s];
-		cyaml_schema_field_t *top = &schema.top[s];
+		cyaml_schema_field_t *top;
 
 		schema.fields[s][count[s]] = (cyaml_schema_field_t)CYAML_FIELD_END;
+		if (def->sub)
+			continue;
+		top = &schema.top[ntop++];
 		*top =
 		    (cyaml_schema_field_t){.key = def->name, .data_offset = (uint32_t)def->offset};
 		if (!def->list) {
@@ -380,7 +432,7 @@ static void schema_build(void)
 		    .data_size = (uint32_t)def->size,
 		    .sequence = {.entry = &schema.entries[s], .min = 1, .max = def->max}};
 	}
-	schema.top[PD_CONFIG_SECTIONS] = (cyaml_schema_field_t)CYAML_FIELD_END;
+	schema.top[ntop] = (cyaml_schema_field_t)CYAML_FIELD_END;
 	schema.root = (cyaml_schema_value_t){.type = CYAML_MAPPING,
 	                                     .flags = CYAML_FLAG_POINTER,
 	                                     .data_size = sizeof(struct pd_config),

@@ -15,6 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "common/log.h"
 #include "ingress/h2o_compat.h"
 #include "ingress/ingress_internal.h"
@@ -197,6 +200,23 @@ static void listener_read_start(struct ing_listener *l)
 		h2o_socket_read_start(l->sock, on_accept);
 }
 
+/* The client listeners (ingress.listen and ingress.tls.plain_listen) share one limit. */
+static uint32_t conns_counted(const struct ing_listener *l)
+{
+	const struct ingress *ing = l->ing;
+	if (l == &ing->listeners[LISTENER_ADMIN])
+		return l->nconns;
+	return ing->listeners[LISTENER_HTTP].nconns + ing->plain.nconns;
+}
+
+static void listener_resume_below_limit(struct ing_listener *l)
+{
+	if (l->full && conns_counted(l) < l->max_conns) {
+		l->full = false;
+		listener_read_start(l);
+	}
+}
+
 /* h2o closed the connection's socket (on_close: called after h2o freed it). */
 static void on_conn_close(void *data)
 {
@@ -207,9 +227,10 @@ static void on_conn_close(void *data)
 	h2o_linklist_unlink(&c->link);
 	c->sock = NULL;
 	l->nconns--;
-	if (l->full && l->nconns < l->max_conns) {
-		l->full = false;
-		listener_read_start(l);
+	listener_resume_below_limit(l);
+	if (l != &l->ing->listeners[LISTENER_ADMIN]) {
+		listener_resume_below_limit(&l->ing->listeners[LISTENER_HTTP]);
+		listener_resume_below_limit(&l->ing->plain);
 	}
 	if (c->active == 0)
 		conn_free(c);
@@ -258,6 +279,73 @@ static int on_req_admin(h2o_handler_t *self, h2o_req_t *req)
 	return ing_on_admin_req(self, req);
 }
 
+/*
+ * The host part of an authority ("name", "name:port", "[v6]", "[v6]:port"), checked to be
+ * a DNS name or a bracketed IPv6 literal, so that it can go into a Location header as is.
+ * Returns its length, or 0 if it is neither.
+ */
+static size_t authority_host(h2o_iovec_t a)
+{
+	size_t n = 0;
+	if (a.len > 0 && a.base[0] == '[') {
+		for (n = 1; n < a.len && a.base[n] != ']'; n++)
+			if (strchr("0123456789abcdefABCDEF:.", a.base[n]) == NULL)
+				return 0;
+		if (n == a.len || n == 1)
+			return 0;
+		n++;
+	} else {
+		for (; n < a.len && a.base[n] != ':'; n++)
+			if (strchr(
+			        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-",
+			        a.base[n]) == NULL)
+				return 0;
+		if (n > 253)
+			return 0;
+	}
+	return n < a.len && a.base[n] != ':' ? 0 : n;
+}
+
+/*
+ * ingress.tls.plain_mode redirect: 308 to https://HOST[:PORT]/PATH, HOST from the
+ * request's authority (or, without one, the HTTPS listener's address), PORT that of
+ * ingress.listen. 308 rather than 301: a POST stays a POST with its body.
+ */
+static int on_req_redirect(h2o_handler_t *self, h2o_req_t *req)
+{
+	struct ingress *ing = ((struct ing_handler *)self)->ing;
+	const struct pd_config_addr *tls_addr = &ing->cfg->ingress.listen_addr;
+	conn_request_begin(req);
+
+	/* Without a Host h2o sets the authority to the hostconf's own name (that pointer). */
+	h2o_iovec_t authority = req->input.authority;
+	char fallback[sizeof(tls_addr->host) + 2];
+	if (authority.base == ing->hosts_redirect[0]->authority.hostport.base) {
+		bool v6 = strchr(tls_addr->host, ':') != NULL;
+		snprintf(fallback, sizeof(fallback), v6 ? "[%s]" : "%s", tls_addr->host);
+		authority = h2o_iovec_init(fallback, strlen(fallback));
+		if (strcmp(tls_addr->host, "0.0.0.0") == 0 || strcmp(tls_addr->host, "::") == 0)
+			authority.len = 0;
+	}
+	size_t host_len = authority_host(authority);
+	h2o_iovec_t path = req->input.path;
+	if (host_len == 0 || path.len == 0 || path.base[0] != '/') {
+		static const char body[] = "bad request: a Host and a path starting with / are "
+		                           "needed to redirect to https\n";
+		ing_send_text(req, 400, body, sizeof(body) - 1);
+		return 0;
+	}
+	char port[8] = "";
+	if (tls_addr->port != 443)
+		snprintf(port, sizeof(port), ":%u", tls_addr->port);
+	size_t len = strlen("https://") + host_len + strlen(port) + path.len;
+	char *url = h2o_mem_alloc_pool(&req->pool, len + 1);
+	snprintf(url, len + 1, "https://%.*s%s%.*s", (int)host_len, authority.base, port,
+	         (int)path.len, path.base);
+	h2o_send_redirect(req, 308, "Permanent Redirect", url, len);
+	return 0;
+}
+
 /* ---- listeners and signals ---------------------------------------------------------- */
 
 static void on_accept_backoff(h2o_timeout_entry_t *entry)
@@ -282,7 +370,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 	if (err != NULL)
 		return;
 	for (int i = 0; i < ACCEPT_BURST; i++) {
-		if (l->nconns >= l->max_conns) {
+		if (conns_counted(l) >= l->max_conns) {
 			listener_pause(l, PAUSE_LIMIT);
 			return;
 		}
@@ -322,6 +410,8 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 		c->sock = sock;
 		c->deadline.cb = on_conn_deadline;
 		h2o_linklist_insert(&l->ing->conns, &c->link);
+		/* On the HTTPS listener the deadline also bounds the TLS handshake: h2o_accept
+		 * starts with it, and a shut-down socket fails it. */
 		h2o_timeout_link(l->ing->loop, &l->ing->conn_deadline, &c->deadline);
 		sock->on_close.cb = on_conn_close;
 		sock->on_close.data = c;
@@ -428,6 +518,9 @@ static int listeners_init(struct ingress *ing)
 		l->max_conns = k == LISTENER_ADMIN ? ADMIN_MAX_CONNS : (uint32_t)max;
 		l->backoff.cb = on_accept_backoff;
 	}
+	ing->plain.ing = ing;
+	ing->plain.max_conns = (uint32_t)max;
+	ing->plain.backoff.cb = on_accept_backoff;
 	return 0;
 }
 
@@ -441,6 +534,87 @@ static void on_signal(h2o_socket_t *sock, const char *err)
 			PD_LOG_INFO(LOG_COMP, "signal %u: stopping", si.ssi_signo);
 		ing->stop = true;
 	}
+}
+
+/* ---- TLS ---------------------------------------------------------------------------- */
+
+/* OpenSSL's queued errors, oldest first, "; "-separated; empties the queue. */
+static const char *ssl_errors(char *buf, size_t len)
+{
+	size_t n = 0;
+	unsigned long e;
+	buf[0] = '\0';
+	while ((e = ERR_get_error()) != 0) {
+		char one[256];
+		ERR_error_string_n(e, one, sizeof(one));
+		if (n < len)
+			n += (size_t)snprintf(buf + n, len - n, "%s%s", n != 0 ? "; " : "", one);
+	}
+	if (n == 0)
+		snprintf(buf, len, "no detail from OpenSSL");
+	return buf;
+}
+
+/* An encrypted key would make OpenSSL prompt on the terminal: refuse it instead. */
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+	(void)buf, (void)size, (void)rwflag, (void)userdata;
+	return -1;
+}
+
+/*
+ * The HTTPS context of ingress.listen: TLS 1.2 and 1.3 only, OpenSSL's default ciphers
+ * (its DEFAULT list at the system's security level), the server's cipher order, no
+ * renegotiation; ALPN offers h2 and http/1.1 (no ALPN: HTTP/1.1). The key must match the
+ * certificate. Every error names the file and carries OpenSSL's reason.
+ */
+static int tls_open(struct ingress *ing)
+{
+	const struct pd_config_tls *tls = &ing->cfg->ingress.tls;
+	char why[1024];
+	if (!tls->enabled)
+		return 0;
+	ERR_clear_error();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		PD_LOG_ERR(LOG_COMP, 0, "SSL_CTX_new: %s", ssl_errors(why, sizeof(why)));
+		return -ENOMEM;
+	}
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		PD_LOG_ERR(LOG_COMP, 0, "SSL_CTX_set_min_proto_version: %s",
+		           ssl_errors(why, sizeof(why)));
+		goto free_ctx;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(ctx, tls->cert) != 1) {
+		PD_LOG_ERR(LOG_COMP, 0,
+		           "ingress.tls.cert: cannot load the certificate chain %s: %s", tls->cert,
+		           ssl_errors(why, sizeof(why)));
+		goto free_ctx;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, tls->key, SSL_FILETYPE_PEM) != 1) {
+		PD_LOG_ERR(LOG_COMP, 0,
+		           "ingress.tls.key: cannot load the private key %s (for the certificate "
+		           "%s): %s",
+		           tls->key, tls->cert, ssl_errors(why, sizeof(why)));
+		goto free_ctx;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		PD_LOG_ERR(LOG_COMP, 0,
+		           "ingress.tls.key: the private key %s does not match the certificate %s: "
+		           "%s",
+		           tls->key, tls->cert, ssl_errors(why, sizeof(why)));
+		goto free_ctx;
+	}
+	h2o_ssl_register_alpn_protocols(ctx, h2o_alpn_protocols);
+	ing->ssl_ctx = ctx;
+	return 0;
+
+free_ctx:
+	SSL_CTX_free(ctx);
+	return -EINVAL;
 }
 
 /* ---- h2o ---------------------------------------------------------------------------- */
@@ -461,6 +635,7 @@ static int h2o_setup(struct ingress *ing)
 	uint64_t read_timeout = ing->cfg->ingress.request_read_timeout_ms + 1000;
 	ing->globalconf.http1.req_timeout = read_timeout;
 	ing->globalconf.http2.idle_timeout = read_timeout;
+	ing->globalconf.handshake_timeout = read_timeout;
 
 	h2o_hostconf_t *main_host = h2o_config_register_host(
 		&ing->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
@@ -476,12 +651,24 @@ static int h2o_setup(struct ingress *ing)
 	h->super.on_req = on_req_admin;
 	h->ing = ing;
 
+	h2o_hostconf_t *redirect_host = h2o_config_register_host(
+	    &ing->globalconf, h2o_iovec_init(H2O_STRLIT("redirect")), 65535);
+	pc = h2o_config_register_path(redirect_host, "/", 0);
+	h = (void *)h2o_create_handler(pc, sizeof(*h));
+	h->super.on_req = on_req_redirect;
+	h->ing = ing;
+
 	ing->loop = h2o_evloop_create();
 	h2o_context_init(&ing->ctx, ing->loop, &ing->globalconf);
 	ing->hosts_main[0] = main_host;
 	ing->hosts_admin[0] = admin_host;
-	ing->accept_main = (h2o_accept_ctx_t){.ctx = &ing->ctx, .hosts = ing->hosts_main};
+	ing->hosts_redirect[0] = redirect_host;
+	ing->accept_main =
+	    (h2o_accept_ctx_t){.ctx = &ing->ctx, .hosts = ing->hosts_main, .ssl_ctx = ing->ssl_ctx};
 	ing->accept_admin = (h2o_accept_ctx_t){.ctx = &ing->ctx, .hosts = ing->hosts_admin};
+	bool redirect = ing->cfg->ingress.tls.plain_mode == PD_TLS_PLAIN_REDIRECT;
+	ing->accept_plain = (h2o_accept_ctx_t){
+	    .ctx = &ing->ctx, .hosts = redirect ? ing->hosts_redirect : ing->hosts_main};
 	return 0;
 }
 
@@ -535,6 +722,7 @@ static void stop_http(struct ingress *ing)
 {
 	listener_close(&ing->listeners[LISTENER_HTTP]);
 	listener_close(&ing->listeners[LISTENER_ADMIN]);
+	listener_close(&ing->plain);
 	h2o_context_request_shutdown(&ing->ctx); /* no more keep-alive; HTTP/2 GOAWAY */
 	ing_answer_held_rejects(ing);
 	ing_fail_all(ing, 503, "shutting down\n");
@@ -581,9 +769,12 @@ int pd_ingress_run(const struct pd_config *cfg)
 	rc = tables_create(ing);
 	if (rc < 0)
 		goto free_tables;
-	rc = h2o_setup(ing);
+	rc = tls_open(ing);
 	if (rc < 0)
 		goto free_tables;
+	rc = h2o_setup(ing);
+	if (rc < 0)
+		goto close_tls;
 	rc = timeouts_init(ing);
 	if (rc < 0)
 		goto close_fabric;
@@ -601,6 +792,12 @@ int pd_ingress_run(const struct pd_config *cfg)
 	                   &ing->listeners[LISTENER_ADMIN]);
 	if (rc < 0)
 		goto close_listeners;
+	if (cfg->ingress.tls.plain_listen != NULL) {
+		rc = listener_open(ing, &cfg->ingress.tls.plain_listen_addr, &ing->accept_plain,
+		                   &ing->plain);
+		if (rc < 0)
+			goto close_listeners;
+	}
 	ing->signal_sock = h2o_evloop_socket_create(ing->loop, sfd, H2O_SOCKET_FLAG_DONT_READ);
 	sfd = -1; /* h2o closes it */
 	ing->signal_sock->data = ing;
@@ -613,11 +810,17 @@ int pd_ingress_run(const struct pd_config *cfg)
 	}
 	ing_links_start(ing);
 	PD_LOG_INFO(LOG_COMP,
-	            "listening on %s:%u (admin %s:%u), %u routes, %u fabric links, at most %u "
-	            "client connections",
-	            cfg->ingress.listen_addr.host, cfg->ingress.listen_addr.port,
-	            cfg->ingress.admin_addr.host, cfg->ingress.admin_addr.port, ing->nroutes,
-	            ing->nlinks, ing->listeners[LISTENER_HTTP].max_conns);
+	            "listening on %s://%s:%u (admin %s:%u), %u routes, %u fabric links, at most "
+	            "%u client connections",
+	            ing->ssl_ctx != NULL ? "https" : "http", cfg->ingress.listen_addr.host,
+	            cfg->ingress.listen_addr.port, cfg->ingress.admin_addr.host,
+	            cfg->ingress.admin_addr.port, ing->nroutes, ing->nlinks,
+	            ing->listeners[LISTENER_HTTP].max_conns);
+	if (ing->plain.sock != NULL)
+		PD_LOG_INFO(LOG_COMP, "plain HTTP on %s: %s", cfg->ingress.tls.plain_listen,
+		            cfg->ingress.tls.plain_mode == PD_TLS_PLAIN_REDIRECT
+		                ? "redirects to https"
+		                : "serves the routes");
 
 	while (!ing->stop)
 		loop_turn(ing, INT32_MAX);
@@ -630,6 +833,7 @@ int pd_ingress_run(const struct pd_config *cfg)
 close_listeners:
 	listener_close(&ing->listeners[LISTENER_HTTP]);
 	listener_close(&ing->listeners[LISTENER_ADMIN]);
+	listener_close(&ing->plain);
 	if (ing->signal_sock != NULL) {
 		h2o_socket_read_stop(ing->signal_sock);
 		h2o_socket_close(ing->signal_sock);
@@ -644,6 +848,8 @@ close_fabric:
 		h2o_evloop_destroy(ing->loop);
 	} /* else h2o would abort on the connections' timers: leave it (the process ends) */
 	h2o_config_dispose(&ing->globalconf);
+close_tls:
+	SSL_CTX_free(ing->ssl_ctx); /* connections still open hold their own references */
 free_tables:
 	tables_destroy(ing);
 	if (sfd >= 0)

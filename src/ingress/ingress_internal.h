@@ -258,6 +258,12 @@ struct ingress {
 	h2o_accept_ctx_t accept_main;
 	h2o_accept_ctx_t accept_admin;
 	struct ing_listener listeners[LISTENER_MAX];
+	/* ingress.tls: the HTTPS context of listeners[LISTENER_HTTP], and the optional plain
+	 * listener (redirecting or serving); it shares ingress.max_connections with it. */
+	SSL_CTX *ssl_ctx;
+	h2o_hostconf_t *hosts_redirect[2];
+	h2o_accept_ctx_t accept_plain;
+	struct ing_listener plain;
 	h2o_linklist_t conns;         /* struct ing_conn, open ones */
 	h2o_timeout_t conn_deadline;  /* ingress.request_read_timeout */
 	h2o_timeout_t accept_backoff; /* ACCEPT_BACKOFF_MS */

@@ -846,6 +846,166 @@ static void test_ingress_connections(void)
 	release(&r);
 }
 
+static void test_ingress_tls(void)
+{
+	struct result r;
+
+	/* Absent: plain HTTP. */
+	load_text(&r, BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0) {
+		CHECK(!r.cfg->ingress.tls.enabled);
+		CHECK(r.cfg->ingress.tls.cert == NULL);
+	}
+	release(&r);
+
+	/* Relative paths are resolved against the file's folder (/tmp), absolute ones kept. */
+	load_text(&r, "ingress:\n"
+	              "  listen: \"127.0.0.1:8443\"\n"
+	              "  tls: { cert: tls/chain.pem, key: /etc/pd/key.pem }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0) {
+		CHECK(r.cfg->ingress.tls.enabled);
+		CHECK_STR(r.cfg->ingress.tls.cert, "/tmp/tls/chain.pem");
+		CHECK_STR(r.cfg->ingress.tls.key, "/etc/pd/key.pem");
+		CHECK(r.cfg->ingress.tls.plain_listen == NULL);
+		CHECK(r.cfg->ingress.tls.plain_mode == PD_TLS_PLAIN_REDIRECT);
+	}
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  listen: \"0.0.0.0:443\"\n"
+	              "  tls:\n"
+	              "    cert: c.pem\n"
+	              "    key: k.pem\n"
+	              "    plain_listen: \"0.0.0.0:80\"\n"
+	              "    plain_mode: serve\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0) {
+		CHECK_STR(r.cfg->ingress.tls.cert, "/tmp/c.pem");
+		CHECK_STR(r.cfg->ingress.tls.plain_listen, "0.0.0.0:80");
+		CHECK_STR(r.cfg->ingress.tls.plain_listen_addr.host, "0.0.0.0");
+		CHECK(r.cfg->ingress.tls.plain_listen_addr.port == 80);
+		CHECK(r.cfg->ingress.tls.plain_mode == PD_TLS_PLAIN_SERVE);
+	}
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, plain_listen: \"127.0.0.1:80\","
+	              " plain_mode: redirect }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0)
+		CHECK(r.cfg->ingress.tls.plain_mode == PD_TLS_PLAIN_REDIRECT);
+	release(&r);
+
+	/* plain_mode alone does nothing: refused rather than ignored. */
+	load_text(&r, "ingress:\n"
+	              "  tls:\n"
+	              "    cert: c.pem\n"
+	              "    key: k.pem\n"
+	              "    plain_mode: serve\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 5, 17,
+	             "ingress.tls.plain_mode: has no effect without ingress.tls.plain_listen");
+	release(&r);
+
+	/* The plain listener must not take the HTTPS or the admin listener's place. */
+	load_text(&r, "ingress:\n"
+	              "  listen: \"127.0.0.1:8443\"\n"
+	              "  admin: \"127.0.0.1:8081\"\n"
+	              "  tls: { cert: c.pem, key: k.pem, plain_listen: \"0.0.0.0:8443\" }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 4, 49,
+	             "ingress.tls.plain_listen: the plain HTTP listener (0.0.0.0:8443) collides "
+	             "with the HTTPS listener (127.0.0.1:8443)");
+	release(&r);
+
+	load_text(&r,
+	          "ingress:\n"
+	          "  listen: \"127.0.0.1:8443\"\n"
+	          "  tls: { cert: c.pem, key: k.pem, plain_listen: \"127.0.0.1:8081\" }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 3, 49,
+	             "ingress.tls.plain_listen: the plain HTTP listener (127.0.0.1:8081) collides "
+	             "with the admin listener (127.0.0.1:8081)");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, plain_listen: \"localhost:80\" }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 49, "ingress.tls.plain_listen: \"localhost:80\" is not an address");
+	release(&r);
+
+	/* Shape errors: a missing key, an unknown mode, an unknown key, an empty path. */
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 8, "ingress.tls: missing required key \"key\"");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, plain_listen: \"127.0.0.1:80\","
+	              " plain_mode: bounce }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 77,
+	             "ingress.tls.plain_mode: expected one of redirect, serve, got \"bounce\"");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, redirect: true }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 35, "redirect");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: \"\", key: k.pem }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 16, "must not be empty");
+	release(&r);
+
+	/* ingress.tls is a sub-section of the key table: its shape is checked like any other. */
+	load_text(&r, "ingress:\n"
+	              "  tls: { cert: c.pem, key: k.pem, redirect: true }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 35,
+	             "ingress.tls: unknown key \"redirect\" (expected one of: cert, key, "
+	             "plain_listen, plain_mode)");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tsl: { cert: c.pem, key: k.pem }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 3, "ingress: unknown key \"tsl\" (did you mean \"tls\"?)");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: true\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 8, "ingress.tls: expected a mapping, got \"true\"");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls: {}\n" BASE);
+	EXPECT_INVALID(&r, 2);
+	EXPECT_ERROR(&r, 2, 8, "ingress.tls: missing required key \"cert\"");
+	EXPECT_ERROR(&r, 2, 8, "ingress.tls: missing required key \"key\"");
+	release(&r);
+
+	load_text(&r, "tls: { cert: c.pem, key: k.pem }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 1, 1, "unknown key \"tls\" at top level");
+	release(&r);
+
+	load_text(&r, "ingress:\n"
+	              "  tls:\n"
+	              "    cert: c.pem\n"
+	              "    key: k.pem\n"
+	              "    plain_listen: \"127.0.0.1:0\"\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 5, 19, "ingress.tls.plain_listen: \"127.0.0.1:0\" is not an address");
+	release(&r);
+}
+
 static void test_err_ingress_threads(void)
 {
 	struct result r;
@@ -1269,6 +1429,29 @@ static bool check_doc_row(int section, const char *name, const char *dflt, const
 }
 
 /*
+ * The sub-section whose row name is in the table of section, or -1. Such a row says
+ * "mapping"; its keys have a table of their own under the sub-section's heading.
+ */
+static int doc_sub_row(int section, const char *name, const char *type)
+{
+	for (int s = 0; s < PD_CONFIG_SECTIONS; s++) {
+		const struct pd_config_section_def *def = &pd_config_sections[s];
+		const char *dot = strrchr(def->name, '.');
+
+		if (!def->sub || (int)def->parent != section || dot == NULL ||
+		    strcmp(dot + 1, name) != 0)
+			continue;
+		if (!cell_has(type, "mapping", false)) {
+			printf("    docs/config.md: %s: type should say mapping, says %s\n",
+			       def->name, type);
+			case_failed = true;
+		}
+		return s;
+	}
+	return -1;
+}
+
+/*
  * The key tables of docs/config.md list exactly the keys of pd_config_keys, each with the
  * table's default and range: the docs cannot drift from the loader.
  */
@@ -1276,8 +1459,9 @@ static void test_docs_match_table(void)
 {
 	FILE *md = fopen(PD_SOURCE_ROOT "/docs/config.md", "r");
 	size_t documented[PD_CONFIG_SECTIONS] = {0}, keys[PD_CONFIG_SECTIONS] = {0};
+	size_t sub_rows[PD_CONFIG_SECTIONS] = {0}; /* a sub-section's rows in its parent's table */
 	char line[8192];
-	int section = -1;
+	int section = -1, sub;
 	bool in_table = false;
 
 	CHECK(pd_config_schema() != NULL);
@@ -1294,7 +1478,8 @@ static void test_docs_match_table(void)
 			for (int s = 0; s < PD_CONFIG_SECTIONS; s++) {
 				char heading[64];
 
-				snprintf(heading, sizeof(heading), "## `%s%s`\n",
+				snprintf(heading, sizeof(heading), "%s `%s%s`\n",
+				         pd_config_sections[s].sub ? "###" : "##",
 				         pd_config_sections[s].name,
 				         pd_config_sections[s].list ? "[]" : "");
 				if (strcmp(line, heading) == 0)
@@ -1319,6 +1504,11 @@ static void test_docs_match_table(void)
 			continue;
 		}
 		cells[0][strlen(cells[0]) - 1] = '\0';
+		sub = doc_sub_row(section, cells[0] + 1, cells[1]);
+		if (sub >= 0) {
+			sub_rows[sub]++;
+			continue;
+		}
 		if (!check_doc_row(section, cells[0] + 1, cells[2], cells[3])) {
 			printf("    docs/config.md: %s.%s is not a key of the loader\n",
 			       pd_config_sections[section].name, cells[0] + 1);
@@ -1335,6 +1525,14 @@ static void test_docs_match_table(void)
 			continue;
 		printf("    docs/config.md: section %s documents %zu keys, the loader has %zu\n",
 		       pd_config_sections[s].name, documented[s], keys[s]);
+		case_failed = true;
+	}
+	for (int s = 0; s < PD_CONFIG_SECTIONS; s++) {
+		if (!pd_config_sections[s].sub || sub_rows[s] == 1)
+			continue;
+		printf("    docs/config.md: %s has %zu rows in the table of %s, not 1\n",
+		       pd_config_sections[s].name, sub_rows[s],
+		       pd_config_sections[pd_config_sections[s].parent].name);
 		case_failed = true;
 	}
 }
@@ -1364,6 +1562,7 @@ int main(void)
 	run("error: bad address", test_err_bad_address);
 	run("error: port out of range", test_err_port_range);
 	run("ingress.max_connections and request_read_timeout", test_ingress_connections);
+	run("ingress.tls", test_ingress_tls);
 	run("error: ingress.threads 2", test_err_ingress_threads);
 	run("error: empty file", test_err_empty);
 	run("error: file not found", test_err_not_found);
