@@ -107,8 +107,22 @@ struct pd_config_route {
 	uint32_t chain_idx[PD_MAX_CHAIN]; /* indexes into functions[] */
 };
 
+/* engine.poll: how an idle consumer decides how long to poll (src/shm/waiter.h). */
+enum pd_poll_mode {
+	PD_POLL_ADAPTIVE = 0, /* as long as the next arrival is likely to come, <= spin_us */
+	PD_POLL_FIXED = 1,    /* spin_us every idle spell */
+};
+
+/* engine.core: whose core the engine's loop runs on. */
+enum pd_core_mode {
+	PD_CORE_SHARED = 0, /* shared with functions and others: polls yield the core */
+	PD_CORE_OWN = 1,    /* its own (a DPU core, a pinned host core): polls pause */
+};
+
 struct pd_config_engine {
-	uint64_t spin_us;            /* how long a consumer polls before sleeping; default 50 */
+	uint64_t spin_us;            /* the most an idle consumer polls before sleeping; 50 */
+	enum pd_poll_mode poll;      /* default adaptive */
+	enum pd_core_mode core;      /* default shared */
 	uint32_t ring_size;          /* inbound ring slots per function instance; default 1024 */
 	uint64_t restart_backoff_ms; /* first restart delay of a crashed function; default 100 */
 	uint64_t restart_backoff_max_ms; /* cap of the doubling delay; default 5000 */

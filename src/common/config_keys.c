@@ -117,6 +117,16 @@ static const cyaml_strval_t primitive_strings[] = {
     {"two-sided", PD_PRIMITIVE_TWO_SIDED},
     {"one-sided", PD_PRIMITIVE_ONE_SIDED},
 };
+static const cyaml_strval_t poll_strings[] = {
+    {"adaptive", PD_POLL_ADAPTIVE},
+    {"fixed", PD_POLL_FIXED},
+};
+
+static const cyaml_strval_t core_strings[] = {
+    {"shared", PD_CORE_SHARED},
+    {"own", PD_CORE_OWN},
+};
+
 static const cyaml_strval_t plain_mode_strings[] = {
     {"redirect", PD_TLS_PLAIN_REDIRECT},
     {"serve", PD_TLS_PLAIN_SERVE},
@@ -197,7 +207,13 @@ const struct pd_config_key pd_config_keys[] = {
      .doc = "what plain_listen does: redirect to https, or serve"},
 
     {"spin_us", UINT, ENGINE(spin_us), .min = 0, .max = 100000, .dflt = 50,
-     .doc = "how long an idle consumer polls before it sleeps"},
+     .doc = "the most an idle consumer polls before it sleeps"},
+    {"poll", ENUM, ENGINE(poll), .dflt = PD_POLL_ADAPTIVE, .enum_strings = poll_strings,
+     .enum_count = CYAML_ARRAY_LEN(poll_strings),
+     .doc = "adaptive: poll while an arrival is likely; fixed: spin_us every time"},
+    {"core", ENUM, ENGINE(core), .dflt = PD_CORE_SHARED, .enum_strings = core_strings,
+     .enum_count = CYAML_ARRAY_LEN(core_strings),
+     .doc = "shared: polls yield the core; own: the engine's core is its own"},
     {"ring_size", POW2, ENGINE(ring_size), .min = 16, .max = 65536, .dflt = 1024,
      .doc = "inbound ring slots per function instance"},
     {"restart_backoff", DURATION, ENGINE(restart_backoff_ms), .min = 1, .max = 3600 * 1000,

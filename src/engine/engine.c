@@ -319,7 +319,9 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	};
 	struct engine *e = &eng;
 	int rc;
-	struct pd_waiter_attr wattr = pd_waiter_attr_default(cfg->engine.spin_us * 1000, false);
+	struct pd_waiter_attr wattr = pd_waiter_attr_default(cfg->engine.spin_us * 1000,
+							     cfg->engine.core == PD_CORE_OWN);
+	wattr.fixed = cfg->engine.poll == PD_POLL_FIXED;
 	pd_waiter_init(&e->waiter, &wattr);
 
 	sigset_t mask;

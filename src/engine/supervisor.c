@@ -272,6 +272,7 @@ static int attach_reply(struct engine *e, struct instance *in, int fd)
 	r->slot = in->slot;
 	r->threads = (uint16_t)cfg->functions[in->function].threads;
 	r->spin_ns = cfg->engine.spin_us * 1000;
+	r->poll_fixed = cfg->engine.poll == PD_POLL_FIXED;
 	r->pool = t->pool.attr;
 	for (uint32_t ri = 0; ri < cfg->routes_count; ri++) {
 		const struct pd_config_route *rc = &cfg->routes[ri];

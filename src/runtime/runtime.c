@@ -499,6 +499,7 @@ static void *worker(void *arg)
 	/* Each thread waits its own way: its arrivals are its own. */
 	struct pd_waiter waiter;
 	struct pd_waiter_attr wattr = pd_waiter_attr_default(rt.cfg.spin_ns, false);
+	wattr.fixed = rt.cfg.poll_fixed != 0;
 	pd_waiter_init(&waiter, &wattr);
 	while (!atomic_load(&rt.stopping)) {
 		uint64_t v;

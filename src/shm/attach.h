@@ -17,7 +17,7 @@
 #include "shm/pool.h"
 
 #define PD_ATTACH_MAGIC 0x48435441u /* "ATCH" */
-#define PD_ATTACH_VERSION 1u
+#define PD_ATTACH_VERSION 2u
 #define PD_ENGINE_SOCKET_ENV "PD_ENGINE_SOCKET"
 #define PD_ATTACH_FIXED_FDS 2
 
@@ -47,7 +47,9 @@ struct pd_attach_reply {
 	uint16_t function;
 	uint16_t slot; /* this instance's slot */
 	uint16_t threads;
-	uint64_t spin_ns;
+	uint64_t spin_ns;   /* the most an idle worker polls */
+	uint32_t poll_fixed; /* 1: poll spin_ns every idle spell (engine.poll: fixed) */
+	uint32_t reserved;
 	struct pd_pool_attr pool;
 	uint16_t nroutes;
 	uint16_t ninst;

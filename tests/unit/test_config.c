@@ -372,6 +372,34 @@ static void test_edges_accepted(void)
 	release(&r);
 }
 
+/* engine.poll and engine.core: their defaults, their values, and a wrong value. */
+static void test_engine_poll_and_core(void)
+{
+	struct result r;
+
+	load_text(&r, BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL) {
+		CHECK(r.cfg->engine.poll == PD_POLL_ADAPTIVE);
+		CHECK(r.cfg->engine.core == PD_CORE_SHARED);
+	}
+	release(&r);
+
+	load_text(&r, "engine: { poll: fixed, core: own }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL) {
+		CHECK(r.cfg->engine.poll == PD_POLL_FIXED);
+		CHECK(r.cfg->engine.core == PD_CORE_OWN);
+	}
+	release(&r);
+
+	load_text(&r, "engine: { poll: sometimes, core: mine }\n" BASE);
+	EXPECT_INVALID(&r, 2);
+	EXPECT_ERROR(&r, 1, 17, "engine.poll: expected one of adaptive, fixed, got \"sometimes\"");
+	EXPECT_ERROR(&r, 1, 34, "engine.core: expected one of shared, own, got \"mine\"");
+	release(&r);
+}
+
 /* YAML anchors and aliases are plain YAML; libcyaml accepts them, so do we. */
 static void test_aliases(void)
 {
@@ -1542,6 +1570,7 @@ int main(void)
 	run("full file: every value resolved", test_full);
 	run("minimal file: every default", test_defaults);
 	run("range edges accepted", test_edges_accepted);
+	run("engine.poll and engine.core", test_engine_poll_and_core);
 	run("anchors and aliases", test_aliases);
 	run("pd_config_resolve_exec", test_resolve_exec);
 	run("pd_parse_size", test_parse_size);
