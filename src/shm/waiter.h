@@ -54,7 +54,11 @@ struct pd_waiter_attr {
 
 /* A wake-up's delay on this kind of VM (docs/fabric.md: 25-30 us), the default. */
 #define PD_WAITER_WAKE_NS 25000u
-/* On a core of its own, a saved wake-up is worth this many wake-ups' time of polling. */
+/* What a saved wake-up is worth, in wake-ups' time of polling: on a shared core (its
+ * latency and the CPU of the sleep and wake-up it saves), and on a core of its own. */
+#ifndef PD_WAITER_SHARED_VALUE
+#define PD_WAITER_SHARED_VALUE 4u
+#endif
 #define PD_WAITER_OWN_CORE_VALUE 16u
 
 /* The attributes for a consumer that polls at most max_poll_ns, on a shared core or on
@@ -65,8 +69,8 @@ static inline struct pd_waiter_attr pd_waiter_attr_default(uint64_t max_poll_ns,
 	    .max_poll_ns = max_poll_ns,
 	    .fixed = false,
 	    .wake_ns = PD_WAITER_WAKE_NS,
-	    .wake_value_ns = own_core ? PD_WAITER_OWN_CORE_VALUE * PD_WAITER_WAKE_NS
-	                              : PD_WAITER_WAKE_NS,
+	    .wake_value_ns = (own_core ? PD_WAITER_OWN_CORE_VALUE : PD_WAITER_SHARED_VALUE) *
+	                     PD_WAITER_WAKE_NS,
 	    .own_core = own_core,
 	};
 }
