@@ -24,7 +24,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	size_t keep = fresh ? 0 : n - 1;
 	char entry[256];
 	int len = snprintf(entry, sizeof(entry), "%s{\"fn\":\"%s\",\"node\":\"%s\"}]\n",
-			   fresh ? "[" : (keep > 1 ? "," : ""), fn ? fn : "?", node ? node : "?");
+	                   fresh ? "[" : (keep > 1 ? "," : ""), fn ? fn : "?", node ? node : "?");
 	if (len < 0 || (size_t)len >= sizeof(entry))
 		return pd_response_error(res, 500, "name too long\n");
 	char *out = pd_response_reserve(res, keep + (size_t)len);

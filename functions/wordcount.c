@@ -26,8 +26,8 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	char *out = pd_response_reserve(res, 128);
 	if (out == NULL)
 		return pd_response_error(res, 500, "no room for the answer\n");
-	int len = snprintf(out, 128, "{\"bytes\":%zu,\"words\":%zu,\"lines\":%zu}\n", n, words,
-			   lines);
+	int len =
+	    snprintf(out, 128, "{\"bytes\":%zu,\"words\":%zu,\"lines\":%zu}\n", n, words, lines);
 	pd_response_commit(res, (size_t)len);
 	pd_response_set_header(res, "content-type", "application/json");
 	return 0;

@@ -123,48 +123,28 @@ static h2o_generator_t final_generator = {NULL, NULL};
 static const char *reason_phrase(int status)
 {
 	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 202:
-		return "Accepted";
-	case 204:
-		return "No Content";
-	case 304:
-		return "Not Modified";
-	case 400:
-		return "Bad Request";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 405:
-		return "Method Not Allowed";
-	case 408:
-		return "Request Timeout";
-	case 413:
-		return "Payload Too Large";
-	case 429:
-		return "Too Many Requests";
-	case 500:
-		return "Internal Server Error";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
 	}
 	switch (status / 100) {
-	case 2:
-		return "OK";
-	case 3:
-		return "Redirection";
-	case 4:
-		return "Client Error";
-	default:
-		return "Server Error";
+	case 2: return "OK";
+	case 3: return "Redirection";
+	case 4: return "Client Error";
+	default: return "Server Error";
 	}
 }
 
@@ -809,12 +789,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	opterr = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l':
-			o->listen = optarg;
-			break;
-		case 'n':
-			o->next = optarg;
-			break;
+		case 'l': o->listen = optarg; break;
+		case 'n': o->next = optarg; break;
 		case 't':
 			if (parse_size(optarg, &v) != 0 || v < 1 || v > MAX_THREADS) {
 				fprintf(stderr, "%s: --threads %s: expected 1..%d\n", prog, optarg,
@@ -831,12 +807,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			ad.max_body = v;
 			break;
-		case 'h':
-			usage(stdout, prog);
-			return 0;
-		default:
-			usage(stderr, prog);
-			return 2;
+		case 'h': usage(stdout, prog); return 0;
+		default: usage(stderr, prog); return 2;
 		}
 	}
 	if (optind < argc) {

@@ -9,10 +9,10 @@
 int cli_check(int argc, char **argv)
 {
 	static const char help[] =
-		"usage: palladium check FILE\n"
-		"\n"
-		"Validate the cluster file FILE. Prints every error as FILE:LINE:COLUMN: error:\n"
-		"MESSAGE and exits 1, or prints a summary and exits 0.\n";
+	    "usage: palladium check FILE\n"
+	    "\n"
+	    "Validate the cluster file FILE. Prints every error as FILE:LINE:COLUMN: error:\n"
+	    "MESSAGE and exits 1, or prints a summary and exits 0.\n";
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		fputs(help, stdout);
 		return 0;

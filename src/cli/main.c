@@ -13,18 +13,18 @@
 #include "ingress/ingress.h"
 
 static const char usage[] =
-	"usage: palladium COMMAND [ARGS]\n"
-	"\n"
-	"Commands:\n"
-	"  up [--netns] FILE         run the whole cluster of FILE on this machine, in the\n"
-	"                            foreground (Ctrl-C stops it)\n"
-	"  engine FILE --node NAME   run the network engine (and functions) of one node\n"
-	"  ingress FILE              run the HTTP ingress\n"
-	"  check FILE                validate FILE; print errors with line and column\n"
-	"  stats FILE [--node NAME]  show the live counters of the node engines\n"
-	"\n"
-	"Every command takes --help. Logs go to stderr; PALLADIUM_LOG=debug|info|warn|error\n"
-	"sets the level.\n";
+    "usage: palladium COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  up [--netns] FILE         run the whole cluster of FILE on this machine, in the\n"
+    "                            foreground (Ctrl-C stops it)\n"
+    "  engine FILE --node NAME   run the network engine (and functions) of one node\n"
+    "  ingress FILE              run the HTTP ingress\n"
+    "  check FILE                validate FILE; print errors with line and column\n"
+    "  stats FILE [--node NAME]  show the live counters of the node engines\n"
+    "\n"
+    "Every command takes --help. Logs go to stderr; PALLADIUM_LOG=debug|info|warn|error\n"
+    "sets the level.\n";
 
 struct pd_config *cli_load(const char *path)
 {
@@ -50,11 +50,11 @@ static bool wants_help(int argc, char **argv)
 static int cmd_engine(int argc, char **argv)
 {
 	static const char help[] =
-		"usage: palladium engine FILE --node NAME\n"
-		"\n"
-		"Run the network engine of node NAME of the cluster FILE in the foreground: its\n"
-		"fabric endpoints, the tenant pools, and the node's function processes, which it\n"
-		"starts and restarts. SIGINT or SIGTERM stops it and its functions.\n";
+	    "usage: palladium engine FILE --node NAME\n"
+	    "\n"
+	    "Run the network engine of node NAME of the cluster FILE in the foreground: its\n"
+	    "fabric endpoints, the tenant pools, and the node's function processes, which it\n"
+	    "starts and restarts. SIGINT or SIGTERM stops it and its functions.\n";
 	if (wants_help(argc, argv)) {
 		fputs(help, stdout);
 		return 0;
@@ -68,7 +68,8 @@ static int cmd_engine(int argc, char **argv)
 		else if (argv[i][0] != '-' && file == NULL)
 			file = argv[i];
 		else {
-			fprintf(stderr, "palladium engine: unexpected argument '%s'\n%s", argv[i], help);
+			fprintf(stderr, "palladium engine: unexpected argument '%s'\n%s", argv[i],
+			        help);
 			return 2;
 		}
 	}
@@ -92,18 +93,18 @@ static int cmd_engine(int argc, char **argv)
 	pd_config_free(cfg);
 	if (rc != 0)
 		fprintf(stderr, "palladium engine: node %s stopped on an error: %s\n", node,
-			strerror(rc < 0 ? -rc : rc));
+		        strerror(rc < 0 ? -rc : rc));
 	return rc == 0 ? 0 : 1;
 }
 
 static int cmd_ingress(int argc, char **argv)
 {
 	static const char help[] =
-		"usage: palladium ingress FILE\n"
-		"\n"
-		"Run the HTTP ingress of the cluster FILE in the foreground: HTTP on\n"
-		"ingress.listen, /healthz and /metrics on ingress.admin, and fabric connections\n"
-		"to the node engines. SIGINT or SIGTERM stops it.\n";
+	    "usage: palladium ingress FILE\n"
+	    "\n"
+	    "Run the HTTP ingress of the cluster FILE in the foreground: HTTP on\n"
+	    "ingress.listen, /healthz and /metrics on ingress.admin, and fabric connections\n"
+	    "to the node engines. SIGINT or SIGTERM stops it.\n";
 	if (wants_help(argc, argv)) {
 		fputs(help, stdout);
 		return 0;
@@ -120,7 +121,7 @@ static int cmd_ingress(int argc, char **argv)
 	pd_config_free(cfg);
 	if (rc != 0)
 		fprintf(stderr, "palladium ingress: stopped on an error: %s\n",
-			strerror(rc < 0 ? -rc : rc));
+		        strerror(rc < 0 ? -rc : rc));
 	return rc == 0 ? 0 : 1;
 }
 

@@ -36,32 +36,35 @@ int netns_plan(const struct pd_config *cfg, pid_t owner, struct netns_plan *plan
 	snprintf(plan->comp[0].addr, sizeof(plan->comp[0].addr), "%s", cfg->ingress.address);
 	const char *hosts[2] = {cfg->ingress.listen_addr.host, cfg->ingress.admin_addr.host};
 	for (int k = 0; k < 2; k++)
-		if (strcmp(hosts[k], cfg->ingress.address) != 0 && strcmp(hosts[k], "0.0.0.0") != 0 &&
-		    (k == 0 || strcmp(hosts[0], hosts[1]) != 0))
+		if (strcmp(hosts[k], cfg->ingress.address) != 0 &&
+		    strcmp(hosts[k], "0.0.0.0") != 0 && (k == 0 || strcmp(hosts[0], hosts[1]) != 0))
 			snprintf(plan->comp[0].extra[k], sizeof(plan->comp[0].extra[k]), "%s",
-				 hosts[k]);
+			         hosts[k]);
 	for (uint32_t i = 0; i < cfg->nodes_count; i++) {
 		snprintf(plan->comp[1 + i].ns, sizeof(plan->comp[1 + i].ns), "%snode-%s", prefix,
-			 cfg->nodes[i].name);
+		         cfg->nodes[i].name);
 		snprintf(plan->comp[1 + i].addr, sizeof(plan->comp[1 + i].addr), "%s",
-			 cfg->nodes[i].address);
+		         cfg->nodes[i].address);
 	}
 	int bad = 0;
 	for (int i = 0; i < plan->ncomp; i++) {
 		struct in_addr a;
 		const char *who = i == 0 ? "the ingress" : cfg->nodes[i - 1].name;
 		if (inet_pton(AF_INET, plan->comp[i].addr, &a) != 1) {
-			fprintf(errs, "palladium up --netns: %s: address %s: only IPv4 addresses are "
-				      "supported in namespaces\n", who, plan->comp[i].addr);
+			fprintf(errs,
+			        "palladium up --netns: %s: address %s: only IPv4 addresses are "
+			        "supported in namespaces\n",
+			        who, plan->comp[i].addr);
 			bad = 1;
 		}
 		for (int j = 0; j < i; j++)
 			if (strcmp(plan->comp[i].addr, plan->comp[j].addr) == 0) {
-				fprintf(errs, "palladium up --netns: %s and %s both use address %s: in "
-					      "namespaces every node and the ingress need an address "
-					      "of their own (e.g. 127.0.0.1, 127.0.0.2, ...)\n",
-					j == 0 ? "the ingress" : cfg->nodes[j - 1].name, who,
-					plan->comp[i].addr);
+				fprintf(errs,
+				        "palladium up --netns: %s and %s both use address %s: in "
+				        "namespaces every node and the ingress need an address "
+				        "of their own (e.g. 127.0.0.1, 127.0.0.2, ...)\n",
+				        j == 0 ? "the ingress" : cfg->nodes[j - 1].name, who,
+				        plan->comp[i].addr);
 				bad = 1;
 			}
 	}
@@ -106,11 +109,11 @@ static int run(FILE *errs, const char *const argv[])
 	return -EIO;
 }
 
-#define RUN(...)                                                                               \
-	do {                                                                                   \
-		const char *const argv_[] = {__VA_ARGS__, NULL};                               \
-		if (run(errs, argv_) != 0)                                                     \
-			return -EIO;                                                           \
+#define RUN(...)                                                                                   \
+	do {                                                                                       \
+		const char *const argv_[] = {__VA_ARGS__, NULL};                                   \
+		if (run(errs, argv_) != 0)                                                         \
+			return -EIO;                                                               \
 	} while (0)
 
 /*
@@ -126,8 +129,8 @@ static int run(FILE *errs, const char *const argv[])
 
 static void fabric_offloads(const char *ns, const char *dev)
 {
-	const char *const argv[] = {"ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off",
-				    "gro", "on", NULL};
+	const char *const argv[] = {"ip", "netns", "exec", ns,    "ethtool", "-K",
+	                            dev,  "tso",   "off",  "gro", "on",      NULL};
 	run(NULL, argv);
 }
 

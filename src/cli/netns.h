@@ -15,10 +15,10 @@ struct netns_plan {
 	char sw[48];     /* the namespace holding the bridge */
 	int ncomp;
 	struct {
-		char ns[96];   /* namespace name */
-		char addr[64]; /* its fabric address */
+		char ns[96];       /* namespace name */
+		char addr[64];     /* its fabric address */
 		char extra[2][64]; /* more local addresses (ingress listeners) */
-	} comp[NETNS_MAX_COMP]; /* [0] ingress, [1 + i] node i */
+	} comp[NETNS_MAX_COMP];    /* [0] ingress, [1 + i] node i */
 };
 
 /* Plan the namespaces of cfg for an `up` with this pid; errors go to errs. 0 or -EINVAL. */

@@ -50,12 +50,12 @@ static int query(const char *path, char *buf, size_t cap)
 int cli_stats(int argc, char **argv)
 {
 	static const char help[] =
-		"usage: palladium stats FILE [--node NAME]\n"
-		"\n"
-		"Print the live counters of the engines of the cluster FILE running on this\n"
-		"machine (or in this network namespace): per tenant, messages and bytes in and\n"
-		"out, buffers in use, bad descriptors and headers dropped, payload bytes copied,\n"
-		"and each function instance. Exits 1 if an engine did not answer.\n";
+	    "usage: palladium stats FILE [--node NAME]\n"
+	    "\n"
+	    "Print the live counters of the engines of the cluster FILE running on this\n"
+	    "machine (or in this network namespace): per tenant, messages and bytes in and\n"
+	    "out, buffers in use, bad descriptors and headers dropped, payload bytes copied,\n"
+	    "and each function instance. Exits 1 if an engine did not answer.\n";
 	const char *file = NULL, *node = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {

@@ -186,9 +186,9 @@ static bool ended_well(const struct child *kid, int wst)
 {
 	if (WIFEXITED(wst) && WEXITSTATUS(wst) == 0)
 		return true;
-	fprintf(stderr, "palladium up: %s (pid %d) ended badly while stopping (%s %d)\n",
-		kid->what, (int)kid->pid, WIFSIGNALED(wst) ? "signal" : "status",
-		WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst));
+	fprintf(stderr, "palladium up: %s (pid %d) ended badly while stopping (%s %d)\n", kid->what,
+	        (int)kid->pid, WIFSIGNALED(wst) ? "signal" : "status",
+	        WIFSIGNALED(wst) ? WTERMSIG(wst) : WEXITSTATUS(wst));
 	return !WIFSIGNALED(wst) || WTERMSIG(wst) == SIGTERM || WTERMSIG(wst) == SIGINT;
 }
 
@@ -219,7 +219,7 @@ static bool stop_all(struct child *kids, int n)
 	for (int i = 0; i < n; i++)
 		if (kids[i].pid > 0) {
 			fprintf(stderr, "palladium up: %s (pid %d) did not stop: killing it\n",
-				kids[i].what, (int)kids[i].pid);
+			        kids[i].what, (int)kids[i].pid);
 			kill(kids[i].pid, SIGKILL);
 			waitpid(kids[i].pid, NULL, 0);
 			kids[i].pid = 0;
@@ -231,21 +231,21 @@ static bool stop_all(struct child *kids, int n)
 int cli_up(int argc, char **argv)
 {
 	static const char help[] =
-		"usage: palladium up [--netns] FILE\n"
-		"\n"
-		"Run the whole cluster described by FILE on this machine, in the foreground: one\n"
-		"engine per node (each starts its node's functions) and the ingress. Ctrl-C or\n"
-		"SIGTERM stops every process it started (exit status 0). A component that dies\n"
-		"is started again after a backoff (100 ms, doubling to 5 s; reset by a run of 1 s),\n"
-		"with the same cluster key and ports, and the restart is logged. One that ends\n"
-		"within 1 s of its start 5 times in a row cannot start: `up` then stops the\n"
-		"others and exits 1.\n"
-		"\n"
-		"  --netns   put the ingress and each node in a network namespace of its own\n"
-		"            (pd<pid>-ingress, pd<pid>-node-<name>), joined by veth pairs to a\n"
-		"            bridge, with the addresses from FILE; removed when `up` ends, however\n"
-		"            it ends. Needs root. Every node and the ingress need their own IPv4\n"
-		"            address (127.0.0.x addresses work).\n";
+	    "usage: palladium up [--netns] FILE\n"
+	    "\n"
+	    "Run the whole cluster described by FILE on this machine, in the foreground: one\n"
+	    "engine per node (each starts its node's functions) and the ingress. Ctrl-C or\n"
+	    "SIGTERM stops every process it started (exit status 0). A component that dies\n"
+	    "is started again after a backoff (100 ms, doubling to 5 s; reset by a run of 1 s),\n"
+	    "with the same cluster key and ports, and the restart is logged. One that ends\n"
+	    "within 1 s of its start 5 times in a row cannot start: `up` then stops the\n"
+	    "others and exits 1.\n"
+	    "\n"
+	    "  --netns   put the ingress and each node in a network namespace of its own\n"
+	    "            (pd<pid>-ingress, pd<pid>-node-<name>), joined by veth pairs to a\n"
+	    "            bridge, with the addresses from FILE; removed when `up` ends, however\n"
+	    "            it ends. Needs root. Every node and the ingress need their own IPv4\n"
+	    "            address (127.0.0.x addresses work).\n";
 	const char *file = NULL;
 	bool use_netns = false;
 	for (int i = 1; i < argc; i++) {
@@ -257,7 +257,8 @@ int cli_up(int argc, char **argv)
 		} else if (argv[i][0] != '-' && file == NULL) {
 			file = argv[i];
 		} else {
-			fprintf(stderr, "palladium up: unexpected argument '%s'\n%s", argv[i], help);
+			fprintf(stderr, "palladium up: unexpected argument '%s'\n%s", argv[i],
+			        help);
 			return 2;
 		}
 	}
@@ -274,8 +275,9 @@ int cli_up(int argc, char **argv)
 	int janitor_fd = -1;
 	if (use_netns) {
 		if (geteuid() != 0) {
-			fprintf(stderr, "palladium up --netns: needs root, to create network "
-					"namespaces and veth pairs; run it as root, or without --netns\n");
+			fprintf(stderr,
+			        "palladium up --netns: needs root, to create network "
+			        "namespaces and veth pairs; run it as root, or without --netns\n");
 			pd_config_free(cfg);
 			return 1;
 		}
@@ -293,7 +295,7 @@ int cli_up(int argc, char **argv)
 				waitpid(janitor, NULL, 0);
 			}
 			fprintf(stderr, "palladium up --netns: could not set up the namespaces "
-					"(is iproute2 installed?)\n");
+			                "(is iproute2 installed?)\n");
 			free(plan);
 			pd_config_free(cfg);
 			return 1;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The cluster configuration: one YAML file, loaded through one table of keys and validated whole. */
+/* The cluster configuration: one YAML file, loaded through one table of keys and validated whole.
+ */
 #ifndef PD_COMMON_CONFIG_H
 #define PD_COMMON_CONFIG_H
 
@@ -43,15 +44,15 @@ struct pd_config_tls {
 };
 
 struct pd_config_ingress {
-	char *listen;                  /* HTTP listener "host:port"; default "127.0.0.1:8080" */
-	char *admin;                   /* admin listener (/healthz, /metrics); default "127.0.0.1:8081" */
-	char *address;                 /* local fabric address the ingress connects from;
-	                                  default "127.0.0.1" */
-	uint32_t threads;              /* default 1 */
-	uint64_t max_header_bytes;     /* request line + headers; default 8 KiB; 431 above */
-	uint64_t reject_delay_ms;      /* a 429 is answered this late; default 100 */
-	uint32_t max_connections;      /* client connections at once; 0 (default): derived at
-	                                  start from RLIMIT_NOFILE minus a reserve */
+	char *listen;     /* HTTP listener "host:port"; default "127.0.0.1:8080" */
+	char *admin;      /* admin listener (/healthz, /metrics); default "127.0.0.1:8081" */
+	char *address;    /* local fabric address the ingress connects from;
+	                     default "127.0.0.1" */
+	uint32_t threads; /* default 1 */
+	uint64_t max_header_bytes;        /* request line + headers; default 8 KiB; 431 above */
+	uint64_t reject_delay_ms;         /* a 429 is answered this late; default 100 */
+	uint32_t max_connections;         /* client connections at once; 0 (default): derived at
+	                                     start from RLIMIT_NOFILE minus a reserve */
 	uint64_t request_read_timeout_ms; /* a connection's fixed deadline to deliver a whole
 	                                     request, from its accept or its last response;
 	                                     default 10000 */
@@ -82,11 +83,11 @@ struct pd_config_tenant {
 struct pd_config_function {
 	char *name;
 	char *tenant;
-	char *exec;          /* path; see pd_config_resolve_exec() */
-	char **args;         /* optional extra argv entries */
+	char *exec;  /* path; see pd_config_resolve_exec() */
+	char **args; /* optional extra argv entries */
 	uint32_t args_count;
-	char *node;          /* either node ... */
-	char **nodes;        /* ... or nodes: [..] */
+	char *node;   /* either node ... */
+	char **nodes; /* ... or nodes: [..] */
 	uint32_t nodes_count;
 	uint32_t instances; /* per node; default 1 */
 	uint32_t threads;   /* handler threads per instance; default 1 */
@@ -97,9 +98,9 @@ struct pd_config_function {
 };
 
 struct pd_config_route {
-	char *path;          /* path prefix, starts with '/' */
+	char *path; /* path prefix, starts with '/' */
 	char *tenant;
-	char **chain;        /* function names, run in order */
+	char **chain; /* function names, run in order */
 	uint32_t chain_count;
 	uint64_t timeout_ms; /* default 5000 */
 	/* Resolved by validation: */
@@ -126,9 +127,9 @@ struct pd_config_engine {
 	uint32_t ring_size;          /* inbound ring slots per function instance; default 1024 */
 	uint64_t restart_backoff_ms; /* first restart delay of a crashed function; default 100 */
 	uint64_t restart_backoff_max_ms; /* cap of the doubling delay; default 5000 */
-	char *functions_dir;         /* where bare exec names are found; default: the
-	                                "functions" folder beside the palladium binary */
-	uint64_t link_rate;          /* bytes/s the engine transmits at most; 0 = no cap */
+	char *functions_dir;             /* where bare exec names are found; default: the
+	                                    "functions" folder beside the palladium binary */
+	uint64_t link_rate;              /* bytes/s the engine transmits at most; 0 = no cap */
 };
 
 struct pd_config {
@@ -172,11 +173,11 @@ bool pd_config_function_on_node(const struct pd_config_function *f, uint32_t nod
  * errno is returned.
  */
 int pd_config_resolve_exec(const struct pd_config *cfg, const struct pd_config_function *f,
-			   char *buf, size_t len);
+                           char *buf, size_t len);
 
 /* Parsers shared with the CLI, exposed for tests. Return 0 or -EINVAL. */
-int pd_parse_size(const char *text, uint64_t *bytes);     /* "16KiB", "64MiB", "4096" */
-int pd_parse_duration(const char *text, uint64_t *ms);    /* "500ms", "2s", "1m" */
+int pd_parse_size(const char *text, uint64_t *bytes);             /* "16KiB", "64MiB", "4096" */
+int pd_parse_duration(const char *text, uint64_t *ms);            /* "500ms", "2s", "1m" */
 int pd_parse_addr(const char *text, struct pd_config_addr *addr); /* "host:port" */
 
 #endif

@@ -297,23 +297,16 @@ static size_t type_size(enum pd_config_type type)
 	switch (type) {
 	case PD_CONFIG_STRING:
 	case PD_CONFIG_ENDPOINT:
-	case PD_CONFIG_IP:
-		return sizeof(char *);
-	case PD_CONFIG_ENUM:
-		return sizeof(enum pd_primitive);
-	case PD_CONFIG_UINT:
-		return 0;
-	case PD_CONFIG_POW2:
-		return sizeof(uint32_t);
-	case PD_CONFIG_NUMBER:
-		return sizeof(double);
+	case PD_CONFIG_IP: return sizeof(char *);
+	case PD_CONFIG_ENUM: return sizeof(enum pd_primitive);
+	case PD_CONFIG_UINT: return 0;
+	case PD_CONFIG_POW2: return sizeof(uint32_t);
+	case PD_CONFIG_NUMBER: return sizeof(double);
 	case PD_CONFIG_SIZE:
 	case PD_CONFIG_DURATION:
-	case PD_CONFIG_RATE:
-		return sizeof(uint64_t);
+	case PD_CONFIG_RATE: return sizeof(uint64_t);
 	case PD_CONFIG_NAMES:
-	case PD_CONFIG_TEXTS:
-		return sizeof(char **);
+	case PD_CONFIG_TEXTS: return sizeof(char **);
 	}
 	return SIZE_MAX;
 }
@@ -603,8 +596,7 @@ static bool set_present(const struct setter *s, void *entry)
 	case PD_CONFIG_STRING:
 	case PD_CONFIG_ENUM:
 	case PD_CONFIG_NAMES:
-	case PD_CONFIG_TEXTS:
-		return true; /* the shape check and libcyaml did it all */
+	case PD_CONFIG_TEXTS: return true; /* the shape check and libcyaml did it all */
 	case PD_CONFIG_ENDPOINT:
 		if (pd_config_parse_addr(*(char **)s->field,
 		                         (struct pd_config_addr *)((char *)entry + k->aux),
@@ -638,12 +630,9 @@ static bool set_present(const struct setter *s, void *entry)
 			return true;
 		fail(s, "%g is negative: use 0 for no limit", *(double *)s->field);
 		return false;
-	case PD_CONFIG_SIZE:
-		return set_size(s, s->field);
-	case PD_CONFIG_DURATION:
-		return set_duration(s, s->field);
-	case PD_CONFIG_RATE:
-		return set_rate(s, s->field);
+	case PD_CONFIG_SIZE: return set_size(s, s->field);
+	case PD_CONFIG_DURATION: return set_duration(s, s->field);
+	case PD_CONFIG_RATE: return set_rate(s, s->field);
 	}
 	return false;
 }
@@ -659,22 +648,15 @@ static int set_default(const struct pd_config_key *k, void *field)
 			return 0;
 		*(char **)field = strdup(k->dflt_text);
 		return *(char **)field != NULL ? 0 : -ENOMEM;
-	case PD_CONFIG_ENUM:
-		*(enum pd_primitive *)field = (enum pd_primitive)k->dflt;
-		return 0;
-	case PD_CONFIG_NUMBER:
-		*(double *)field = (double)k->dflt;
-		return 0;
+	case PD_CONFIG_ENUM: *(enum pd_primitive *)field = (enum pd_primitive)k->dflt; return 0;
+	case PD_CONFIG_NUMBER: *(double *)field = (double)k->dflt; return 0;
 	case PD_CONFIG_UINT:
 	case PD_CONFIG_POW2:
 	case PD_CONFIG_SIZE:
 	case PD_CONFIG_DURATION:
-	case PD_CONFIG_RATE:
-		store_uint(field, k->size, k->dflt);
-		return 0;
+	case PD_CONFIG_RATE: store_uint(field, k->size, k->dflt); return 0;
 	case PD_CONFIG_NAMES:
-	case PD_CONFIG_TEXTS:
-		return 0;
+	case PD_CONFIG_TEXTS: return 0;
 	}
 	return 0;
 }

@@ -12,14 +12,10 @@
 const char *pd_config_name_of(const struct pd_config *cfg, enum pd_config_section list, uint32_t i)
 {
 	switch (list) {
-	case PD_CONFIG_NODES:
-		return cfg->nodes[i].name;
-	case PD_CONFIG_TENANTS:
-		return cfg->tenants[i].name;
-	case PD_CONFIG_FUNCTIONS:
-		return cfg->functions[i].name;
-	default:
-		return NULL;
+	case PD_CONFIG_NODES: return cfg->nodes[i].name;
+	case PD_CONFIG_TENANTS: return cfg->tenants[i].name;
+	case PD_CONFIG_FUNCTIONS: return cfg->functions[i].name;
+	default: return NULL;
 	}
 }
 

@@ -180,12 +180,9 @@ static const char *node_kind(const yaml_node_t *node, char *buf, size_t size)
 		    node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
 			return "an empty value";
 		return pd_config_quote(buf, size, (const char *)node->data.scalar.value);
-	case YAML_SEQUENCE_NODE:
-		return "a sequence";
-	case YAML_MAPPING_NODE:
-		return "a mapping";
-	default:
-		return "nothing";
+	case YAML_SEQUENCE_NODE: return "a sequence";
+	case YAML_MAPPING_NODE: return "a mapping";
+	default: return "nothing";
 	}
 }
 
@@ -516,46 +513,25 @@ static void walk_value(struct walk *w, const cyaml_schema_value_t *schema, yaml_
 	if (schema->type == CYAML_IGNORE)
 		schema = &parsed_text;
 	switch (schema->type) {
-	case CYAML_MAPPING:
-		walk_mapping(w, schema, node);
-		return;
-	case CYAML_SEQUENCE:
-		walk_sequence(w, schema, node);
-		return;
-	default:
-		break;
+	case CYAML_MAPPING: walk_mapping(w, schema, node); return;
+	case CYAML_SEQUENCE: walk_sequence(w, schema, node); return;
+	default: break;
 	}
 	if (node->type != YAML_SCALAR_NODE) {
 		switch (schema->type) {
 		case CYAML_INT:
-		case CYAML_UINT:
-			expected(w, node, "an integer");
-			return;
-		case CYAML_FLOAT:
-			expected(w, node, "a number");
-			return;
-		case CYAML_STRING:
-			expected(w, node, "a string");
-			return;
-		default:
-			expected(w, node, "a single value");
-			return;
+		case CYAML_UINT: expected(w, node, "an integer"); return;
+		case CYAML_FLOAT: expected(w, node, "a number"); return;
+		case CYAML_STRING: expected(w, node, "a string"); return;
+		default: expected(w, node, "a single value"); return;
 		}
 	}
 	switch (schema->type) {
 	case CYAML_INT:
-	case CYAML_UINT:
-		walk_integer(w, schema, node);
-		return;
-	case CYAML_FLOAT:
-		walk_float(w, node);
-		return;
-	case CYAML_ENUM:
-		walk_enum(w, schema, node);
-		return;
-	case CYAML_STRING:
-		walk_string(w, schema, node);
-		return;
+	case CYAML_UINT: walk_integer(w, schema, node); return;
+	case CYAML_FLOAT: walk_float(w, node); return;
+	case CYAML_ENUM: walk_enum(w, schema, node); return;
+	case CYAML_STRING: walk_string(w, schema, node); return;
 	default:
 		/* The config schema uses none of the other types; refuse rather than guess. */
 		walk_error(w, node->start_mark, "internal error: unsupported schema type %d",
@@ -589,8 +565,7 @@ static int syntax_error(const yaml_parser_t *parser, const char *text, size_t le
 	struct pd_config_mark at, context;
 
 	switch (parser->error) {
-	case YAML_MEMORY_ERROR:
-		return -ENOMEM;
+	case YAML_MEMORY_ERROR: return -ENOMEM;
 	case YAML_READER_ERROR:
 		at = mark_at_offset(text, len, parser->problem_offset);
 		if (parser->problem_value >= 0)
@@ -651,17 +626,10 @@ static int check_limits(const char *text, size_t len, struct pd_config_diags *di
 			depth++;
 			break;
 		case YAML_SEQUENCE_END_EVENT:
-		case YAML_MAPPING_END_EVENT:
-			depth--;
-			break;
-		case YAML_SCALAR_EVENT:
-			anchor = event.data.scalar.anchor;
-			break;
-		case YAML_STREAM_END_EVENT:
-			done = true;
-			break;
-		default:
-			break;
+		case YAML_MAPPING_END_EVENT: depth--; break;
+		case YAML_SCALAR_EVENT: anchor = event.data.scalar.anchor; break;
+		case YAML_STREAM_END_EVENT: done = true; break;
+		default: break;
 		}
 		if (depth > MAX_DEPTH) {
 			pd_config_diag_add(diags, mark_of(event.start_mark),

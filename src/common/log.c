@@ -44,10 +44,10 @@ void pd_log(enum pd_log_level level, const char *component, int err, const char 
 	/* One fprintf so that lines from several processes do not interleave. */
 	if (err != 0)
 		fprintf(stderr, "%s.%03ld %s %s %s: %s: %s\n", when, ts.tv_nsec / 1000000, log_name,
-			level_names[level], component, msg, strerror(err));
+		        level_names[level], component, msg, strerror(err));
 	else
 		fprintf(stderr, "%s.%03ld %s %s %s: %s\n", when, ts.tv_nsec / 1000000, log_name,
-			level_names[level], component, msg);
+		        level_names[level], component, msg);
 }
 
 bool pd_log_rate_allow(struct pd_log_rate *rl, const char *component)
@@ -57,7 +57,7 @@ bool pd_log_rate_allow(struct pd_log_rate *rl, const char *component)
 	if (ts.tv_sec != rl->window) {
 		if (rl->suppressed != 0)
 			PD_LOG_WARN(component, 0, "%" PRIu32 " similar messages suppressed",
-				    rl->suppressed);
+			            rl->suppressed);
 		rl->window = ts.tv_sec;
 		rl->count = 0;
 		rl->suppressed = 0;

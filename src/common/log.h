@@ -24,7 +24,7 @@ void pd_log_set_name(const char *process_name);
  * err is a positive or negative errno, or 0 for none.
  */
 void pd_log(enum pd_log_level level, const char *component, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #define PD_LOG_ERR(comp, err, ...) pd_log(PD_LOG_ERROR, comp, err, __VA_ARGS__)
 #define PD_LOG_WARN(comp, err, ...) pd_log(PD_LOG_WARN, comp, err, __VA_ARGS__)
@@ -47,16 +47,16 @@ struct pd_log_rate {
 bool pd_log_rate_allow(struct pd_log_rate *rl, const char *component);
 
 /* Programmer errors only: never for input from the network, a config or a function. */
-#define PD_ASSERT(cond)                                                                        \
-	do {                                                                                   \
-		if (__builtin_expect(!(cond), 0)) {                                            \
-			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,   \
-				#cond);                                                        \
-			abort();                                                               \
-		}                                                                              \
+#define PD_ASSERT(cond)                                                                            \
+	do {                                                                                       \
+		if (__builtin_expect(!(cond), 0)) {                                                \
+			fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,       \
+			        #cond);                                                            \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define PD_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define PD_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define PD_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

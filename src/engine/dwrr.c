@@ -4,15 +4,15 @@
 
 #include <string.h>
 
-void pd_sched_init(struct pd_sched *s, uint32_t n, const uint32_t *weights,
-		   uint64_t quantum_bytes)
+void pd_sched_init(struct pd_sched *s, uint32_t n, const uint32_t *weights, uint64_t quantum_bytes)
 {
 	memset(s, 0, sizeof(*s));
 	s->n = n > PD_SCHED_MAX ? PD_SCHED_MAX : n;
 	if (quantum_bytes > (uint64_t)INT32_MAX)
 		quantum_bytes = INT32_MAX; /* times a weight <= 1000: far from overflow */
 	for (uint32_t i = 0; i < s->n; i++)
-		s->quantum[i] = (int64_t)(weights[i] == 0 ? 1 : weights[i]) * (int64_t)quantum_bytes;
+		s->quantum[i] =
+		    (int64_t)(weights[i] == 0 ? 1 : weights[i]) * (int64_t)quantum_bytes;
 	s->fresh_turn = true;
 }
 
@@ -66,7 +66,7 @@ static void end_turn(struct pd_sched *s, bool backlogged)
 }
 
 int pd_sched_next_sparse(struct pd_sched *s, uint64_t (*head_size)(void *ctx, uint32_t t),
-			 void *ctx)
+                         void *ctx)
 {
 	/* One message of each tenant woken from idle, then into the round (also when it has
 	 * nothing after all: the round is where a tenant leaves). */

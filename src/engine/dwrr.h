@@ -49,8 +49,7 @@ struct pd_sched {
  * weights[i] >= 1; quantum_bytes is the quantum of weight 1 (use at least the largest
  * message size, so that every turn sends something).
  */
-void pd_sched_init(struct pd_sched *s, uint32_t n, const uint32_t *weights,
-		   uint64_t quantum_bytes);
+void pd_sched_init(struct pd_sched *s, uint32_t n, const uint32_t *weights, uint64_t quantum_bytes);
 
 /* Tenant t has something to send now (idempotent). */
 void pd_sched_wake(struct pd_sched *s, uint32_t t);
@@ -68,6 +67,6 @@ bool pd_sched_sparse_waiting(const struct pd_sched *s);
 
 /* pd_sched_next() for the fast path only: -1 if no tenant woken from idle can send. */
 int pd_sched_next_sparse(struct pd_sched *s, uint64_t (*head_size)(void *ctx, uint32_t t),
-			 void *ctx);
+                         void *ctx);
 
 #endif

@@ -76,24 +76,25 @@ static int tenants_init(struct engine *e)
 			t->pend[d].head = t->pend[d].tail = PEND_NONE;
 		uint64_t max_timeout = 0;
 		for (uint32_t r = 0; r < cfg->routes_count; r++)
-			if (cfg->routes[r].tenant_idx == ti && cfg->routes[r].timeout_ms > max_timeout)
+			if (cfg->routes[r].tenant_idx == ti &&
+			    cfg->routes[r].timeout_ms > max_timeout)
 				max_timeout = cfg->routes[r].timeout_ms;
 		/* A handler still busy this long after its request timed out is hung. */
 		t->hang_ns = (max_timeout + 1000) * 1000000ull;
 
 		struct pd_pool_attr attr = {
-			.tenant = (uint16_t)ti,
-			.pool_size = t->conf->pool,
-			.buffer_size = (uint32_t)t->conf->buffer_size,
-			.ring_size = cfg->engine.ring_size,
-			.ninst = ninst,
+		    .tenant = (uint16_t)ti,
+		    .pool_size = t->conf->pool,
+		    .buffer_size = (uint32_t)t->conf->buffer_size,
+		    .ring_size = cfg->engine.ring_size,
+		    .ninst = ninst,
 		};
 		char name[80];
 		snprintf(name, sizeof(name), "palladium.%s.%s", e->node_conf->name, t->conf->name);
 		int rc = pd_pool_create(&attr, name, &t->pool);
 		if (rc != 0) {
 			PD_LOG_ERR(COMP, rc, "tenant %s: pool of %lu bytes", t->conf->name,
-				   (unsigned long)attr.pool_size);
+			           (unsigned long)attr.pool_size);
 			return rc;
 		}
 		t->pool_ok = true;
@@ -113,10 +114,10 @@ static int tenants_init(struct engine *e)
 			return rc;
 
 		rc = pd_fabric_mr_reg(e->fab, t->pool.buffers,
-				      (size_t)t->pool.nbuffers * t->conf->buffer_size, &t->mr);
+		                      (size_t)t->pool.nbuffers * t->conf->buffer_size, &t->mr);
 		if (rc != 0) {
 			PD_LOG_ERR(COMP, rc, "tenant %s: register pool with the fabric",
-				   t->conf->name);
+			           t->conf->name);
 			return rc;
 		}
 		/* The receives are shared by the ingress link and every peer link. */
@@ -126,10 +127,11 @@ static int tenants_init(struct engine *e)
 		t->links = links;
 		rc = engine_rx_plan(t->pool.nbuffers, links, &t->rx_depth, &t->credits_per_link);
 		if (rc != 0) {
-			PD_LOG_ERR(COMP, rc, "tenant %s: a pool of %u buffers cannot hold the %u receives "
-					     "its %u fabric links need (%u each, at most half the pool)",
-				   t->conf->name, t->pool.nbuffers, links * PD_FABRIC_CREDITS_MIN, links,
-				   PD_FABRIC_CREDITS_MIN);
+			PD_LOG_ERR(COMP, rc,
+			           "tenant %s: a pool of %u buffers cannot hold the %u receives "
+			           "its %u fabric links need (%u each, at most half the pool)",
+			           t->conf->name, t->pool.nbuffers, links * PD_FABRIC_CREDITS_MIN,
+			           links, PD_FABRIC_CREDITS_MIN);
 			return rc;
 		}
 		rc = pd_fabric_rx_create(e->fab, (uint16_t)ti, t->rx_depth, &t->rx);
@@ -163,7 +165,6 @@ static void tenants_close_pools(struct engine *e)
 	free(e->tenants);
 	e->tenants = NULL;
 }
-
 
 /* ---------------------------------------------------------------- the loop */
 
@@ -210,23 +211,12 @@ static void handle_events(struct engine *e, struct epoll_event *evs, int n)
 		int kind = (int)(evs[i].data.u64 >> 32);
 		int fd = (int)(uint32_t)evs[i].data.u64;
 		switch (kind) {
-		case W_SIGNAL:
-			handle_signal(e);
-			break;
-		case W_ATTACH:
-			sup_on_attach_ready(e);
-			break;
-		case W_CTL:
-			sup_on_ctl_event(e, fd, evs[i].events);
-			break;
-		case W_STATS:
-			stats_on_listen(e);
-			break;
-		case W_RING:
-			drain_eventfd(fd);
-			break;
-		default: /* fabric: progress runs at the top of the loop */
-			break;
+		case W_SIGNAL: handle_signal(e); break;
+		case W_ATTACH: sup_on_attach_ready(e); break;
+		case W_CTL: sup_on_ctl_event(e, fd, evs[i].events); break;
+		case W_STATS: stats_on_listen(e); break;
+		case W_RING: drain_eventfd(fd); break;
+		default: /* fabric: progress runs at the top of the loop */ break;
 		}
 	}
 }
@@ -295,7 +285,7 @@ static void run_loop(struct engine *e)
 		if (paced_ns != 0 && paced_ns < wait_ns)
 			wait_ns = paced_ns;
 		struct timespec ts = {.tv_sec = (time_t)(wait_ns / 1000000000ull),
-				      .tv_nsec = (long)(wait_ns % 1000000000ull)};
+		                      .tv_nsec = (long)(wait_ns % 1000000000ull)};
 		if (busy)
 			ts = (struct timespec){0};
 		int n = epoll_pwait2(e->epfd, evs, PD_ARRAY_SIZE(evs), &ts, NULL);
@@ -309,18 +299,18 @@ static void run_loop(struct engine *e)
 int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 {
 	struct engine eng = {
-		.cfg = cfg,
-		.node = node_idx,
-		.node_conf = &cfg->nodes[node_idx],
-		.epfd = -1,
-		.sigfd = -1,
-		.attach_fd = -1,
-		.stats_fd = -1,
+	    .cfg = cfg,
+	    .node = node_idx,
+	    .node_conf = &cfg->nodes[node_idx],
+	    .epfd = -1,
+	    .sigfd = -1,
+	    .attach_fd = -1,
+	    .stats_fd = -1,
 	};
 	struct engine *e = &eng;
 	int rc;
-	struct pd_waiter_attr wattr = pd_waiter_attr_default(cfg->engine.spin_us * 1000,
-							     cfg->engine.core == PD_CORE_OWN);
+	struct pd_waiter_attr wattr =
+	    pd_waiter_attr_default(cfg->engine.spin_us * 1000, cfg->engine.core == PD_CORE_OWN);
 	wattr.fixed = cfg->engine.poll == PD_POLL_FIXED;
 	pd_waiter_init(&e->waiter, &wattr);
 
@@ -356,24 +346,26 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		goto close_signal;
 	}
 	if (keyed == 0)
-		PD_LOG_WARN(COMP, 0, "no %s: the fabric accepts any peer that can reach %s:%u "
-				     "(see docs/security.md)",
-			    PD_FABRIC_KEY_ENV, e->node_conf->address, e->node_conf->port);
+		PD_LOG_WARN(COMP, 0,
+		            "no %s: the fabric accepts any peer that can reach %s:%u "
+		            "(see docs/security.md)",
+		            PD_FABRIC_KEY_ENV, e->node_conf->address, e->node_conf->port);
 	struct pd_fabric_attr fattr = {
-		.key = keyed > 0 ? key : NULL,
-		.provider = cfg->fabric.provider,
-		.listen_host = e->node_conf->address,
-		.listen_port = e->node_conf->port,
-		.local_id = (uint16_t)node_idx,
-		.primitive = cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? PD_FABRIC_ONE_SIDED
-									    : PD_FABRIC_TWO_SIDED,
-		.cb = engine_fabric_callbacks,
-		.app = e,
+	    .key = keyed > 0 ? key : NULL,
+	    .provider = cfg->fabric.provider,
+	    .listen_host = e->node_conf->address,
+	    .listen_port = e->node_conf->port,
+	    .local_id = (uint16_t)node_idx,
+	    .primitive = cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? PD_FABRIC_ONE_SIDED
+	                                                                 : PD_FABRIC_TWO_SIDED,
+	    .cb = engine_fabric_callbacks,
+	    .app = e,
 	};
 	rc = pd_fabric_open(&fattr, &e->fab);
 	if (rc != 0) {
-		PD_LOG_ERR(COMP, rc, "node %s: open fabric provider %s on %s:%u", e->node_conf->name,
-			   cfg->fabric.provider, e->node_conf->address, e->node_conf->port);
+		PD_LOG_ERR(COMP, rc, "node %s: open fabric provider %s on %s:%u",
+		           e->node_conf->name, cfg->fabric.provider, e->node_conf->address,
+		           e->node_conf->port);
 		goto close_signal;
 	}
 	rc = tenants_init(e);
@@ -391,7 +383,7 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	/* The bucket holds 2 ms at the link rate, and at least the largest message. */
 	uint64_t burst = cfg->engine.link_rate / 500;
 	pd_pacer_init(&e->pacer, cfg->engine.link_rate, burst > quantum ? burst : quantum,
-		      pd_now_ns());
+	              pd_now_ns());
 	int fds[PD_MAX_TENANTS + 1];
 	int nfds = pd_fabric_wait_fds(e->fab, fds, (int)PD_ARRAY_SIZE(fds));
 	for (int i = 0; i < nfds; i++) {
@@ -403,7 +395,7 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	}
 
 	snprintf(e->attach_name, sizeof(e->attach_name), "palladium-attach.%d.%s", (int)getpid(),
-		 e->node_conf->name);
+	         e->node_conf->name);
 	e->attach_fd = listen_abstract(e->attach_name, SOCK_SEQPACKET);
 	if (e->attach_fd < 0) {
 		rc = e->attach_fd;
@@ -420,9 +412,9 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 		rc = e->stats_fd = stats_listen(e->stats_path);
 	if (rc < 0) {
 		PD_LOG_ERR(COMP, rc, "stats socket %s%s%s%s", e->stats_path,
-			   rc == -EADDRINUSE ? " (is another engine of node " : "",
-			   rc == -EADDRINUSE ? e->node_conf->name : "",
-			   rc == -EADDRINUSE ? " running?)" : "");
+		           rc == -EADDRINUSE ? " (is another engine of node " : "",
+		           rc == -EADDRINUSE ? e->node_conf->name : "",
+		           rc == -EADDRINUSE ? " running?)" : "");
 		goto close_attach;
 	}
 	rc = engine_watch(e, e->stats_fd, W_STATS);
@@ -435,9 +427,9 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	if (rc != 0)
 		goto close_stats;
 	PD_LOG_INFO(COMP, "node %s: listening on %s:%u (%s, %s), %u tenant(s)", e->node_conf->name,
-		    e->node_conf->address, e->node_conf->port, cfg->fabric.provider,
-		    cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? "one-sided" : "two-sided",
-		    e->ntenants);
+	            e->node_conf->address, e->node_conf->port, cfg->fabric.provider,
+	            cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? "one-sided" : "two-sided",
+	            e->ntenants);
 	sup_start_all(e);
 	peers_tick(e, pd_now_ns());
 	run_loop(e);

@@ -22,6 +22,6 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx);
  * Returns 0, or -ENAMETOOLONG.
  */
 int pd_engine_stats_socket_path(const struct pd_config *cfg, uint32_t node_idx, char *buf,
-				size_t len);
+                                size_t len);
 
 #endif

@@ -27,7 +27,8 @@ void rx_post(struct engine *e, struct tenant_rt *t)
 		}
 		pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_RX_POSTED);
 		int rc = pd_fabric_rx_post(t->rx, t->mr, pd_pool_buf(&t->pool, idx),
-					   t->conf->buffer_size, ctx_encode((uint32_t)(t - e->tenants), idx));
+		                           t->conf->buffer_size,
+		                           ctx_encode((uint32_t)(t - e->tenants), idx));
 		if (rc != 0) {
 			pd_pool_free(&t->pool, idx);
 			t->c.rx_repost_deferred++;
@@ -38,7 +39,7 @@ void rx_post(struct engine *e, struct tenant_rt *t)
 }
 
 int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
-		   uint16_t *credits_per_link)
+                   uint16_t *credits_per_link)
 {
 	if (links == 0)
 		return -EINVAL;
@@ -61,7 +62,6 @@ int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
 	*credits_per_link = (uint16_t)(c > UINT16_MAX ? UINT16_MAX : c);
 	return 0;
 }
-
 
 /* ---------------------------------------------------------------- fabric callbacks */
 
@@ -134,26 +134,29 @@ static void on_send_done(void *app, void *send_ctx, int status)
 }
 
 static int on_connect_request(void *app, const struct pd_fabric_hello *hello,
-			      struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
+                              struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
 {
 	struct engine *e = app;
 	if (hello->tenant >= PD_MAX_TENANTS || e->tenant_map[hello->tenant] < 0) {
 		PD_LOG_WARN(COMP, 0, "refused peer %#x: tenant %u has no functions on node %s",
-			    hello->peer_id, hello->tenant, e->node_conf->name);
+		            hello->peer_id, hello->tenant, e->node_conf->name);
 		return -ENOENT;
 	}
 	struct tenant_rt *t = &e->tenants[e->tenant_map[hello->tenant]];
 	if (hello->peer_id & PD_FABRIC_PEER_INGRESS) {
 		if ((hello->peer_id & ~PD_FABRIC_PEER_INGRESS) >= ENGINE_MAX_INGRESS) {
-			PD_LOG_WARN(COMP, 0, "refused peer %#x: not a known ingress", hello->peer_id);
+			PD_LOG_WARN(COMP, 0, "refused peer %#x: not a known ingress",
+			            hello->peer_id);
 			return -EPERM;
 		}
 		*conn_ctx = t;
 	} else {
 		uint16_t node = hello->peer_id;
 		if (!peer_accepts(e, t, node)) {
-			PD_LOG_WARN(COMP, 0, "refused peer %u for tenant %s: not a node that connects "
-					     "to node %s", node, t->conf->name, e->node_conf->name);
+			PD_LOG_WARN(COMP, 0,
+			            "refused peer %u for tenant %s: not a node that connects "
+			            "to node %s",
+			            node, t->conf->name, e->node_conf->name);
 			return -EPERM;
 		}
 		*conn_ctx = &t->peers[node];
@@ -175,8 +178,8 @@ static void on_up(void *app, struct pd_fabric_conn *conn)
 	uint16_t origin = peer & (uint16_t)~PD_FABRIC_PEER_INGRESS;
 	if (origin < ENGINE_MAX_INGRESS)
 		t->ingress[origin] = conn;
-	PD_LOG_INFO(COMP, "node %s: ingress %u connected for tenant %s", e->node_conf->name,
-		    origin, t->conf->name);
+	PD_LOG_INFO(COMP, "node %s: ingress %u connected for tenant %s", e->node_conf->name, origin,
+	            t->conf->name);
 }
 
 static void on_down(void *app, struct pd_fabric_conn *conn, int err)
@@ -197,17 +200,17 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 		if (t->ingress[i] == conn) {
 			t->ingress[i] = NULL;
 			PD_LOG_INFO(COMP, "node %s: ingress %d disconnected for tenant %s (%s)",
-				    e->node_conf->name, i, t->conf->name, strerror(-err));
+			            e->node_conf->name, i, t->conf->name, strerror(-err));
 			tx_fail_queue(e, t, DEST_INGRESS(i));
 		}
 	}
 }
 
 const struct pd_fabric_callbacks engine_fabric_callbacks = {
-	.on_recv = on_recv,
-	.on_recv_cancel = on_recv_cancel,
-	.on_send_done = on_send_done,
-	.on_connect_request = on_connect_request,
-	.on_up = on_up,
-	.on_down = on_down,
+    .on_recv = on_recv,
+    .on_recv_cancel = on_recv_cancel,
+    .on_send_done = on_send_done,
+    .on_connect_request = on_connect_request,
+    .on_up = on_up,
+    .on_down = on_down,
 };

@@ -53,13 +53,13 @@ struct instance {
 
 struct tenant_counters {
 	uint64_t msgs_in, bytes_in, msgs_out, bytes_out;
-	uint64_t to_functions;       /* descriptors pushed to function rings */
-	uint64_t bad_descriptors;    /* from the engine ring: index, state */
-	uint64_t bad_headers;        /* header or routing checks failed */
-	uint64_t dropped;            /* answers with nowhere to go */
-	uint64_t payload_copied;     /* payload bytes this engine copied */
-	uint64_t errors_sent;        /* error responses the engine made (502/503) */
-	uint64_t reclaimed;          /* buffers taken back from dead functions */
+	uint64_t to_functions;    /* descriptors pushed to function rings */
+	uint64_t bad_descriptors; /* from the engine ring: index, state */
+	uint64_t bad_headers;     /* header or routing checks failed */
+	uint64_t dropped;         /* answers with nowhere to go */
+	uint64_t payload_copied;  /* payload bytes this engine copied */
+	uint64_t errors_sent;     /* error responses the engine made (502/503) */
+	uint64_t reclaimed;       /* buffers taken back from dead functions */
 	uint64_t function_restarts;
 	uint64_t hung_killed;
 	uint64_t rx_repost_deferred; /* receive could not be reposted at once */
@@ -72,7 +72,7 @@ struct tenant_counters {
 /* Where a buffer waiting to be sent goes: an ingress (PD_FABRIC_PEER_INGRESS | origin)
  * or a node index. */
 #define DEST_INGRESS(origin) ((uint16_t)(PD_FABRIC_PEER_INGRESS | (origin)))
-#define DEST_IS_INGRESS(d) (((d) & PD_FABRIC_PEER_INGRESS) != 0)
+#define DEST_IS_INGRESS(d) (((d)&PD_FABRIC_PEER_INGRESS) != 0)
 #define NDEST (ENGINE_MAX_INGRESS + PD_MAX_NODES)
 
 /* A request this engine forwarded to a peer, remembered so that it can be failed at once
@@ -95,7 +95,7 @@ struct peer_link {
 	struct pd_fabric_conn *conn;
 	uint64_t retry_at_ns;
 	uint32_t backoff_ms;
-	uint32_t inflight; /* sends posted and not completed */
+	uint32_t inflight;     /* sends posted and not completed */
 	struct forwarded *fwd; /* direct-mapped by request slot */
 	uint32_t fwd_mask;
 	uint64_t sent, received, lost;
@@ -128,7 +128,7 @@ struct tenant_rt {
 	uint16_t *dest; /* per buffer: where it is being sent */
 	struct pend_queue pend[NDEST];
 	uint32_t pend_count;
-	uint32_t next_dest; /* the scheduler's choice among this tenant's queues */
+	uint32_t next_dest;    /* the scheduler's choice among this tenant's queues */
 	uint32_t last_drained; /* descriptors the last drain of its engine ring took */
 	uint64_t hang_ns;
 	struct identity ident; /* who its function processes run as (supervisor) */
@@ -180,7 +180,7 @@ enum watch_kind { W_FABRIC = 1, W_SIGNAL, W_ATTACH, W_CTL, W_STATS, W_RING };
 static inline int engine_watch(struct engine *e, int fd, enum watch_kind kind)
 {
 	struct epoll_event ev = {.events = EPOLLIN,
-				 .data.u64 = ((uint64_t)kind << 32) | (uint32_t)fd};
+	                         .data.u64 = ((uint64_t)kind << 32) | (uint32_t)fd};
 	return epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) == 0 ? 0 : -errno;
 }
 
@@ -231,7 +231,7 @@ void tx_send_response(struct engine *e, struct tenant_rt *t, uint32_t idx);
 int tx_transmit(struct engine *e, uint64_t now);
 /* Turn buffer idx into an error answer (status, msg) and queue it for its ingress. */
 void tx_reply_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
-		    const char *msg);
+                    const char *msg);
 /* Drop or fail everything queued for a destination that went away. */
 void tx_fail_queue(struct engine *e, struct tenant_rt *t, uint16_t dest);
 /* Drop what waited for a link longer than its route allows. */
@@ -245,11 +245,11 @@ uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size);
 
 /* engine_route.c */
 /* Check a header (a copy) against the cluster config and tenant t. */
-bool route_header_ok(const struct engine *e, const struct tenant_rt *t,
-		     const struct pd_msg_hdr *h, uint64_t received_len);
+bool route_header_ok(const struct engine *e, const struct tenant_rt *t, const struct pd_msg_hdr *h,
+                     uint64_t received_len);
 /* Hand a checked request to a local instance, or (may_leave) to a peer running it. */
-void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx,
-		   const struct pd_msg_hdr *h, bool may_leave);
+void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx, const struct pd_msg_hdr *h,
+                   bool may_leave);
 /* Take up to a burst of descriptors from t's engine ring; returns how many. */
 int route_drain_ring(struct engine *e, struct tenant_rt *t);
 
@@ -288,7 +288,7 @@ void rx_post(struct engine *e, struct tenant_rt *t);
  * for that many links: 2 * PD_FABRIC_CREDITS_MIN buffers per link are needed).
  */
 int engine_rx_plan(uint32_t nbuffers, uint32_t links, uint32_t *rx_depth,
-		   uint16_t *credits_per_link);
+                   uint16_t *credits_per_link);
 
 /* engine_stats.c */
 /* Listen on the stats socket path (its directory made private); fd or -errno. */

@@ -78,8 +78,8 @@ static struct peer_link *pick_peer(struct engine *e, struct tenant_rt *t, uint16
  * A request whose header was checked: hand it to a local instance of the function at
  * its hop, or (if allowed: it came from this node) to the least loaded peer running it.
  */
-void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx,
-			  const struct pd_msg_hdr *h, bool may_leave)
+void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx, const struct pd_msg_hdr *h,
+                   bool may_leave)
 {
 	const struct pd_config_route *r = &e->cfg->routes[h->route];
 	uint16_t fn = (uint16_t)r->chain_idx[h->hop];
@@ -88,8 +88,9 @@ void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx,
 		struct peer_link *p = may_leave ? pick_peer(e, t, fn) : NULL;
 		if (p == NULL) {
 			tx_reply_error(e, t, idx, 502,
-					  may_leave ? "no node running the next function is reachable\n"
-						    : "function not available on this node\n");
+			               may_leave
+			                   ? "no node running the next function is reachable\n"
+			                   : "function not available on this node\n");
 			return;
 		}
 		tx_send_to(e, t, idx, p->node);
@@ -107,8 +108,8 @@ void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx,
 }
 
 /* Check a header against the cluster config and this tenant. */
-bool route_header_ok(const struct engine *e, const struct tenant_rt *t,
-		      const struct pd_msg_hdr *h, uint64_t received_len)
+bool route_header_ok(const struct engine *e, const struct tenant_rt *t, const struct pd_msg_hdr *h,
+                     uint64_t received_len)
 {
 	if (pd_msg_validate(h, t->conf->buffer_size, received_len) != 0)
 		return false;
@@ -137,7 +138,7 @@ int route_drain_ring(struct engine *e, struct tenant_rt *t)
 		uint32_t idx = (uint32_t)v;
 		uint32_t expected = PD_BUF_TO_ENGINE;
 		if (!atomic_compare_exchange_strong(&t->pool.ctl[idx].state, &expected,
-						    PD_BUF_ENGINE)) {
+		                                    PD_BUF_ENGINE)) {
 			t->c.bad_descriptors++;
 			continue;
 		}

@@ -18,7 +18,6 @@
 
 #define COMP "engine"
 
-
 /* ---------------------------------------------------------------- sends */
 
 uint64_t engine_msg_len(const struct pd_msg_hdr *snap, uint64_t buf_size)
@@ -75,7 +74,6 @@ static struct pd_fabric_conn *conn_of(struct tenant_rt *t, uint16_t dest)
 }
 
 static void fail_unsendable(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest);
-
 
 /*
  * Try to send buffer idx to t->dest[idx]. 0: sent, or dealt with (freed, or turned into
@@ -159,8 +157,8 @@ static bool queue_ready(struct tenant_rt *t, uint32_t d)
 	struct pend_queue *q = &t->pend[d];
 	if (q->count == 0)
 		return false;
-	uint16_t dest = d < ENGINE_MAX_INGRESS ? DEST_INGRESS(d)
-					      : (uint16_t)(d - ENGINE_MAX_INGRESS);
+	uint16_t dest =
+	    d < ENGINE_MAX_INGRESS ? DEST_INGRESS(d) : (uint16_t)(d - ENGINE_MAX_INGRESS);
 	struct pd_fabric_conn *conn = conn_of(t, dest);
 	if (conn != NULL)
 		return pd_fabric_conn_credits(conn) > 0;
@@ -205,7 +203,7 @@ int tx_transmit(struct engine *e, uint64_t now)
 		if (pd_pacer_ready(&e->pacer, now))
 			tl = pd_sched_next(&e->sched, head_size, e);
 		else if (pd_sched_sparse_waiting(&e->sched) &&
-			 pd_pacer_may_overdraw(&e->pacer, now))
+		         pd_pacer_may_overdraw(&e->pacer, now))
 			/* A tenant woken from idle does not wait for the link to finish the
 			 * backlogged tenants' bytes (see pacer.h); it pays for its own. */
 			tl = pd_sched_next_sparse(&e->sched, head_size, e);
@@ -230,7 +228,7 @@ int tx_transmit(struct engine *e, uint64_t now)
 }
 
 void tx_reply_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
-		       const char *msg)
+                    const char *msg)
 {
 	struct pd_msg_hdr *h = pd_pool_buf(&t->pool, idx);
 	size_t n = strlen(msg);
@@ -282,12 +280,12 @@ void tx_expire_queues(struct engine *e, struct tenant_rt *t, uint64_t now)
 			continue; /* connected: its queue moves with credits */
 		while (q->count > 0) {
 			uint32_t idx = q->head;
-			uint64_t since = atomic_load_explicit(&t->pool.ctl[idx].since_ns,
-							      memory_order_relaxed);
+			uint64_t since =
+			    atomic_load_explicit(&t->pool.ctl[idx].since_ns, memory_order_relaxed);
 			uint16_t route = pd_pool_buf(&t->pool, idx)->route;
 			uint64_t limit = route < e->cfg->routes_count
-						 ? e->cfg->routes[route].timeout_ms * 1000000ull
-						 : 0;
+			                     ? e->cfg->routes[route].timeout_ms * 1000000ull
+			                     : 0;
 			if (now < since || now - since <= limit)
 				break;
 			pend_pop(t, q);

@@ -17,9 +17,9 @@
 #include <stdint.h>
 
 struct pd_pacer {
-	uint64_t rate;   /* bytes per second; 0 = no cap */
-	int64_t burst;   /* the most the bucket holds, bytes */
-	int64_t tokens;  /* may be negative after a large message */
+	uint64_t rate;  /* bytes per second; 0 = no cap */
+	int64_t burst;  /* the most the bucket holds, bytes */
+	int64_t tokens; /* may be negative after a large message */
 	uint64_t last_ns;
 };
 

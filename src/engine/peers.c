@@ -80,11 +80,12 @@ static void connect_peer(struct engine *e, struct peer_link *p)
 	const struct pd_config_node *n = &e->cfg->nodes[p->node];
 	struct tenant_rt *t = p->tenant;
 	struct pd_fabric_conn *conn = NULL;
-	int rc = pd_fabric_connect(e->fab, t->rx, n->address, n->port, p->node,
-				   t->credits_per_link, p, &conn);
+	int rc = pd_fabric_connect(e->fab, t->rx, n->address, n->port, p->node, t->credits_per_link,
+	                           p, &conn);
 	if (rc != 0) {
 		p->retry_at_ns = pd_now_ns() + (uint64_t)p->backoff_ms * 1000000u;
-		p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+		p->backoff_ms =
+		    p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
 		return;
 	}
 	p->conn = conn;
@@ -99,8 +100,8 @@ void peers_tick(struct engine *e, uint64_t now)
 		struct tenant_rt *t = &e->tenants[i];
 		for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
 			struct peer_link *p = &t->peers[n];
-			if (p->hosts_tenant && p->active && p->conn == NULL && p->retry_at_ns != 0 &&
-			    now >= p->retry_at_ns)
+			if (p->hosts_tenant && p->active && p->conn == NULL &&
+			    p->retry_at_ns != 0 && now >= p->retry_at_ns)
 				connect_peer(e, p);
 		}
 	}
@@ -114,7 +115,7 @@ void peer_up(struct engine *e, struct peer_link *p, struct pd_fabric_conn *conn)
 	p->ever_up = true;
 	p->backoff_ms = BACKOFF_MIN_MS;
 	PD_LOG_INFO(COMP, "node %s: link to node %s up for tenant %s", e->node_conf->name,
-		    e->cfg->nodes[p->node].name, p->tenant->conf->name);
+	            e->cfg->nodes[p->node].name, p->tenant->conf->name);
 }
 
 /* Answer 502 for every request the dead peer held that has not timed out yet. */
@@ -153,12 +154,13 @@ void peer_down(struct engine *e, struct peer_link *p, struct pd_fabric_conn *con
 	p->inflight = 0;
 	if (was_up)
 		PD_LOG_WARN(COMP, err, "node %s: link to node %s down for tenant %s",
-			    e->node_conf->name, e->cfg->nodes[p->node].name, p->tenant->conf->name);
+		            e->node_conf->name, e->cfg->nodes[p->node].name, p->tenant->conf->name);
 	if (!e->stopping)
 		fail_forwarded(e, p);
 	tx_fail_queue(e, p->tenant, p->node);
 	if (p->active && !e->stopping) {
 		p->retry_at_ns = pd_now_ns() + (uint64_t)p->backoff_ms * 1000000u;
-		p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+		p->backoff_ms =
+		    p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
 	}
 }

@@ -67,32 +67,37 @@ static int resolve_identities(struct engine *e)
 			const struct tenant_rt *o = &e->tenants[k];
 			if (o->ident.uid != t->ident.uid)
 				continue;
-			PD_LOG_ERR(COMP, 0, "tenants %s and %s would both run as uid %u: two tenants "
-					    "never share a uid (give each its own run_as user)",
-				   o->conf->name, t->conf->name, (unsigned)t->ident.uid);
+			PD_LOG_ERR(COMP, 0,
+			           "tenants %s and %s would both run as uid %u: two tenants "
+			           "never share a uid (give each its own run_as user)",
+			           o->conf->name, t->conf->name, (unsigned)t->ident.uid);
 			return -EINVAL;
 		}
 		char account[64];
 		if (as_root && !t->ident.from_run_as &&
 		    identity_account_of(t->ident.uid, account, sizeof(account)) == 0)
-			PD_LOG_WARN(COMP, 0, "tenant %s: its default uid %u is the account \"%s\" "
-					     "of this host, which can therefore trace its functions "
-					     "(give the tenant a run_as user)",
-				    t->conf->name, (unsigned)t->ident.uid, account);
+			PD_LOG_WARN(COMP, 0,
+			            "tenant %s: its default uid %u is the account \"%s\" "
+			            "of this host, which can therefore trace its functions "
+			            "(give the tenant a run_as user)",
+			            t->conf->name, (unsigned)t->ident.uid, account);
 		if (as_root)
 			PD_LOG_INFO(COMP, "tenant %s: functions run as uid %u gid %u (%s)",
-				    t->conf->name, (unsigned)t->ident.uid, (unsigned)t->ident.gid,
-				    t->ident.from_run_as ? t->conf->run_as : "default identity");
+			            t->conf->name, (unsigned)t->ident.uid, (unsigned)t->ident.gid,
+			            t->ident.from_run_as ? t->conf->run_as : "default identity");
 		else if (t->conf->run_as != NULL)
-			PD_LOG_WARN(COMP, 0, "tenant %s: run_as \"%s\" is not applied: the engine "
-					     "is not root", t->conf->name, t->conf->run_as);
+			PD_LOG_WARN(COMP, 0,
+			            "tenant %s: run_as \"%s\" is not applied: the engine "
+			            "is not root",
+			            t->conf->name, t->conf->run_as);
 	}
 	if (!as_root && e->ntenants > 0)
-		PD_LOG_WARN(COMP, 0, "the engine runs as uid %u, not root: the functions of all %u "
-				     "tenant(s) on node %s run as uid %u too, so tenants are not "
-				     "isolated from each other by uid (see docs/security.md)",
-			    (unsigned)geteuid(), e->ntenants, e->node_conf->name,
-			    (unsigned)geteuid());
+		PD_LOG_WARN(COMP, 0,
+		            "the engine runs as uid %u, not root: the functions of all %u "
+		            "tenant(s) on node %s run as uid %u too, so tenants are not "
+		            "isolated from each other by uid (see docs/security.md)",
+		            (unsigned)geteuid(), e->ntenants, e->node_conf->name,
+		            (unsigned)geteuid());
 	return 0;
 }
 
@@ -171,7 +176,7 @@ static _Noreturn void child_fail(const char *function, const char *what, int err
 {
 	char msg[PATH_MAX + 256];
 	int n = snprintf(msg, sizeof(msg), "palladium: function %s (pid %d, uid %u): %s: %s\n",
-			 function, (int)getpid(), (unsigned)getuid(), what, strerror(err));
+	                 function, (int)getpid(), (unsigned)getuid(), what, strerror(err));
 	if (n > 0) {
 		size_t len = (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
 		ssize_t w = write(STDERR_FILENO, msg, len);
@@ -303,8 +308,10 @@ static int attach_reply(struct engine *e, struct instance *in, int fd)
 	} cbuf;
 	memset(&cbuf, 0, sizeof(cbuf));
 	struct iovec iov = {.iov_base = r, .iov_len = sizeof(*r)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-			    .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = cbuf.buf,
+	                    .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
@@ -336,7 +343,7 @@ static void note_refused(struct engine *e, const struct ucred *cred, const char 
 	if (!pd_log_rate_allow(&e->attach_log, COMP))
 		return;
 	PD_LOG_WARN(COMP, 0, "refused attach from pid %d uid %u: %s (%lu refused so far)",
-		    (int)cred->pid, (unsigned)cred->uid, why, (unsigned long)e->attach_refused);
+	            (int)cred->pid, (unsigned)cred->uid, why, (unsigned long)e->attach_refused);
 }
 
 void sup_on_attach_ready(struct engine *e)
@@ -370,7 +377,8 @@ void sup_on_attach_ready(struct engine *e)
 			/* Closing with its hello unread would reset the connection before the
 			 * process reads why it was refused. */
 			char sink[sizeof(struct pd_attach_hello)];
-			for (int k = 0; k < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; k++)
+			for (int k = 0; k < 4 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0;
+			     k++)
 				;
 			close(fd);
 			continue;
@@ -380,7 +388,7 @@ void sup_on_attach_ready(struct engine *e)
 			/* Unwatched, its hello would never be read and the process would wait
 			 * for ever: stop it, it is restarted like a crashed one. */
 			PD_LOG_ERR(COMP, rc, "function %s pid %d: epoll_ctl(attach connection)",
-				   e->cfg->functions[in->function].name, (int)in->pid);
+			           e->cfg->functions[in->function].name, (int)in->pid);
 			close(fd);
 			kill(in->pid, SIGKILL);
 			continue;
@@ -416,7 +424,7 @@ void sup_on_ctl_event(struct engine *e, int fd, uint32_t events)
 				/* Not attached: it never runs. Stop it; it is restarted like a
 				 * crashed one. */
 				PD_LOG_WARN(COMP, rc, "function %s pid %d: attach reply",
-					    e->cfg->functions[in->function].name, (int)in->pid);
+				            e->cfg->functions[in->function].name, (int)in->pid);
 				close_ctl(e, in);
 				if (in->pid > 0)
 					kill(in->pid, SIGKILL);
@@ -424,7 +432,7 @@ void sup_on_ctl_event(struct engine *e, int fd, uint32_t events)
 			}
 			in->state = INST_RUNNING;
 			PD_LOG_DEBUG(COMP, "function %s pid %d attached",
-				     e->cfg->functions[in->function].name, (int)in->pid);
+			             e->cfg->functions[in->function].name, (int)in->pid);
 			return;
 		}
 		if (n > 0 || in->state != INST_RUNNING) {
@@ -498,12 +506,15 @@ void sup_on_sigchld(struct engine *e)
 		if (now - in->started_ns > STABLE_RUN_NS)
 			in->backoff_ms = e->cfg->engine.restart_backoff_ms;
 		if (WIFSIGNALED(status))
-			PD_LOG_WARN(COMP, 0, "function %s pid %d killed by signal %d; restart in %lu ms",
-				    name, (int)pid, WTERMSIG(status), (unsigned long)in->backoff_ms);
+			PD_LOG_WARN(
+			    COMP, 0, "function %s pid %d killed by signal %d; restart in %lu ms",
+			    name, (int)pid, WTERMSIG(status), (unsigned long)in->backoff_ms);
 		else
-			PD_LOG_WARN(COMP, 0, "function %s pid %d exited with status %d; restart in "
-					     "%lu ms", name, (int)pid, WEXITSTATUS(status),
-				    (unsigned long)in->backoff_ms);
+			PD_LOG_WARN(COMP, 0,
+			            "function %s pid %d exited with status %d; restart in "
+			            "%lu ms",
+			            name, (int)pid, WEXITSTATUS(status),
+			            (unsigned long)in->backoff_ms);
 		schedule_restart(e, in);
 	}
 }
@@ -524,7 +535,7 @@ static void find_hung(struct engine *e, struct tenant_rt *t, uint64_t now)
 		struct instance *in = &t->inst[owner];
 		if (in->state == INST_RUNNING && in->pid > 0 && !in->killed_hung) {
 			PD_LOG_WARN(COMP, 0, "function %s pid %d is stuck on a request: killing it",
-				    e->cfg->functions[in->function].name, (int)in->pid);
+			            e->cfg->functions[in->function].name, (int)in->pid);
 			/* Its death is handled like a crash: reclaim, 502s, restart. */
 			kill(in->pid, SIGKILL);
 			in->killed_hung = true;
@@ -579,10 +590,11 @@ int sup_stop_all(struct engine *e, int timeout_ms)
 				for (uint16_t s = 0; s < e->tenants[i].ninst; s++) {
 					struct instance *in = &e->tenants[i].inst[s];
 					if (in->pid > 0) {
-						PD_LOG_WARN(COMP, 0, "function %s pid %d did not stop: "
-								     "killing it",
-							    e->cfg->functions[in->function].name,
-							    (int)in->pid);
+						PD_LOG_WARN(COMP, 0,
+						            "function %s pid %d did not stop: "
+						            "killing it",
+						            e->cfg->functions[in->function].name,
+						            (int)in->pid);
 						kill(in->pid, SIGKILL);
 						waitpid(in->pid, &status, 0);
 						in->pid = 0;

@@ -288,11 +288,8 @@ int pd_fabric_send(struct pd_fabric_conn *conn, struct pd_fabric_mr *mr, const v
 			return -EAGAIN;
 		case -FI_EMSGSIZE: /* the caller's message, not a fabric error: not counted */
 			return -EMSGSIZE;
-		case -FI_EINVAL:
-			return -EINVAL;
-		default:
-			fab->stats.send_errors++;
-			return -pd_fabric_errno(ret);
+		case -FI_EINVAL: return -EINVAL;
+		default: fab->stats.send_errors++; return -pd_fabric_errno(ret);
 		}
 	}
 	pd_fabric_conn_track(conn, op);

@@ -97,7 +97,7 @@ struct pd_fabric_callbacks {
 	 * after the new one's on_up.
 	 */
 	int (*on_connect_request)(void *app, const struct pd_fabric_hello *hello,
-				  struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx);
+	                          struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx);
 	/* A connection (either side) is up and may send. */
 	void (*on_up)(void *app, struct pd_fabric_conn *conn);
 	/*
@@ -176,7 +176,7 @@ void pd_fabric_mr_dereg(struct pd_fabric_mr *mr);
  * at once (1..65536). The set of wait fds changes: call pd_fabric_wait_fds() again.
  */
 int pd_fabric_rx_create(struct pd_fabric *fab, uint16_t tenant, uint32_t depth,
-			struct pd_fabric_rx **out);
+                        struct pd_fabric_rx **out);
 /*
  * Close the connections still using rx (sends in flight -> on_send_done(-ECANCELED),
  * then on_down(-ECANCELED), synchronously), then the receive context: every posted
@@ -193,7 +193,7 @@ void pd_fabric_rx_destroy(struct pd_fabric_rx *rx);
  * later ones); grants travel in batches. Never -EAGAIN.
  */
 int pd_fabric_rx_post(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr, void *buf, size_t len,
-		      void *buf_ctx);
+                      void *buf_ctx);
 
 /*
  * Start connecting to a peer for one tenant (asynchronous: on_up or on_down follows).
@@ -205,8 +205,8 @@ int pd_fabric_rx_post(struct pd_fabric_rx *rx, struct pd_fabric_mr *mr, void *bu
  * peer_id), -ENOMEM, other negative errno (nothing follows).
  */
 int pd_fabric_connect(struct pd_fabric *fab, struct pd_fabric_rx *rx, const char *host,
-		      uint16_t port, uint16_t peer_id, uint16_t credits, void *conn_ctx,
-		      struct pd_fabric_conn **out);
+                      uint16_t port, uint16_t peer_id, uint16_t credits, void *conn_ctx,
+                      struct pd_fabric_conn **out);
 /* Close a connection; on_down(-ESHUTDOWN) follows from pd_fabric_progress(). */
 void pd_fabric_disconnect(struct pd_fabric_conn *conn);
 
@@ -227,7 +227,7 @@ uint32_t pd_fabric_conn_credits(const struct pd_fabric_conn *conn);
  * data naming this side and the slot; the peer validates both.
  */
 int pd_fabric_send(struct pd_fabric_conn *conn, struct pd_fabric_mr *mr, const void *buf,
-		   size_t len, void *send_ctx);
+                   size_t len, void *send_ctx);
 
 /*
  * Read completion and event queues; run callbacks. Returns events handled (>= 0).

@@ -558,9 +558,7 @@ int pd_fabric_eq_poll(struct pd_fabric *fab, int budget)
 				pd_fabric_conn_fail(conn, -ECONNRESET);
 			break;
 		}
-		default:
-			PD_FABRIC_WARN_RL(fab, 0, "unexpected event %" PRIu32, event);
-			break;
+		default: PD_FABRIC_WARN_RL(fab, 0, "unexpected event %" PRIu32, event); break;
 		}
 	}
 	return n;

@@ -60,12 +60,9 @@ _Static_assert(sizeof(server_challenge) <= MAC_LABEL_MAX && sizeof(client_proof)
 static const char *mac_label(enum pd_fabric_mac_label label)
 {
 	switch (label) {
-	case PD_FABRIC_MAC_SERVER_CHALLENGE:
-		return server_challenge;
-	case PD_FABRIC_MAC_CLIENT_PROOF:
-		return client_proof;
-	case PD_FABRIC_MAC_SERVER_ACCEPT:
-		return server_accept;
+	case PD_FABRIC_MAC_SERVER_CHALLENGE: return server_challenge;
+	case PD_FABRIC_MAC_CLIENT_PROOF: return client_proof;
+	case PD_FABRIC_MAC_SERVER_ACCEPT: return server_accept;
 	}
 	PD_ASSERT(!"unknown MAC label");
 	return NULL;

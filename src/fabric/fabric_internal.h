@@ -453,14 +453,10 @@ static inline int pd_fabric_errno(int fi_err)
 		return fi_err;
 	switch (fi_err) {
 	case FI_ETRUNC:
-	case FI_ETOOSMALL:
-		return EMSGSIZE;
-	case FI_EOPBADSTATE:
-		return ENOTCONN;
-	case FI_EAVAIL:
-		return EAGAIN;
-	default:
-		return EIO;
+	case FI_ETOOSMALL: return EMSGSIZE;
+	case FI_EOPBADSTATE: return ENOTCONN;
+	case FI_EAVAIL: return EAGAIN;
+	default: return EIO;
 	}
 }
 

@@ -8,11 +8,10 @@
 #include "ingress/ingress_internal.h"
 
 static const char *const bucket_names[NBUCKETS] = {
-	"0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
-	"0.05",   "0.1",     "0.25",   "0.5",   "1",      "2.5",   "5",     "10"};
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.05",   "0.1",     "0.25",   "0.5",   "1",      "2.5",   "5",    "10"};
 
-static const char *const reject_names[REJECT_MAX] = {"inflight", "rate", "no_buffer",
-						     "no_engine"};
+static const char *const reject_names[REJECT_MAX] = {"inflight", "rate", "no_buffer", "no_engine"};
 
 /* A label value, escaped as the exposition format wants. */
 static void put_label(FILE *f, const char *v)
@@ -48,7 +47,7 @@ static void metrics_routes(FILE *f, const struct ingress *ing)
 			fputs("palladium_ingress_requests_total{", f);
 			put_route_label(f, ing, r);
 			fprintf(f, ",status=\"%d\"} %lu\n", s,
-				(unsigned long)st->status[s - STATUS_MIN]);
+			        (unsigned long)st->status[s - STATUS_MIN]);
 		}
 	}
 	fputs("# HELP palladium_ingress_request_duration_seconds Time from admission to the "
@@ -63,7 +62,7 @@ static void metrics_routes(FILE *f, const struct ingress *ing)
 			fputs("palladium_ingress_request_duration_seconds_bucket{", f);
 			put_route_label(f, ing, r);
 			fprintf(f, ",le=\"%s\"} %lu\n", i < NBUCKETS ? bucket_names[i] : "+Inf",
-				(unsigned long)cum);
+			        (unsigned long)cum);
 		}
 		fputs("palladium_ingress_request_duration_seconds_sum{", f);
 		put_route_label(f, ing, r);
@@ -92,14 +91,14 @@ static void metrics_tenants(FILE *f, const struct ingress *ing)
 			fputs("palladium_ingress_rejected_total{tenant=\"", f);
 			put_label(f, ing->tenants[t].cfg->name);
 			fprintf(f, "\",reason=\"%s\"} %lu\n", reject_names[r],
-				(unsigned long)ing->tenants[t].rejected[r]);
+			        (unsigned long)ing->tenants[t].rejected[r]);
 		}
 	fprintf(f,
-		"# HELP palladium_ingress_held_rejections 429 answers waiting out "
-		"ingress.reject_delay.\n"
-		"# TYPE palladium_ingress_held_rejections gauge\n"
-		"palladium_ingress_held_rejections %u\n",
-		ing->nheld_rejects);
+	        "# HELP palladium_ingress_held_rejections 429 answers waiting out "
+	        "ingress.reject_delay.\n"
+	        "# TYPE palladium_ingress_held_rejections gauge\n"
+	        "palladium_ingress_held_rejections %u\n",
+	        ing->nheld_rejects);
 	fputs("# HELP palladium_ingress_link_up Fabric link to a hop-0 node for a tenant is up.\n"
 	      "# TYPE palladium_ingress_link_up gauge\n",
 	      f);
@@ -160,49 +159,48 @@ static void metrics_connections(FILE *f, const struct ingress *ing)
 static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", name, help, name, name,
-		(unsigned long)v);
+	        (unsigned long)v);
 }
 
 static void metrics_counters(FILE *f, const struct ingress *ing)
 {
 	const struct ing_stats *s = &ing->stats;
 	counter(f, "palladium_ingress_copied_bytes_total",
-		"Payload bytes the ingress copied (request bodies into registered buffers).",
-		s->copied_bytes);
+	        "Payload bytes the ingress copied (request bodies into registered buffers).",
+	        s->copied_bytes);
 	counter(f, "palladium_ingress_response_copied_bytes_total",
-		"Response payload bytes the ingress copied (written from receive buffers: 0).",
-		s->response_copied_bytes);
-	counter(f, "palladium_ingress_bad_messages_total",
-		"Fabric messages dropped as malformed.", s->bad_messages);
+	        "Response payload bytes the ingress copied (written from receive buffers: 0).",
+	        s->response_copied_bytes);
+	counter(f, "palladium_ingress_bad_messages_total", "Fabric messages dropped as malformed.",
+	        s->bad_messages);
 	counter(f, "palladium_ingress_late_responses_total",
-		"Responses for requests already timed out or whose client left.",
-		s->late_responses);
+	        "Responses for requests already timed out or whose client left.",
+	        s->late_responses);
 	counter(f, "palladium_ingress_skipped_headers_total",
-		"Hop-by-hop or framing response headers dropped.", s->skipped_headers);
+	        "Hop-by-hop or framing response headers dropped.", s->skipped_headers);
 	counter(f, "palladium_ingress_invalid_headers_total",
-		"Response headers dropped for an invalid name or value.", s->invalid_headers);
+	        "Response headers dropped for an invalid name or value.", s->invalid_headers);
 	counter(f, "palladium_ingress_send_failures_total", "Request sends the fabric failed.",
-		s->send_failures);
+	        s->send_failures);
 	counter(f, "palladium_ingress_lost_on_link_down_total",
-		"Requests failed with 502 because the engine holding them went away.",
-		s->lost_on_link_down);
+	        "Requests failed with 502 because the engine holding them went away.",
+	        s->lost_on_link_down);
 	counter(f, "palladium_ingress_post_failures_total", "Receive posts the fabric refused.",
-		s->post_failures);
+	        s->post_failures);
 	counter(f, "palladium_ingress_held_rejections_total",
-		"429 answers held for ingress.reject_delay.", s->held_total);
+	        "429 answers held for ingress.reject_delay.", s->held_total);
 	counter(f, "palladium_ingress_held_rejections_gone_total",
-		"Held 429 answers whose client went away during the hold (HTTP/2).",
-		s->held_gone);
+	        "Held 429 answers whose client went away during the hold (HTTP/2).", s->held_gone);
 
 	static const struct {
 		int idx;
 		const char *status;
 	} h2o_errors[] = {
-		{H2O_STATUS_ERROR_400, "400"}, {H2O_STATUS_ERROR_403, "403"},
-		{H2O_STATUS_ERROR_404, "404"}, {H2O_STATUS_ERROR_405, "405"},
-		{H2O_STATUS_ERROR_413, "413"}, {H2O_STATUS_ERROR_416, "416"},
-		{H2O_STATUS_ERROR_417, "417"}, {H2O_STATUS_ERROR_500, "500"},
-		{H2O_STATUS_ERROR_502, "502"}, {H2O_STATUS_ERROR_503, "503"},
+	    {H2O_STATUS_ERROR_400, "400"}, {H2O_STATUS_ERROR_403, "403"},
+	    {H2O_STATUS_ERROR_404, "404"}, {H2O_STATUS_ERROR_405, "405"},
+	    {H2O_STATUS_ERROR_413, "413"}, {H2O_STATUS_ERROR_416, "416"},
+	    {H2O_STATUS_ERROR_417, "417"}, {H2O_STATUS_ERROR_500, "500"},
+	    {H2O_STATUS_ERROR_502, "502"}, {H2O_STATUS_ERROR_503, "503"},
 	};
 	fputs("# HELP palladium_ingress_h2o_errors_total Error responses h2o sent by itself "
 	      "(malformed or oversized requests).\n"
@@ -210,8 +208,8 @@ static void metrics_counters(FILE *f, const struct ingress *ing)
 	      f);
 	for (size_t i = 0; i < PD_ARRAY_SIZE(h2o_errors); i++)
 		fprintf(f, "palladium_ingress_h2o_errors_total{status=\"%s\"} %lu\n",
-			h2o_errors[i].status,
-			(unsigned long)ing->ctx.emitted_error_status[h2o_errors[i].idx]);
+		        h2o_errors[i].status,
+		        (unsigned long)ing->ctx.emitted_error_status[h2o_errors[i].idx]);
 
 	if (ing->fab == NULL)
 		return;
@@ -221,23 +219,23 @@ static void metrics_counters(FILE *f, const struct ingress *ing)
 		const char *name;
 		uint64_t v;
 	} fabric[] = {
-		{"msgs_sent", fs.msgs_sent},
-		{"bytes_sent", fs.bytes_sent},
-		{"msgs_recv", fs.msgs_recv},
-		{"bytes_recv", fs.bytes_recv},
-		{"credit_msgs_sent", fs.credit_msgs_sent},
-		{"credit_msgs_recv", fs.credit_msgs_recv},
-		{"send_errors", fs.send_errors},
-		{"refused", fs.refused},
-		{"no_credit", fs.no_credit},
-		{"recv_errors", fs.recv_errors},
-		{"send_busy", fs.send_busy},
+	    {"msgs_sent", fs.msgs_sent},
+	    {"bytes_sent", fs.bytes_sent},
+	    {"msgs_recv", fs.msgs_recv},
+	    {"bytes_recv", fs.bytes_recv},
+	    {"credit_msgs_sent", fs.credit_msgs_sent},
+	    {"credit_msgs_recv", fs.credit_msgs_recv},
+	    {"send_errors", fs.send_errors},
+	    {"refused", fs.refused},
+	    {"no_credit", fs.no_credit},
+	    {"recv_errors", fs.recv_errors},
+	    {"send_busy", fs.send_busy},
 	};
 	for (size_t i = 0; i < PD_ARRAY_SIZE(fabric); i++)
 		fprintf(f,
-			"# TYPE palladium_ingress_fabric_%s_total counter\n"
-			"palladium_ingress_fabric_%s_total %lu\n",
-			fabric[i].name, fabric[i].name, (unsigned long)fabric[i].v);
+		        "# TYPE palladium_ingress_fabric_%s_total counter\n"
+		        "palladium_ingress_fabric_%s_total %lu\n",
+		        fabric[i].name, fabric[i].name, (unsigned long)fabric[i].v);
 }
 
 static void serve_metrics(struct ingress *ing, h2o_req_t *req)
@@ -259,7 +257,7 @@ static void serve_metrics(struct ingress *ing, h2o_req_t *req)
 	req->res.status = 200;
 	req->res.reason = "OK";
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-		       H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
+	               H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"));
 	req->res.content_length = body.len;
 	static h2o_generator_t generator = {NULL, NULL};
 	h2o_start_response(req, &generator);
@@ -279,7 +277,7 @@ static void serve_healthz(struct ingress *ing, h2o_req_t *req)
 			continue;
 		ok = false;
 		body = h2o_concat(&req->pool, body, h2o_iovec_init(H2O_STRLIT(" ")),
-				  h2o_iovec_init(ing->routes[r].prefix, ing->routes[r].prefix_len));
+		                  h2o_iovec_init(ing->routes[r].prefix, ing->routes[r].prefix_len));
 	}
 	if (ok) {
 		ing_send_text(req, 200, "ok\n", 3);
@@ -293,7 +291,7 @@ int ing_on_admin_req(h2o_handler_t *self, h2o_req_t *req)
 {
 	struct ingress *ing = ((struct ing_handler *)self)->ing;
 	bool get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
-		   h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+	           h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
 	h2o_iovec_t p = req->path_normalized;
 	if (h2o_memis(p.base, p.len, H2O_STRLIT("/healthz"))) {
 		if (get)

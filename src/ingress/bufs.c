@@ -81,19 +81,19 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
 int ing_bufs_open(struct ingress *ing, struct ing_tenant *t)
 {
 	const struct pd_config *cfg = ing->cfg;
-	uint32_t nsend = min_u32(t->max_inflight > UINT32_MAX / 2 ? UINT32_MAX : 2 * t->max_inflight,
-				 SEND_BUFS_CAP);
+	uint32_t nsend = min_u32(
+	    t->max_inflight > UINT32_MAX / 2 ? UINT32_MAX : 2 * t->max_inflight, SEND_BUFS_CAP);
 	t->rx_depth = min_u32(t->max_inflight, RX_DEPTH_CAP) + 2 * cfg->nodes_count;
 	if (t->rx_depth < PD_FABRIC_CREDITS_MIN * t->nlinks)
 		t->rx_depth = PD_FABRIC_CREDITS_MIN * t->nlinks; /* every link gets its minimum */
 	t->nbufs = nsend + t->rx_depth;
 	t->region_len = (size_t)t->nbufs * t->buf_size;
 	void *p = mmap(NULL, t->region_len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED) {
 		int err = -errno;
 		PD_LOG_ERR(LOG_COMP, err, "mmap of %zu bytes for tenant %s", t->region_len,
-			   t->cfg->name);
+		           t->cfg->name);
 		return err;
 	}
 	t->region = p;

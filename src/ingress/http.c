@@ -151,8 +151,8 @@ static const char allow_header[] = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS
 
 static bool method_allowed(h2o_iovec_t m)
 {
-	static const char *const names[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
-					    "OPTIONS"};
+	static const char *const names[] = {"GET",   "HEAD",   "POST",   "PUT",
+	                                    "PATCH", "DELETE", "OPTIONS"};
 	for (size_t i = 0; i < PD_ARRAY_SIZE(names); i++)
 		if (h2o_memis(m.base, m.len, names[i], strlen(names[i])))
 			return true;
@@ -234,19 +234,19 @@ static const char *target_check(h2o_req_t *req)
 	req->input.authority = req->authority = h2o_iovec_init(a, (size_t)(p - a));
 	req->path = path;
 	req->path_normalized = h2o_url_normalize_path(&req->pool, path.base, path.len,
-						      &req->query_at, &req->norm_indexes);
+	                                              &req->query_at, &req->norm_indexes);
 	return NULL;
 }
 
 /* The ingress's own 400 or 405: counted under route (or "none"); over HTTP/1 the
  * connection is closed after it, so that whatever the client sent next is not read. */
 static void refuse(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start, int status,
-		   const char *body)
+                   const char *body)
 {
 	req->http1_is_persistent = 0;
 	if (status == 405)
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
-			       H2O_STRLIT(allow_header));
+		               H2O_STRLIT(allow_header));
 	ing_reply(ing, req, route, start, status, body);
 }
 
@@ -272,13 +272,13 @@ static int64_t write_meta(const h2o_req_t *req, uint8_t *base, size_t cap)
 	pd_meta_add(&w, H2O_STRLIT(":path"), req->path_normalized.base, req->path_normalized.len);
 	if (req->query_at != SIZE_MAX && req->query_at < req->path.len)
 		pd_meta_add(&w, H2O_STRLIT(":query"), req->path.base + req->query_at + 1,
-			    req->path.len - req->query_at - 1);
+		            req->path.len - req->query_at - 1);
 	else
 		pd_meta_add(&w, H2O_STRLIT(":query"), "", 0);
 	/* h2o keeps Host aside (HTTP/1 Host, HTTP/2 :authority); functions see it as "host". */
 	if (req->input.authority.len != 0)
 		pd_meta_add(&w, H2O_STRLIT("host"), req->input.authority.base,
-			    req->input.authority.len);
+		            req->input.authority.len);
 	for (size_t i = 0; i < req->headers.size; i++) {
 		const h2o_header_t *h = &req->headers.entries[i];
 		pd_meta_add(&w, h->name->base, h->name->len, h->value.base, h->value.len);
@@ -299,8 +299,8 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 	/* Before the target: CONNECT's is no path. */
 	if (!method_allowed(req->method)) {
 		int r = req->input.path.len > 0 && req->input.path.base[0] == '/'
-			    ? route_find(ing, req->path_normalized)
-			    : -1;
+		            ? route_find(ing, req->path_normalized)
+		            : -1;
 		refuse(ing, req, r < 0 ? ing->nroutes : (uint32_t)r, start, 405,
 		       "method not allowed\n");
 		return 0;
@@ -312,7 +312,7 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 		}
 		/* OPTIONS *: what the server as a whole takes. */
 		h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
-			       H2O_STRLIT(allow_header));
+		               H2O_STRLIT(allow_header));
 		ing_reply(ing, req, ing->nroutes, start, 200, "");
 		return 0;
 	}
@@ -322,8 +322,9 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 	}
 	int ri = route_find(ing, req->path_normalized);
 	if (ri < 0) {
-		h2o_iovec_t body = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("no route for ")),
-					      req->path_normalized, h2o_iovec_init(H2O_STRLIT("\n")));
+		h2o_iovec_t body =
+		    h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("no route for ")),
+		               req->path_normalized, h2o_iovec_init(H2O_STRLIT("\n")));
 		ing_send_text(req, 404, body.base, body.len);
 		ing_record(ing, ing->nroutes, 404, start);
 		return 0;
@@ -375,19 +376,19 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 	}
 	struct pd_msg_hdr *h = (struct pd_msg_hdr *)b->data;
 	*h = (struct pd_msg_hdr){
-		.magic = PD_MSG_MAGIC,
-		.version = PD_MSG_VERSION,
-		.flags = PD_MSG_F_REQUEST,
-		.tenant = (uint16_t)t->index,
-		.route = (uint16_t)route,
-		.hop = 0,
-		.status = 0,
-		.request_id = ing_slot_id(ing, s),
-		.origin = ORIGIN_ID,
-		.payload_len = (uint32_t)body_len,
-		.req_meta_len = (uint32_t)meta_len,
-		.resp_meta_len = 0,
-		.sent_ns = start,
+	    .magic = PD_MSG_MAGIC,
+	    .version = PD_MSG_VERSION,
+	    .flags = PD_MSG_F_REQUEST,
+	    .tenant = (uint16_t)t->index,
+	    .route = (uint16_t)route,
+	    .hop = 0,
+	    .status = 0,
+	    .request_id = ing_slot_id(ing, s),
+	    .origin = ORIGIN_ID,
+	    .payload_len = (uint32_t)body_len,
+	    .req_meta_len = (uint32_t)meta_len,
+	    .resp_meta_len = 0,
+	    .sent_ns = start,
 	};
 	if (body_len > 0)
 		memcpy(b->data + PD_MSG_HDR_SIZE, req->entity.base, body_len); /* the one copy */
@@ -429,7 +430,7 @@ static bool header_value_ok(const char *p, size_t n)
 static bool is_framing_header(const char *p, size_t n)
 {
 	static const char *const names[] = {"connection", "transfer-encoding", "content-length",
-					    "keep-alive", "upgrade"};
+	                                    "keep-alive", "upgrade"};
 	for (size_t i = 0; i < PD_ARRAY_SIZE(names); i++)
 		if (h2o_lcstris(p, n, names[i], strlen(names[i])))
 			return true;
@@ -437,12 +438,13 @@ static bool is_framing_header(const char *p, size_t n)
 }
 
 static void add_response_headers(struct ingress *ing, h2o_req_t *req, const uint8_t *meta,
-				 size_t len)
+                                 size_t len)
 {
 	size_t cursor = 0;
 	struct pd_meta_entry e;
 	while (pd_meta_next(meta, len, &cursor, &e) == 1) {
-		if (!pd_http_name_ok_n(e.name, e.name_len) || !header_value_ok(e.value, e.value_len)) {
+		if (!pd_http_name_ok_n(e.name, e.name_len) ||
+		    !header_value_ok(e.value, e.value_len)) {
 			ing->stats.invalid_headers++;
 			continue;
 		}
@@ -461,7 +463,7 @@ static void add_response_headers(struct ingress *ing, h2o_req_t *req, const uint
 				break;
 			}
 		h2o_add_header_by_str(&req->pool, &req->res.headers, name, e.name_len, 1, NULL,
-				      e.value, e.value_len);
+		                      e.value, e.value_len);
 	}
 }
 
@@ -509,7 +511,7 @@ void ing_on_response(struct ingress *ing, struct ing_buf *rx, size_t len, int *k
 	add_response_headers(ing, req, meta, h.resp_meta_len);
 	if (h.flags & PD_MSG_F_ERROR)
 		h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE,
-			       H2O_STRLIT("text/plain; charset=utf-8"), 1);
+		               H2O_STRLIT("text/plain; charset=utf-8"), 1);
 	bool no_body = status == 204 || status == 304;
 	req->res.content_length = no_body ? SIZE_MAX : h.payload_len;
 

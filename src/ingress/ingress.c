@@ -22,7 +22,6 @@
 #include "ingress/h2o_compat.h"
 #include "ingress/ingress_internal.h"
 
-
 #define ACCEPT_BURST 32
 #define DRAIN_SOFT_MS 500 /* after a stop: answers may still go out */
 #define DRAIN_HARD_MS 300 /* then connections are cut */
@@ -62,8 +61,8 @@ static int tables_create(struct ingress *ing)
 		t->cfg = tc;
 		t->buf_size = tc->buffer_size;
 		if (t->buf_size <= PD_MSG_HDR_SIZE) {
-			PD_LOG_ERR(LOG_COMP, EINVAL, "tenant %s: buffer_size %lu too small", tc->name,
-				   (unsigned long)tc->buffer_size);
+			PD_LOG_ERR(LOG_COMP, EINVAL, "tenant %s: buffer_size %lu too small",
+			           tc->name, (unsigned long)tc->buffer_size);
 			return -EINVAL;
 		}
 		uint64_t room = t->buf_size - PD_MSG_HDR_SIZE;
@@ -129,15 +128,16 @@ static int timeouts_init(struct ingress *ing)
 		while (k < ing->nroute_timeouts && ing->route_timeouts[k].timeout != ms)
 			k++;
 		if (k == ing->nroute_timeouts)
-			h2o_timeout_init(ing->loop, &ing->route_timeouts[ing->nroute_timeouts++], ms);
+			h2o_timeout_init(ing->loop, &ing->route_timeouts[ing->nroute_timeouts++],
+			                 ms);
 		ing->routes[r].timeout = &ing->route_timeouts[k];
 	}
 	for (int i = 0; i < NBACKOFF; i++)
 		h2o_timeout_init(ing->loop, &ing->backoff[i], backoff_ms[i]);
 	for (uint64_t k = 0; k < NREJECT_DELAYS; k++)
 		h2o_timeout_init(ing->loop, &ing->reject_delay[k],
-				 ing->cfg->ingress.reject_delay_ms * (NREJECT_DELAYS + 2 * k + 1) /
-				     (2 * NREJECT_DELAYS));
+		                 ing->cfg->ingress.reject_delay_ms * (NREJECT_DELAYS + 2 * k + 1) /
+		                     (2 * NREJECT_DELAYS));
 	h2o_linklist_init_anchor(&ing->held_rejects);
 	h2o_timeout_init(ing->loop, &ing->conn_deadline, ing->cfg->ingress.request_read_timeout_ms);
 	h2o_timeout_init(ing->loop, &ing->accept_backoff, ACCEPT_BACKOFF_MS);
@@ -386,18 +386,12 @@ static void on_accept(h2o_socket_t *listener, const char *err)
 			case ECONNABORTED:
 			case EINTR:
 			case EPROTO:
-			case EPERM: /* refused by a firewall rule */
-				l->accept_errors++;
-				continue;
+			case EPERM: /* refused by a firewall rule */ l->accept_errors++; continue;
 			case EMFILE:
 			case ENFILE:
 			case ENOBUFS:
-			case ENOMEM:
-				listener_pause(l, PAUSE_NO_FD);
-				return;
-			default:
-				listener_pause(l, PAUSE_ERROR);
-				return;
+			case ENOMEM: listener_pause(l, PAUSE_NO_FD); return;
+			default: listener_pause(l, PAUSE_ERROR); return;
 			}
 		}
 		struct ing_conn *c = calloc(1, sizeof(*c));
@@ -427,13 +421,13 @@ static int listener_open(struct ingress *ing, const struct pd_config_addr *addr,
 	char port[8];
 	snprintf(port, sizeof(port), "%u", addr->port);
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
 	int gai = getaddrinfo(addr->host[0] != '\0' ? addr->host : NULL, port, &hints, &res);
 	if (gai != 0) {
 		PD_LOG_ERR(LOG_COMP, 0, "cannot resolve %s:%s: %s", addr->host, port,
-			   gai_strerror(gai));
+		           gai_strerror(gai));
 		return -EINVAL;
 	}
 	int fd = -1, err = 0;
@@ -638,14 +632,14 @@ static int h2o_setup(struct ingress *ing)
 	ing->globalconf.handshake_timeout = read_timeout;
 
 	h2o_hostconf_t *main_host = h2o_config_register_host(
-		&ing->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+	    &ing->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
 	h2o_pathconf_t *pc = h2o_config_register_path(main_host, "/", 0);
 	struct ing_handler *h = (void *)h2o_create_handler(pc, sizeof(*h));
 	h->super.on_req = on_req_http;
 	h->ing = ing;
 
-	h2o_hostconf_t *admin_host = h2o_config_register_host(
-		&ing->globalconf, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
+	h2o_hostconf_t *admin_host =
+	    h2o_config_register_host(&ing->globalconf, h2o_iovec_init(H2O_STRLIT("admin")), 65535);
 	pc = h2o_config_register_path(admin_host, "/", 0);
 	h = (void *)h2o_create_handler(pc, sizeof(*h));
 	h->super.on_req = on_req_admin;
@@ -742,7 +736,7 @@ int pd_ingress_run(const struct pd_config *cfg)
 {
 	if (cfg->ingress.threads != 1) {
 		PD_LOG_ERR(LOG_COMP, EINVAL, "ingress.threads must be 1 (is %u)",
-			   cfg->ingress.threads);
+		           cfg->ingress.threads);
 		return -EINVAL;
 	}
 	struct ingress *ing = calloc(1, sizeof(*ing));

@@ -38,20 +38,20 @@
 
 #define LOG_COMP "ingress"
 
-#define ORIGIN_ID 0           /* this ingress's id: responses carry it back */
-#define SEND_BUFS_CAP 8192    /* send buffers per tenant, at most */
-#define RX_DEPTH_CAP 4096     /* receives posted per tenant, before the per-node slack */
-#define MAX_WAIT_FDS 256      /* fabric wait fds followed in the loop */
-#define PROGRESS_BURST 64     /* pd_fabric_progress() calls per wake-up, at most */
-#define NBACKOFF 7            /* reconnect delays: 50 ms doubling to 2 s */
-#define MAX_HELD_REJECTS 4096 /* 429s held for ingress.reject_delay at once */
+#define ORIGIN_ID 0                /* this ingress's id: responses carry it back */
+#define SEND_BUFS_CAP 8192         /* send buffers per tenant, at most */
+#define RX_DEPTH_CAP 4096          /* receives posted per tenant, before the per-node slack */
+#define MAX_WAIT_FDS 256           /* fabric wait fds followed in the loop */
+#define PROGRESS_BURST 64          /* pd_fabric_progress() calls per wake-up, at most */
+#define NBACKOFF 7                 /* reconnect delays: 50 ms doubling to 2 s */
+#define MAX_HELD_REJECTS 4096      /* 429s held for ingress.reject_delay at once */
 #define MAX_HELD_BYTES (64u << 20) /* and their request bodies */
-#define NREJECT_DELAYS 8      /* distinct hold times around ingress.reject_delay */
-#define NBUCKETS 16           /* latency histogram buckets (plus +Inf) */
-#define ADMIN_MAX_CONNS 16    /* admin connections at once (their fds are in the reserve) */
-#define FD_RESERVE_BASE 64    /* other fds: stdio, epoll, signalfd, listeners, libfabric */
-#define FD_RESERVE_PER_LINK 4 /* a fabric link: its socket, wait fd, h2o's dup of it, slack */
-#define ACCEPT_BACKOFF_MS 100 /* a listener rests this long after EMFILE/ENFILE/ENOBUFS */
+#define NREJECT_DELAYS 8           /* distinct hold times around ingress.reject_delay */
+#define NBUCKETS 16                /* latency histogram buckets (plus +Inf) */
+#define ADMIN_MAX_CONNS 16         /* admin connections at once (their fds are in the reserve) */
+#define FD_RESERVE_BASE 64         /* other fds: stdio, epoll, signalfd, listeners, libfabric */
+#define FD_RESERVE_PER_LINK 4      /* a fabric link: its socket, wait fd, h2o's dup of it, slack */
+#define ACCEPT_BACKOFF_MS 100      /* a listener rests this long after EMFILE/ENFILE/ENOBUFS */
 #define STATUS_MIN 100
 #define STATUS_MAX 599
 
@@ -117,12 +117,12 @@ struct ing_link {
 	uint16_t credits;
 	struct pd_fabric_conn *conn; /* set while connecting or up */
 	bool up;
-	uint32_t outstanding; /* requests sent or queued on it, not yet finished */
-	uint32_t epoch;       /* bumped on every down: older requests no longer count */
-	h2o_linklist_t backlog;        /* slots whose request waits for a credit, FIFO */
+	uint32_t outstanding;   /* requests sent or queued on it, not yet finished */
+	uint32_t epoch;         /* bumped on every down: older requests no longer count */
+	h2o_linklist_t backlog; /* slots whose request waits for a credit, FIFO */
 	uint32_t backlog_len;
-	uint32_t window; /* credits the engine granted: the most the backlog may hold */
-	h2o_linklist_t backlogged;     /* in ingress.backlogged while backlog is not empty */
+	uint32_t window;           /* credits the engine granted: the most the backlog may hold */
+	h2o_linklist_t backlogged; /* in ingress.backlogged while backlog is not empty */
 	h2o_timeout_entry_t retry;
 	uint32_t backoff_step;
 	enum link_logged logged;
@@ -159,7 +159,7 @@ struct ing_slot {
 	uint32_t msg_len;
 	struct ing_link *link;
 	uint32_t link_epoch;
-	h2o_req_t *req;      /* NULL once the client is gone */
+	h2o_req_t *req; /* NULL once the client is gone */
 	struct req_ref *ref;
 	uint64_t start_ns;
 	h2o_timeout_entry_t timeout;
@@ -173,8 +173,8 @@ struct ing_slot {
  */
 struct req_ref {
 	struct ingress *ing;
-	uint32_t slot;     /* valid while waiting */
-	bool waiting;      /* the slot still points at this request */
+	uint32_t slot;        /* valid while waiting */
+	bool waiting;         /* the slot still points at this request */
 	struct ing_buf *held; /* receive buffer the response body points into */
 };
 
@@ -242,7 +242,7 @@ struct ing_conn {
 };
 
 struct ing_waitfd {
-	int fd;      /* the fabric's */
+	int fd;             /* the fabric's */
 	h2o_socket_t *sock; /* over a dup of fd */
 	dev_t dev;
 	ino_t ino;
@@ -284,7 +284,7 @@ struct ingress {
 
 	struct ing_route *routes;
 	uint32_t nroutes;
-	uint32_t *route_order; /* route indexes, longest prefix first */
+	uint32_t *route_order;               /* route indexes, longest prefix first */
 	struct ing_route_stats *route_stats; /* nroutes + 1: the last one is "no route" */
 	h2o_timeout_t *route_timeouts;
 	uint32_t nroute_timeouts;
@@ -323,7 +323,7 @@ bool ing_is_head(const h2o_req_t *req);
 void ing_record(struct ingress *ing, uint32_t route, int status, uint64_t start_ns);
 void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len);
 void ing_reply(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns, int status,
-	       const char *body);
+               const char *body);
 
 /* bufs.c: a tenant's registered area, its free stack and the receives posted from it. */
 int ing_bufs_open(struct ingress *ing, struct ing_tenant *t);
@@ -338,16 +338,16 @@ void ing_rx_repost(struct ing_buf *b);
 void ing_slots_init(struct ingress *ing);
 bool ing_slot_available(const struct ingress *ing);
 struct ing_slot *ing_slot_alloc(struct ingress *ing, uint32_t route, uint64_t start_ns,
-				struct ing_buf *buf);
+                                struct ing_buf *buf);
 uint64_t ing_slot_id(const struct ingress *ing, const struct ing_slot *s);
 int ing_slot_lookup(struct ingress *ing, uint64_t request_id, struct ing_slot **out);
 void ing_slot_attach(struct ingress *ing, struct ing_slot *s, h2o_req_t *req, struct req_ref *ref,
-		     h2o_timeout_t *timeout);
+                     h2o_timeout_t *timeout);
 void ing_slot_detach(struct ingress *ing, struct req_ref *ref);
 void ing_slot_release(struct ingress *ing, struct ing_slot *s);
 void ing_slot_fail(struct ingress *ing, struct ing_slot *s, int status, const char *body);
 uint32_t ing_slots_fail_link(struct ingress *ing, const struct ing_link *l, uint32_t epoch,
-			     int status, const char *body);
+                             int status, const char *body);
 void ing_fail_all(struct ingress *ing, int status, const char *body);
 
 /* links.c: fabric links, dispatch, backlogs, callbacks, wait fds. */

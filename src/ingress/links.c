@@ -34,10 +34,10 @@ static void link_log_down(struct ing_link *l, bool was_up, int err)
 	const struct pd_config_node *n = &l->ing->cfg->nodes[l->node_idx];
 	if (was_up)
 		PD_LOG_WARN(LOG_COMP, err, "lost node %s (%s:%u) for tenant %s; reconnecting",
-			    n->name, n->address, n->port, l->tenant->cfg->name);
+		            n->name, n->address, n->port, l->tenant->cfg->name);
 	else
 		PD_LOG_WARN(LOG_COMP, err, "cannot reach node %s (%s:%u) for tenant %s; retrying",
-			    n->name, n->address, n->port, l->tenant->cfg->name);
+		            n->name, n->address, n->port, l->tenant->cfg->name);
 }
 
 static void link_connect(struct ing_link *l)
@@ -46,7 +46,7 @@ static void link_connect(struct ing_link *l)
 	const struct pd_config_node *n = &ing->cfg->nodes[l->node_idx];
 	struct pd_fabric_conn *conn = NULL;
 	int rc = pd_fabric_connect(ing->fab, l->tenant->rx, n->address, n->port,
-				   (uint16_t)l->node_idx, l->credits, l, &conn);
+	                           (uint16_t)l->node_idx, l->credits, l, &conn);
 	ing->waitfds_dirty = true;
 	if (rc < 0) {
 		link_log_down(l, false, rc);
@@ -151,15 +151,16 @@ void ing_flush_backlogs(struct ingress *ing)
 		node = node->next;
 		while (l->up && !h2o_linklist_is_empty(&l->backlog) &&
 		       pd_fabric_conn_credits(l->conn) > 0) {
-			struct ing_slot *s = PD_CONTAINER_OF(l->backlog.next, struct ing_slot, queued);
+			struct ing_slot *s =
+			    PD_CONTAINER_OF(l->backlog.next, struct ing_slot, queued);
 			int rc = send_slot(l, s);
 			if (rc == -EAGAIN)
 				break;
 			backlog_unlink(l, s);
 			if (rc < 0)
 				ing_slot_fail(ing, s, rc == -ENOTCONN ? 503 : 502,
-					      rc == -ENOTCONN ? "no engine available\n"
-							      : "fabric send failed\n");
+				              rc == -ENOTCONN ? "no engine available\n"
+				                              : "fabric send failed\n");
 		}
 		if (h2o_linklist_is_empty(&l->backlog))
 			h2o_linklist_unlink(&l->backlogged);
@@ -207,7 +208,7 @@ static void on_send_done(void *app, void *send_ctx, int status)
 }
 
 static int on_connect_request(void *app, const struct pd_fabric_hello *hello,
-			      struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
+                              struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
 {
 	(void)app, (void)hello, (void)rx, (void)credits, (void)conn_ctx;
 	return -ECONNREFUSED; /* the ingress only connects out */
@@ -229,8 +230,8 @@ static void on_up(void *app, struct pd_fabric_conn *conn)
 		l->window = 1;
 	if (l->logged != LINK_LOGGED_UP) {
 		l->logged = LINK_LOGGED_UP;
-		PD_LOG_INFO(LOG_COMP, "connected to node %s for tenant %s (%u credits)", node_name(l),
-			    l->tenant->cfg->name, l->credits);
+		PD_LOG_INFO(LOG_COMP, "connected to node %s for tenant %s (%u credits)",
+		            node_name(l), l->tenant->cfg->name, l->credits);
 	}
 }
 
@@ -253,7 +254,8 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 
 	/* Requests the lost engine had taken will not come back from it: fail them now
 	 * rather than at their timeout. */
-	ing->stats.lost_on_link_down += ing_slots_fail_link(ing, l, lost_epoch, 502, "node failed\n");
+	ing->stats.lost_on_link_down +=
+	    ing_slots_fail_link(ing, l, lost_epoch, 502, "node failed\n");
 
 	/* Requests still waiting for a credit go to another engine of their route, or fail. */
 	h2o_linklist_t moved;
@@ -270,7 +272,8 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 		int rc = ing_dispatch(ing, s);
 		if (rc < 0)
 			ing_slot_fail(ing, s, rc == -ENOTCONN ? 503 : 502,
-				      rc == -ENOTCONN ? "no engine available\n" : "fabric send failed\n");
+			              rc == -ENOTCONN ? "no engine available\n"
+			                              : "fabric send failed\n");
 	}
 	link_schedule_retry(l);
 }
@@ -365,21 +368,22 @@ int ing_fabric_open(struct ingress *ing)
 		return -EINVAL;
 	}
 	struct pd_fabric_attr attr = {
-		.key = keyed > 0 ? cluster_key : NULL,
-		.provider = cfg->fabric.provider != NULL ? cfg->fabric.provider : "tcp",
-		.listen_host = NULL,
-		.local_id = PD_FABRIC_PEER_INGRESS | ORIGIN_ID,
-		.primitive = cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? PD_FABRIC_ONE_SIDED
-									    : PD_FABRIC_TWO_SIDED,
-		.cb = {
-			.on_recv = on_recv,
-			.on_recv_cancel = on_recv_cancel,
-			.on_send_done = on_send_done,
-			.on_connect_request = on_connect_request,
-			.on_up = on_up,
-			.on_down = on_down,
-		},
-		.app = ing,
+	    .key = keyed > 0 ? cluster_key : NULL,
+	    .provider = cfg->fabric.provider != NULL ? cfg->fabric.provider : "tcp",
+	    .listen_host = NULL,
+	    .local_id = PD_FABRIC_PEER_INGRESS | ORIGIN_ID,
+	    .primitive = cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? PD_FABRIC_ONE_SIDED
+	                                                                 : PD_FABRIC_TWO_SIDED,
+	    .cb =
+	        {
+	            .on_recv = on_recv,
+	            .on_recv_cancel = on_recv_cancel,
+	            .on_send_done = on_send_done,
+	            .on_connect_request = on_connect_request,
+	            .on_up = on_up,
+	            .on_down = on_down,
+	        },
+	    .app = ing,
 	};
 	int rc = pd_fabric_open(&attr, &ing->fab);
 	if (rc < 0) {
@@ -460,7 +464,8 @@ int ing_fabric_open(struct ingress *ing)
 		struct ing_link *l = &ing->links[i];
 		uint32_t c = l->tenant->rx_depth / l->tenant->nlinks;
 		l->credits = (uint16_t)(c < PD_FABRIC_CREDITS_MIN ? PD_FABRIC_CREDITS_MIN
-					: c > UINT16_MAX ? UINT16_MAX : c);
+		                        : c > UINT16_MAX          ? UINT16_MAX
+		                                                  : c);
 	}
 	return 0;
 }

@@ -8,8 +8,8 @@
 h2o_generator_t ing_final_generator = {NULL, NULL};
 
 static const double bucket_le[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-					   0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
-					   1,      2.5,     5,      10};
+                                           0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                           1,      2.5,     5,      10};
 
 const char *ing_reason_phrase(int status)
 {
@@ -78,7 +78,7 @@ void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len)
 	req->res.status = status;
 	req->res.reason = ing_reason_phrase(status);
 	h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-		       H2O_STRLIT("text/plain; charset=utf-8"));
+	               H2O_STRLIT("text/plain; charset=utf-8"));
 	req->res.content_length = len;
 	h2o_start_response(req, &ing_final_generator);
 	h2o_iovec_t buf = h2o_iovec_init(body, len);
@@ -90,7 +90,7 @@ void ing_send_text(h2o_req_t *req, int status, const char *body, size_t len)
 
 /* A platform answer, counted under route. */
 void ing_reply(struct ingress *ing, h2o_req_t *req, uint32_t route, uint64_t start_ns, int status,
-	       const char *body)
+               const char *body)
 {
 	ing_send_text(req, status, body, strlen(body));
 	ing_record(ing, route, status, start_ns);

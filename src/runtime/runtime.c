@@ -78,8 +78,8 @@ static void fail(const char *what, int err)
 {
 	if (err < 0)
 		err = -err;
-	fprintf(stderr, "palladium function %d: %s%s%s\n", (int)getpid(), what,
-		err ? ": " : "", err ? strerror(err) : "");
+	fprintf(stderr, "palladium function %d: %s%s%s\n", (int)getpid(), what, err ? ": " : "",
+	        err ? strerror(err) : "");
 }
 
 /* ---------------------------------------------------------------- request accessors */
@@ -166,7 +166,7 @@ static struct pd_msg_hdr *ensure_out(pd_response *res)
 	}
 	pd_pool_set(&rt.pool, res->out_idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
 	atomic_store_explicit(&rt.pool.ctl[res->out_idx].since_ns, pd_now_ns(),
-			      memory_order_relaxed);
+	                      memory_order_relaxed);
 	res->out = pd_pool_buf(&rt.pool, res->out_idx);
 	return res->out;
 }
@@ -290,7 +290,7 @@ static void to_engine(uint32_t idx)
 		return;
 	}
 	atomic_fetch_add_explicit(&rt.pool.inst_status[rt.cfg.slot]->push_failures, 1,
-				  memory_order_relaxed);
+	                          memory_order_relaxed);
 	pd_pool_set(&rt.pool, idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
 	/* If the free list will not take it either, it stays IN_FUNCTION here: the engine
 	 * takes it back as from a hung instance. */
@@ -311,7 +311,8 @@ static bool to_local(uint32_t idx, uint16_t fn)
 	for (int k = 0; k < n; k++) {
 		int i = cand[(start + (unsigned)k) % (unsigned)n];
 		uint16_t slot = rt.cfg.inst[i].slot;
-		atomic_store_explicit(&rt.pool.ctl[idx].since_ns, pd_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&rt.pool.ctl[idx].since_ns, pd_now_ns(),
+		                      memory_order_relaxed);
 		pd_pool_set(&rt.pool, idx, slot, PD_BUF_IN_RING);
 		if (pd_ring_push(&rt.pool.inst_ring[slot], idx) == 0) {
 			pd_ring_notify(&rt.pool.inst_ring[slot], rt.inst_efd[i]);
@@ -371,8 +372,8 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 	pd_request req;
 
 	uint64_t now = pd_now_ns();
-	uint64_t queued_since = atomic_load_explicit(&pool->ctl[in_idx].since_ns,
-						     memory_order_relaxed);
+	uint64_t queued_since =
+	    atomic_load_explicit(&pool->ctl[in_idx].since_ns, memory_order_relaxed);
 	pd_pool_set(pool, in_idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
 	atomic_store_explicit(&pool->ctl[in_idx].since_ns, now, memory_order_relaxed);
 	pd_msg_hdr_snapshot(&req.hdr, in);
@@ -506,8 +507,8 @@ static void *worker(void *arg)
 		if (pd_ring_pop(ring, &v) == 0) {
 			pd_waiter_work(&waiter, pd_now_ns());
 			uint32_t state = pd_pool_index_ok(&rt.pool, v)
-						 ? atomic_load(&rt.pool.ctl[v].state)
-						 : PD_BUF_STATE_COUNT;
+			                     ? atomic_load(&rt.pool.ctl[v].state)
+			                     : PD_BUF_STATE_COUNT;
 			if (state != PD_BUF_IN_RING) {
 				atomic_fetch_add_explicit(&st->bad_input, 1, memory_order_relaxed);
 				continue;
@@ -527,7 +528,8 @@ static void *worker(void *arg)
 static int attach(void)
 {
 	const char *name = getenv(PD_ENGINE_SOCKET_ENV);
-	if (name == NULL || name[0] == '\0' || strlen(name) >= sizeof(((struct sockaddr_un *)0)->sun_path) - 1) {
+	if (name == NULL || name[0] == '\0' ||
+	    strlen(name) >= sizeof(((struct sockaddr_un *)0)->sun_path) - 1) {
 		fail("not started by a Palladium engine (" PD_ENGINE_SOCKET_ENV " is not set)", 0);
 		return -EINVAL;
 	}
@@ -557,8 +559,10 @@ static int attach(void)
 		char buf[CMSG_SPACE(sizeof(int) * (PD_ATTACH_FIXED_FDS + PD_MAX_INSTANCES))];
 	} cbuf;
 	struct iovec iov = {.iov_base = &rt.cfg, .iov_len = sizeof(rt.cfg)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
-			    .msg_controllen = sizeof(cbuf.buf)};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = cbuf.buf,
+	                    .msg_controllen = sizeof(cbuf.buf)};
 	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 	if (n != (ssize_t)sizeof(rt.cfg) || rt.cfg.magic != PD_ATTACH_MAGIC ||
 	    rt.cfg.version != PD_ATTACH_VERSION) {
@@ -655,7 +659,7 @@ PD_API int pd_serve(int argc, char **argv, pd_handler handler, void *arg)
 		 * counts on: stop those that started and exit, and the engine restarts us. */
 		char what[96];
 		snprintf(what, sizeof(what), "only %u of %u handler threads started: exiting",
-			 started, nthreads);
+		         started, nthreads);
 		fail(what, 0);
 		status = 1;
 		goto stop_threads;

@@ -47,7 +47,7 @@ struct pd_attach_reply {
 	uint16_t function;
 	uint16_t slot; /* this instance's slot */
 	uint16_t threads;
-	uint64_t spin_ns;   /* the most an idle worker polls */
+	uint64_t spin_ns;    /* the most an idle worker polls */
 	uint32_t poll_fixed; /* 1: poll spin_ns every idle spell (engine.poll: fixed) */
 	uint32_t reserved;
 	struct pd_pool_attr pool;

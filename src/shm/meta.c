@@ -42,7 +42,7 @@ static void put32(uint8_t *p, uint32_t v)
 }
 
 int pd_meta_add(struct pd_meta_writer *w, const char *name, size_t name_len, const char *value,
-		size_t value_len)
+                size_t value_len)
 {
 	if (w->overflow)
 		return -ENOSPC;

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-	       "the message header is little-endian; big-endian hosts are not supported");
+               "the message header is little-endian; big-endian hosts are not supported");
 
 #define PD_MSG_MAGIC 0x314d4450u /* "PDM1" */
 #define PD_MSG_VERSION 1u
@@ -29,10 +29,10 @@ struct pd_msg_hdr {
 	uint32_t magic;
 	uint16_t version;
 	uint16_t flags;
-	uint16_t tenant; /* index in the cluster config */
-	uint16_t route;  /* index in the cluster config */
-	uint16_t hop;    /* index in the route's chain of the function to run next */
-	uint16_t status; /* HTTP status of a response */
+	uint16_t tenant;     /* index in the cluster config */
+	uint16_t route;      /* index in the cluster config */
+	uint16_t hop;        /* index in the route's chain of the function to run next */
+	uint16_t status;     /* HTTP status of a response */
 	uint64_t request_id; /* ingress request table: slot (low 32) | generation (high 32) */
 	uint16_t origin;     /* ingress id the response goes back to */
 	uint16_t reserved0;
@@ -93,7 +93,7 @@ struct pd_meta_entry {
 void pd_meta_writer_init(struct pd_meta_writer *w, void *base, size_t cap);
 /* Append one pair; on overflow sets w->overflow and returns -ENOSPC. */
 int pd_meta_add(struct pd_meta_writer *w, const char *name, size_t name_len, const char *value,
-		size_t value_len);
+                size_t value_len);
 /* Final length in bytes (0 if nothing was added), or -ENOSPC after an overflow. */
 int64_t pd_meta_finish(struct pd_meta_writer *w);
 

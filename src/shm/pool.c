@@ -115,7 +115,7 @@ static void format(struct pd_pool *pool, const struct layout *l)
 	for (uint32_t i = 0; i < pool->attr.ninst; i++) {
 		memset(pool->inst_status[i], 0, INST_STATUS_SIZE);
 		pd_ring_format(pool->base + l->inst_off + i * l->inst_stride + INST_STATUS_SIZE,
-			       pool->attr.ring_size);
+		               pool->attr.ring_size);
 	}
 	for (uint32_t i = 0; i < l->nbuffers; i++) {
 		atomic_init(&pool->ctl[i].owner, PD_OWNER_NONE);
@@ -237,8 +237,7 @@ int pd_pool_alloc(struct pd_pool *pool, uint32_t owner, uint32_t *idx)
 		if (!pd_pool_index_ok(pool, v))
 			continue;
 		uint32_t expected = PD_BUF_FREE;
-		if (!atomic_compare_exchange_strong(&pool->ctl[v].state, &expected,
-						    PD_BUF_ENGINE))
+		if (!atomic_compare_exchange_strong(&pool->ctl[v].state, &expected, PD_BUF_ENGINE))
 			continue;
 		atomic_store_explicit(&pool->ctl[v].owner, owner, memory_order_relaxed);
 		*idx = (uint32_t)v;

@@ -48,10 +48,10 @@ struct pd_inst_status {
 	_Alignas(64) _Atomic uint64_t busy_since_ns; /* 0 when idle */
 	_Atomic uint64_t busy_request_id;
 	_Atomic uint64_t handled;
-	_Atomic uint64_t bad_input; /* descriptors it refused */
-	_Atomic uint64_t copied_bytes; /* payload bytes the runtime copied (stays 0) */
-	_Atomic uint64_t meta_bytes;   /* metadata bytes the runtime copied forward */
-	_Atomic uint64_t expired;      /* requests dropped: waited past their timeout */
+	_Atomic uint64_t bad_input;     /* descriptors it refused */
+	_Atomic uint64_t copied_bytes;  /* payload bytes the runtime copied (stays 0) */
+	_Atomic uint64_t meta_bytes;    /* metadata bytes the runtime copied forward */
+	_Atomic uint64_t expired;       /* requests dropped: waited past their timeout */
 	_Atomic uint64_t push_failures; /* messages no ring would take: dropped, buffer freed */
 };
 
@@ -133,7 +133,7 @@ static inline struct pd_msg_hdr *pd_pool_buf(const struct pd_pool *pool, uint32_
 int64_t pd_pool_index_of(const struct pd_pool *pool, const void *p);
 
 static inline void pd_pool_set(struct pd_pool *pool, uint32_t idx, uint32_t owner,
-			       enum pd_buf_state state)
+                               enum pd_buf_state state)
 {
 	atomic_store_explicit(&pool->ctl[idx].owner, owner, memory_order_relaxed);
 	atomic_store_explicit(&pool->ctl[idx].state, state, memory_order_release);

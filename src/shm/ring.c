@@ -60,8 +60,8 @@ int pd_ring_push(struct pd_ring *r, uint64_t value)
 		int64_t dif = (int64_t)(seq - pos);
 		if (dif == 0) {
 			if (atomic_compare_exchange_weak_explicit(&r->sh->enqueue_pos, &pos,
-								  pos + 1, memory_order_relaxed,
-								  memory_order_relaxed)) {
+			                                          pos + 1, memory_order_relaxed,
+			                                          memory_order_relaxed)) {
 				cell->value = value;
 				atomic_store_explicit(&cell->seq, pos + 1, memory_order_release);
 				return 0;
@@ -84,11 +84,11 @@ int pd_ring_pop(struct pd_ring *r, uint64_t *value)
 		int64_t dif = (int64_t)(seq - (pos + 1));
 		if (dif == 0) {
 			if (atomic_compare_exchange_weak_explicit(&r->sh->dequeue_pos, &pos,
-								  pos + 1, memory_order_relaxed,
-								  memory_order_relaxed)) {
+			                                          pos + 1, memory_order_relaxed,
+			                                          memory_order_relaxed)) {
 				*value = cell->value;
 				atomic_store_explicit(&cell->seq, pos + r->mask + 1,
-						      memory_order_release);
+				                      memory_order_release);
 				return 0;
 			}
 		} else if (dif < 0) {

@@ -69,8 +69,8 @@ static inline struct pd_waiter_attr pd_waiter_attr_default(uint64_t max_poll_ns,
 	    .max_poll_ns = max_poll_ns,
 	    .fixed = false,
 	    .wake_ns = PD_WAITER_WAKE_NS,
-	    .wake_value_ns = (own_core ? PD_WAITER_OWN_CORE_VALUE : PD_WAITER_SHARED_VALUE) *
-	                     PD_WAITER_WAKE_NS,
+	    .wake_value_ns =
+	        (own_core ? PD_WAITER_OWN_CORE_VALUE : PD_WAITER_SHARED_VALUE) * PD_WAITER_WAKE_NS,
 	    .own_core = own_core,
 	};
 }

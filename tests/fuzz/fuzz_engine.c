@@ -17,16 +17,16 @@
 #include <unistd.h>
 
 static const char cluster[] =
-	"nodes: [ { name: n, address: \"127.0.0.1\", port: 7999 } ]\n"
-	"tenants:\n"
-	"  - { name: hostile, pool: 1MiB, buffer_size: 4KiB }\n"
-	"  - { name: victim, pool: 1MiB, buffer_size: 4KiB }\n"
-	"functions:\n"
-	"  - { name: fh, tenant: hostile, exec: /bin/true, node: n, instances: 2 }\n"
-	"  - { name: fv, tenant: victim, exec: /bin/true, node: n }\n"
-	"routes:\n"
-	"  - { path: /h, tenant: hostile, chain: [fh, fh] }\n"
-	"  - { path: /v, tenant: victim, chain: [fv] }\n";
+    "nodes: [ { name: n, address: \"127.0.0.1\", port: 7999 } ]\n"
+    "tenants:\n"
+    "  - { name: hostile, pool: 1MiB, buffer_size: 4KiB }\n"
+    "  - { name: victim, pool: 1MiB, buffer_size: 4KiB }\n"
+    "functions:\n"
+    "  - { name: fh, tenant: hostile, exec: /bin/true, node: n, instances: 2 }\n"
+    "  - { name: fv, tenant: victim, exec: /bin/true, node: n }\n"
+    "routes:\n"
+    "  - { path: /h, tenant: hostile, chain: [fh, fh] }\n"
+    "  - { path: /v, tenant: victim, chain: [fv] }\n";
 
 static struct pd_config *cfg;
 static struct engine eng;
@@ -38,10 +38,10 @@ static void tenant_setup(struct tenant_rt *t, uint16_t ti, uint16_t ninst)
 	t->tenant = ti;
 	t->conf = &cfg->tenants[ti];
 	struct pd_pool_attr attr = {.tenant = ti,
-				    .pool_size = t->conf->pool,
-				    .buffer_size = (uint32_t)t->conf->buffer_size,
-				    .ring_size = 16,
-				    .ninst = ninst};
+	                            .pool_size = t->conf->pool,
+	                            .buffer_size = (uint32_t)t->conf->buffer_size,
+	                            .ring_size = 16,
+	                            .ninst = ninst};
 	if (pd_pool_create(&attr, "fuzz", &t->pool) != 0)
 		abort();
 	t->ninst = ninst;
@@ -173,9 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sh[take(&c, 1) % 160] = (uint8_t)take(&c, 1);
 			break;
 		}
-		default: /* let the engine work now and then */
-			route_drain_ring(&eng, t);
-			break;
+		default: /* let the engine work now and then */ route_drain_ring(&eng, t); break;
 		}
 	}
 	route_drain_ring(&eng, t);

@@ -86,9 +86,7 @@ static int handler(const pd_request *req, pd_response *res, void *arg)
 			}
 			break;
 		}
-		case 2:
-			pd_response_forward(res);
-			break;
+		case 2: pd_response_forward(res); break;
 		case 3: { /* a header, value from the input */
 			char value[200];
 			size_t m = take(c, 1) % sizeof(value);
@@ -98,11 +96,8 @@ static int handler(const pd_request *req, pd_response *res, void *arg)
 			pd_response_set_header(res, names[take(c, 1) % 6], value);
 			break;
 		}
-		case 4:
-			pd_response_set_status(res, (int)take(c, 2));
-			break;
-		case 5:
-			return pd_response_error(res, (int)(take(c, 2) % 700), "fuzzed error\n");
+		case 4: pd_response_set_status(res, (int)take(c, 2)); break;
+		case 5: return pd_response_error(res, (int)(take(c, 2) % 700), "fuzzed error\n");
 		case 6: { /* rewrite the input buffer's header while the runtime works on it */
 			uint8_t *h = (uint8_t *)(uintptr_t)(in - PD_MSG_HDR_SIZE);
 			unsigned off = take(c, 1) % PD_MSG_HDR_SIZE, len = take(c, 1) % 16;
@@ -120,8 +115,7 @@ static int handler(const pd_request *req, pd_response *res, void *arg)
 			pd_response_commit(res, cap);
 			break;
 		}
-		case 8:
-			return (int)take(c, 1) % 2;
+		case 8: return (int)take(c, 1) % 2;
 		default: { /* scribble on the input's own metadata and body */
 			uint8_t *b = (uint8_t *)(uintptr_t)in;
 			size_t off = take(c, 2) % (FUZZ_BUF - PD_MSG_HDR_SIZE);

@@ -78,7 +78,7 @@ static void on_send_done(void *app, void *send_ctx, int status)
 }
 
 static int on_connect_request(void *app, const struct pd_fabric_hello *hello,
-			      struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
+                              struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
 {
 	(void)app, (void)hello, (void)rx, (void)credits, (void)conn_ctx;
 	return -ECONNREFUSED; /* no listener anyway */
@@ -270,7 +270,8 @@ int main(int argc, char **argv)
 	}
 
 	size_t area_len = (size_t)NBUFS * BUF_SIZE;
-	char *area = mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *area =
+	    mmap(NULL, area_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	struct pd_fabric_mr *mr = NULL;
 	struct pd_fabric_rx *rx = NULL;
 	struct pd_fabric_conn *conn = NULL;
@@ -335,7 +336,8 @@ int main(int argc, char **argv)
 	}
 
 	if (!p.done) {
-		printf("fabric_probe: no answer from %s:%lu within %lu ms\n", host, port, timeout_ms);
+		printf("fabric_probe: no answer from %s:%lu within %lu ms\n", host, port,
+		       timeout_ms);
 		status = 2;
 	} else if (p.outcome == 1) {
 		printf("fabric_probe: accepted by %s:%lu (version %lu)\n", host, port, version);

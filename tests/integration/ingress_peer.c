@@ -141,9 +141,9 @@ static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_
 	}
 	uint16_t status = 200, flags = PD_MSG_F_RESPONSE;
 	static const char *const normal[] = {"x-peer", "1", "content-type", "text/plain"};
-	static const char *const hop[] = {"x-peer",     "1",     "connection", "close",
-					  "keep-alive", "5",     "Transfer-Encoding", "chunked",
-					  "X-Mixed-Case", "yes", "bad header", "x"};
+	static const char *const hop[] = {"x-peer",       "1",   "connection",        "close",
+	                                  "keep-alive",   "5",   "Transfer-Encoding", "chunked",
+	                                  "X-Mixed-Case", "yes", "bad header",        "x"};
 	const char *const *kv = normal;
 	size_t nkv = PD_ARRAY_SIZE(normal);
 	if (n >= 3 && memcmp(body, "ERR", 3) == 0) {
@@ -189,7 +189,7 @@ static void on_send_done(void *app, void *send_ctx, int status)
 }
 
 static int on_connect_request(void *app, const struct pd_fabric_hello *hello,
-			      struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
+                              struct pd_fabric_rx **rx, uint16_t *credits, void **conn_ctx)
 {
 	struct peer *p = app;
 	if (hello->tenant >= p->cfg->tenants_count || p->tenants[hello->tenant].rx == NULL)
@@ -199,7 +199,8 @@ static int on_connect_request(void *app, const struct pd_fabric_hello *hello,
 	const char *env = getenv("PEER_CREDITS");
 	long c = env != NULL ? strtol(env, NULL, 10) : PEER_DEPTH / 2;
 	*credits = (uint16_t)(c < PD_FABRIC_CREDITS_MIN ? PD_FABRIC_CREDITS_MIN
-			      : c > PEER_DEPTH / 2 ? PEER_DEPTH / 2 : c);
+	                      : c > PEER_DEPTH / 2      ? PEER_DEPTH / 2
+	                                                : c);
 	*conn_ctx = NULL;
 	return 0;
 }
@@ -208,7 +209,7 @@ static void on_up(void *app, struct pd_fabric_conn *conn)
 {
 	(void)app;
 	fprintf(stderr, "ingress_peer: peer %u tenant %u up\n", pd_fabric_conn_peer(conn),
-		pd_fabric_conn_tenant(conn));
+	        pd_fabric_conn_tenant(conn));
 }
 
 static void on_down(void *app, struct pd_fabric_conn *conn, int err)
@@ -232,19 +233,19 @@ static void on_down(void *app, struct pd_fabric_conn *conn, int err)
 	}
 	p->nlate = k;
 	fprintf(stderr, "ingress_peer: peer %u down: %s\n", pd_fabric_conn_peer(conn),
-		strerror(-err));
+	        strerror(-err));
 }
 
 static int run_peer(struct peer *p, uint32_t node, pid_t child, int sfd)
 {
 	const struct pd_config *cfg = p->cfg;
 	struct pd_fabric_attr attr = {
-		.provider = cfg->fabric.provider ? cfg->fabric.provider : "tcp",
-		.listen_host = cfg->nodes[node].address,
-		.listen_port = cfg->nodes[node].port,
-		.local_id = (uint16_t)node,
-		.cb = {on_recv, on_recv_cancel, on_send_done, on_connect_request, on_up, on_down},
-		.app = p,
+	    .provider = cfg->fabric.provider ? cfg->fabric.provider : "tcp",
+	    .listen_host = cfg->nodes[node].address,
+	    .listen_port = cfg->nodes[node].port,
+	    .local_id = (uint16_t)node,
+	    .cb = {on_recv, on_recv_cancel, on_send_done, on_connect_request, on_up, on_down},
+	    .app = p,
 	};
 	int rc = pd_fabric_open(&attr, &p->fab);
 	if (rc < 0) {
@@ -257,7 +258,7 @@ static int run_peer(struct peer *p, uint32_t node, pid_t child, int sfd)
 		t->buf_size = cfg->tenants[i].buffer_size;
 		t->region_len = (size_t)PEER_BUFS * t->buf_size;
 		t->region = mmap(NULL, t->region_len, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (t->region == MAP_FAILED)
 			return -ENOMEM;
 		if ((rc = pd_fabric_mr_reg(p->fab, t->region, t->region_len, &t->mr)) < 0 ||
@@ -273,7 +274,7 @@ static int run_peer(struct peer *p, uint32_t node, pid_t child, int sfd)
 		}
 	}
 	fprintf(stderr, "ingress_peer: node %u listening on %s:%u\n", node, attr.listen_host,
-		attr.listen_port);
+	        attr.listen_port);
 
 	int status = 0; /* engine only: exits 0 */
 	bool stopping = false;
@@ -316,7 +317,7 @@ static int run_peer(struct peer *p, uint32_t node, pid_t child, int sfd)
 	}
 out:
 	fprintf(stderr, "ingress_peer: answered %lu, dropped %lu\n", (unsigned long)p->answered,
-		(unsigned long)p->dropped);
+	        (unsigned long)p->dropped);
 	pd_fabric_close(p->fab);
 	for (uint32_t i = 0; i < cfg->tenants_count; i++)
 		munmap(p->tenants[i].region, p->tenants[i].region_len);
@@ -324,7 +325,7 @@ out:
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	fprintf(stderr, "ingress_peer: ingress died of signal %d\n",
-		WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	        WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	return 1;
 }
 

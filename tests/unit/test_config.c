@@ -1383,19 +1383,13 @@ static bool cell_has(const char *cell, const char *what, bool ticks)
 static void format_value(const struct pd_config_key *k, uint64_t v, char *buf, size_t size)
 {
 	switch (k->type) {
-	case PD_CONFIG_SIZE:
-		pd_config_format_size(buf, size, v);
-		return;
+	case PD_CONFIG_SIZE: pd_config_format_size(buf, size, v); return;
 	case PD_CONFIG_RATE:
 		pd_config_format_size(buf, size, v);
 		strncat(buf, "/s", size - strlen(buf) - 1);
 		return;
-	case PD_CONFIG_DURATION:
-		pd_config_format_duration(buf, size, v);
-		return;
-	default:
-		snprintf(buf, size, "%llu", (unsigned long long)v);
-		return;
+	case PD_CONFIG_DURATION: pd_config_format_duration(buf, size, v); return;
+	default: snprintf(buf, size, "%llu", (unsigned long long)v); return;
 	}
 }
 

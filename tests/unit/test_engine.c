@@ -16,9 +16,8 @@
 
 /* Pool sizes in buffers: tiny (below the config's 64), around the 1/4 and 1024 bounds,
  * and large. */
-static const uint32_t pools[] = {1,   2,    6,    8,    15,    16,    31,    35,    48,
-				 63,  64,   96,   128,  383,   384,   1000,  4095,  4096,
-				 4097, 8191, 65536, 1u << 20};
+static const uint32_t pools[] = {1,  2,   6,   8,   15,   16,   31,   35,   48,   63,    64,
+                                 96, 128, 383, 384, 1000, 4095, 4096, 4097, 8191, 65536, 1u << 20};
 
 /* Every pool and link count a node can have (the ingress plus up to PD_MAX_NODES - 1
  * peers): the credits of all links together never exceed the receives posted, each link
@@ -38,19 +37,20 @@ static void credits_never_exceed_receives(void)
 				CHECK(links * PD_FABRIC_CREDITS_MIN > nbuf / 2);
 				if (rc != -ENOBUFS || links * PD_FABRIC_CREDITS_MIN <= nbuf / 2)
 					fprintf(stderr, "  pool %u links %u: refused (%d)\n", nbuf,
-						links, rc);
+					        links, rc);
 				continue;
 			}
 			bool ok = (uint64_t)credits * links <= depth &&
-				  credits >= PD_FABRIC_CREDITS_MIN && depth <= nbuf / 2;
+			          credits >= PD_FABRIC_CREDITS_MIN && depth <= nbuf / 2;
 			CHECK((uint64_t)credits * links <= depth);
 			CHECK(credits >= PD_FABRIC_CREDITS_MIN);
 			CHECK(depth <= nbuf / 2);
 			if (!ok)
-				fprintf(stderr,
-					"  pool %u links %u: %u receives, %u credits per link (%u in "
-					"all)\n",
-					nbuf, links, depth, credits, credits * links);
+				fprintf(
+				    stderr,
+				    "  pool %u links %u: %u receives, %u credits per link (%u in "
+				    "all)\n",
+				    nbuf, links, depth, credits, credits * links);
 		}
 	}
 }
@@ -93,11 +93,11 @@ static void no_links_is_an_error(void)
 static struct pd_msg_hdr valid_hdr(void)
 {
 	return (struct pd_msg_hdr){
-		.magic = PD_MSG_MAGIC,
-		.version = PD_MSG_VERSION,
-		.flags = PD_MSG_F_RESPONSE,
-		.payload_len = 100,
-		.resp_meta_len = 20,
+	    .magic = PD_MSG_MAGIC,
+	    .version = PD_MSG_VERSION,
+	    .flags = PD_MSG_F_RESPONSE,
+	    .payload_len = 100,
+	    .resp_meta_len = 20,
 	};
 }
 

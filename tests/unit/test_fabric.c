@@ -267,12 +267,8 @@ static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_
 		t->echoed++;
 		repost(n, ti, idx);
 		break;
-	case MSG_HOLD:
-		t->held[t->n_held++] = idx;
-		break;
-	default:
-		repost(n, ti, idx);
-		break;
+	case MSG_HOLD: t->held[t->n_held++] = idx; break;
+	default: repost(n, ti, idx); break;
 	}
 }
 

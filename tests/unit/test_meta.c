@@ -10,10 +10,10 @@
 static struct pd_msg_hdr good(void)
 {
 	return (struct pd_msg_hdr){.magic = PD_MSG_MAGIC,
-				   .version = PD_MSG_VERSION,
-				   .flags = PD_MSG_F_REQUEST,
-				   .payload_len = 100,
-				   .req_meta_len = 20};
+	                           .version = PD_MSG_VERSION,
+	                           .flags = PD_MSG_F_REQUEST,
+	                           .payload_len = 100,
+	                           .req_meta_len = 20};
 }
 
 static void test_header_checks(void)

@@ -18,7 +18,7 @@
 static struct pd_pool_attr attr(void)
 {
 	return (struct pd_pool_attr){
-		.tenant = 3, .pool_size = 4u << 20, .buffer_size = 16384, .ring_size = 64, .ninst = 4};
+	    .tenant = 3, .pool_size = 4u << 20, .buffer_size = 16384, .ring_size = 64, .ninst = 4};
 }
 
 static void test_geometry(void)

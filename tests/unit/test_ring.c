@@ -21,7 +21,7 @@
 static void *ring_mem(uint32_t cap)
 {
 	void *m = mmap(NULL, pd_ring_footprint(cap), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	pd_ring_format(m, cap);
 	return m;
 }

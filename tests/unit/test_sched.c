@@ -47,7 +47,7 @@ static void run(struct pd_sched *s, struct sim *sm, uint64_t sends)
 }
 
 static void setup(struct pd_sched *s, struct sim *sm, uint32_t n, const uint32_t *w,
-		  const uint64_t *lo, const uint64_t *hi)
+                  const uint64_t *lo, const uint64_t *hi)
 {
 	*sm = (struct sim){.n = n};
 	pd_sched_init(s, n, w, QUANTUM);
