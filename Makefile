@@ -37,9 +37,11 @@ endif
 run: build
 	./$(BUILD)/palladium up $(CONFIG)
 
-# Every suite in the normal build, unit + integration under ASan+UBSan, and a short
+# The format check (.clang-format; scripts/check-format --fix rewrites), every suite in
+# the normal build, unit + integration under ASan+UBSan, and a short
 # libFuzzer run of each fuzz target (clang).
 test: build $(ASAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
+	scripts/check-format
 	ninja -C $(ASAN_BUILD)
 	ninja -C $(FUZZ_BUILD) tests/fuzz/fuzz_engine tests/fuzz/fuzz_meta tests/fuzz/fuzz_runtime \
 		tests/fuzz/fuzz_ingress tests/fuzz/fuzz_http1_head
