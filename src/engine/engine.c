@@ -240,6 +240,7 @@ static void run_loop(struct engine *e)
 	struct epoll_event evs[32];
 	while (!e->stopping) {
 		uint64_t now = pd_now_ns();
+		e->now = now;
 		if (now >= next_tick) {
 			sup_tick(e, now);
 			peers_tick(e, now);
@@ -291,8 +292,11 @@ static void run_loop(struct engine *e)
 		int n = epoll_pwait2(e->epfd, evs, PD_ARRAY_SIZE(evs), &ts, NULL);
 		for (uint32_t i = 0; i < e->ntenants; i++)
 			pd_ring_sleep_end(&e->tenants[i].pool.engine_ring);
-		if (n > 0)
+		if (n > 0) {
+			/* It slept: what the events queue gets a fresh stamp. */
+			e->now = pd_now_ns();
 			handle_events(e, evs, n);
+		}
 	}
 }
 
@@ -430,6 +434,7 @@ int pd_engine_run(const struct pd_config *cfg, uint32_t node_idx)
 	            e->node_conf->address, e->node_conf->port, cfg->fabric.provider,
 	            cfg->fabric.primitive == PD_PRIMITIVE_ONE_SIDED ? "one-sided" : "two-sided",
 	            e->ntenants);
+	e->now = pd_now_ns();
 	sup_start_all(e);
 	peers_tick(e, pd_now_ns());
 	run_loop(e);

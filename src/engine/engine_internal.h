@@ -151,6 +151,7 @@ struct engine {
 	int16_t tenant_map[PD_MAX_TENANTS]; /* global tenant -> index in tenants, -1 */
 	bool stopping;
 	struct pd_waiter waiter; /* when the idle loop polls and when it sleeps */
+	uint64_t now;            /* the loop's clock reading, for stamping buffers */
 	struct pd_sched sched;
 	struct pd_pacer pacer; /* engine.link_rate */
 	uint64_t paced;        /* times the pacer held sends back */

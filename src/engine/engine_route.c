@@ -96,7 +96,7 @@ void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx, const st
 		tx_send_to(e, t, idx, p->node);
 		return;
 	}
-	atomic_store_explicit(&t->pool.ctl[idx].since_ns, pd_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&t->pool.ctl[idx].since_ns, e->now, memory_order_relaxed);
 	pd_pool_set(&t->pool, idx, in->slot, PD_BUF_IN_RING);
 	if (pd_ring_push(&t->pool.inst_ring[in->slot], idx) != 0) {
 		pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_ENGINE);

@@ -134,7 +134,7 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 void tx_send_to(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest)
 {
 	t->dest[idx] = dest;
-	atomic_store_explicit(&t->pool.ctl[idx].since_ns, pd_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&t->pool.ctl[idx].since_ns, e->now, memory_order_relaxed);
 	pend_push(t, queue_of(t, dest), idx);
 	pd_sched_wake(&e->sched, (uint32_t)(t - e->tenants));
 }

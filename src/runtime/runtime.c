@@ -363,7 +363,8 @@ static void forward(uint32_t idx, bool request, uint16_t next_fn)
  * another process (or the handler) may rewrite at any time: its header is copied once
  * (req.hdr), checked, and only that copy is used from then on.
  */
-static void handle_one(uint32_t in_idx, pd_response *res)
+/* Run the handler on buffer in_idx, popped at now. */
+static void handle_one(uint32_t in_idx, pd_response *res, uint64_t now)
 {
 	struct pd_pool *pool = &rt.pool;
 	struct pd_inst_status *st = pool->inst_status[rt.cfg.slot];
@@ -371,7 +372,6 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 	struct pd_msg_hdr *in = pd_pool_buf(pool, in_idx);
 	pd_request req;
 
-	uint64_t now = pd_now_ns();
 	uint64_t queued_since =
 	    atomic_load_explicit(&pool->ctl[in_idx].since_ns, memory_order_relaxed);
 	pd_pool_set(pool, in_idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
@@ -418,10 +418,7 @@ static void handle_one(uint32_t in_idx, pd_response *res)
 	res->err_len = 0;
 	pd_meta_writer_init(&res->headers, res->header_buf, sizeof(res->header_buf));
 
-	atomic_store_explicit(&st->busy_request_id, req.hdr.request_id, memory_order_relaxed);
-	atomic_store_explicit(&st->busy_since_ns, pd_now_ns(), memory_order_relaxed);
 	int rc = rt.handler(&req, res, rt.arg);
-	atomic_store_explicit(&st->busy_since_ns, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->handled, 1, memory_order_relaxed);
 
 	if (rc != 0 && !res->error && res->status < 400)
@@ -505,7 +502,8 @@ static void *worker(void *arg)
 	while (!atomic_load(&rt.stopping)) {
 		uint64_t v;
 		if (pd_ring_pop(ring, &v) == 0) {
-			pd_waiter_work(&waiter, pd_now_ns());
+			uint64_t now = pd_now_ns();
+			pd_waiter_work(&waiter, now);
 			uint32_t state = pd_pool_index_ok(&rt.pool, v)
 			                     ? atomic_load(&rt.pool.ctl[v].state)
 			                     : PD_BUF_STATE_COUNT;
@@ -513,7 +511,7 @@ static void *worker(void *arg)
 				atomic_fetch_add_explicit(&st->bad_input, 1, memory_order_relaxed);
 				continue;
 			}
-			handle_one((uint32_t)v, res);
+			handle_one((uint32_t)v, res, now);
 			continue;
 		}
 		int rc = pd_ring_wait(ring, self_efd, rt.stop_efd, &waiter, -1);

@@ -45,9 +45,7 @@ struct pd_buf_ctl {
 
 /* Per function instance, written by the instance, read (untrusted) by the engine. */
 struct pd_inst_status {
-	_Alignas(64) _Atomic uint64_t busy_since_ns; /* 0 when idle */
-	_Atomic uint64_t busy_request_id;
-	_Atomic uint64_t handled;
+	_Alignas(64) _Atomic uint64_t handled;
 	_Atomic uint64_t bad_input;     /* descriptors it refused */
 	_Atomic uint64_t copied_bytes;  /* payload bytes the runtime copied (stays 0) */
 	_Atomic uint64_t meta_bytes;    /* metadata bytes the runtime copied forward */

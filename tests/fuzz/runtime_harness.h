@@ -112,7 +112,7 @@ static inline uint32_t h_request(uint16_t route, uint16_t hop, const void *body,
 /* Run the runtime on buffer idx, as its worker thread would after popping it. */
 static inline void h_handle(uint32_t idx)
 {
-	handle_one(idx, h_res);
+	handle_one(idx, h_res, pd_now_ns());
 }
 
 /* Take one message the runtime sent: to the engine (ring 0) or to slot 1 (ring 1).
