@@ -29,13 +29,9 @@ static const char usage[] =
 struct pd_config *cli_load(const char *path)
 {
 	struct pd_config *cfg = NULL;
-	int rc = pd_config_load(path, &cfg, stderr);
-	if (rc == -EINVAL)
-		return NULL; /* the errors were printed with their positions */
-	if (rc != 0) {
-		fprintf(stderr, "palladium: %s: %s\n", path, strerror(-rc));
+	/* Every error, a file that cannot be read included, is printed by the loader. */
+	if (pd_config_load(path, &cfg, stderr) != 0)
 		return NULL;
-	}
 	return cfg;
 }
 

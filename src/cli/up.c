@@ -368,18 +368,21 @@ int cli_up(int argc, char **argv)
 		n++;
 	}
 	const char *example = cfg->routes_count > 0 ? cfg->routes[0].path : "/";
+	/* With ingress.tls the listener speaks HTTPS (curl needs the CA: --cacert). */
+	const char *scheme = cfg->ingress.tls.enabled ? "https" : "http";
 	if (plan != NULL)
 		printf("palladium: cluster %s is starting: %u node(s) in network namespaces "
-		       "%s*, ingress on http://%s in %s\n"
-		       "palladium: try   ip netns exec %s curl -s -d hello http://%s%s\n"
+		       "%s*, ingress on %s://%s in %s\n"
+		       "palladium: try   ip netns exec %s curl -s -d hello %s://%s%s\n"
 		       "palladium: Ctrl-C stops it\n",
-		       file, cfg->nodes_count, plan->prefix, cfg->ingress.listen, plan->comp[0].ns,
-		       plan->comp[0].ns, cfg->ingress.listen, example);
+		       file, cfg->nodes_count, plan->prefix, scheme, cfg->ingress.listen,
+		       plan->comp[0].ns, plan->comp[0].ns, scheme, cfg->ingress.listen, example);
 	else
-		printf("palladium: cluster %s is starting: %u node(s), ingress on http://%s\n"
-		       "palladium: try   curl -s -d hello http://%s%s\n"
+		printf("palladium: cluster %s is starting: %u node(s), ingress on %s://%s\n"
+		       "palladium: try   curl -s -d hello %s://%s%s\n"
 		       "palladium: Ctrl-C stops it\n",
-		       file, cfg->nodes_count, cfg->ingress.listen, cfg->ingress.listen, example);
+		       file, cfg->nodes_count, scheme, cfg->ingress.listen, scheme,
+		       cfg->ingress.listen, example);
 	fflush(stdout);
 
 	/* Until SIGINT or SIGTERM: restart what dies (see RESTART_BACKOFF_MS). */

@@ -4,7 +4,7 @@
  * an HTTP token, a value without control characters but tab. One rule for both
  * implementations of the function API (libpalladium and bench/knative's HTTP adapter).
  * The ingress checks names again with the same rule when they reach it from a pool, and
- * values only for what would break the response (src/ingress/request.c).
+ * values only for what would break the response (src/ingress/http.c).
  */
 #ifndef PD_COMMON_HTTP_TOKEN_H
 #define PD_COMMON_HTTP_TOKEN_H
