@@ -268,78 +268,108 @@ static void test_expire_fed_clock(void)
 
 /* ---- races ---- */
 
-#define RACE_ROUNDS 20000
+#define RACE_ROUNDS 1000
+#define RACE_CALLS 256 /* per round: the two threads sweep the slots in the same order */
 
 static struct pd_calltable race_table;
 static pthread_barrier_t race_start, race_end;
-static _Atomic uint64_t race_id;
-static int race_complete_ret[RACE_ROUNDS];
-static uint32_t race_expired[RACE_ROUNDS];
+static uint64_t race_ids[RACE_CALLS];
+static int race_complete_ret[RACE_CALLS];
+static uint8_t race_expired[RACE_CALLS]; /* by slot */
+static _Atomic uint32_t race_expired_count;
 
 static void *race_completer(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < RACE_ROUNDS; i++) {
+	for (int round = 0; round < RACE_ROUNDS; round++) {
 		pthread_barrier_wait(&race_start);
-		race_complete_ret[i] = pd_calltable_complete(&race_table, atomic_load(&race_id),
-		                                             PD_CALL_ANSWERED, (uint32_t)i);
+		for (uint32_t i = 0; i < RACE_CALLS; i++)
+			race_complete_ret[i] =
+			    pd_calltable_complete(&race_table, race_ids[i], PD_CALL_ANSWERED, i);
 		pthread_barrier_wait(&race_end);
 	}
 	return NULL;
+}
+
+static void note_expired(void *arg, uint64_t id, uint32_t callee, uint32_t owner)
+{
+	(void)arg;
+	(void)callee;
+	(void)owner;
+	race_expired[(uint32_t)id]++;
 }
 
 static void *race_expirer(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < RACE_ROUNDS; i++) {
+	for (int round = 0; round < RACE_ROUNDS; round++) {
 		pthread_barrier_wait(&race_start);
-		race_expired[i] = pd_calltable_expire(&race_table, 1000, NULL, NULL);
+		atomic_store(&race_expired_count,
+		             pd_calltable_expire(&race_table, 1000, note_expired, NULL));
 		pthread_barrier_wait(&race_end);
 	}
 	return NULL;
 }
 
-/* A reply and the deadline at the same moment: exactly one of them wins, every time. */
+/*
+ * A reply and the deadline at the same moment: exactly one of them wins, every time. Each
+ * round one thread answers RACE_CALLS due calls while another expires them, both walking
+ * the slots upwards, so that they meet on the same slot again and again.
+ */
 static void test_complete_races_expire(void)
 {
 	pthread_t completer, expirer;
-	int answered = 0, timed_out = 0, bad = 0;
+	long answered = 0, timed_out = 0, bad = 0;
 
-	CHECK(pd_calltable_init(&race_table, 4) == 0);
+	CHECK(pd_calltable_init(&race_table, RACE_CALLS) == 0);
 	pthread_barrier_init(&race_start, NULL, 3);
 	pthread_barrier_init(&race_end, NULL, 3);
 	pthread_create(&completer, NULL, race_completer, NULL);
 	pthread_create(&expirer, NULL, race_expirer, NULL);
-	for (int i = 0; i < RACE_ROUNDS; i++) {
-		enum pd_call_state last = PD_CALL_FREE;
-		uint32_t buf = 0;
-		uint64_t id = 0;
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		uint32_t round_timed_out = 0;
 
-		if (pd_calltable_alloc(&race_table, 1, 1000, 0, &id) != 0)
-			bad++;
-		atomic_store(&race_id, id);
+		for (uint32_t i = 0; i < RACE_CALLS; i++) {
+			/* A fresh table hands out slots in order: race_ids[i] is slot i. */
+			if (pd_calltable_alloc(&race_table, 1, 1000, 0, &race_ids[i]) != 0 ||
+			    (uint32_t)race_ids[i] != i)
+				bad++;
+			race_expired[i] = 0;
+		}
 		pthread_barrier_wait(&race_start);
 		pthread_barrier_wait(&race_end);
-		if (pd_calltable_release(&race_table, id, &last, &buf) != 0)
+		for (uint32_t i = RACE_CALLS; i-- > 0;) {
+			enum pd_call_state last = PD_CALL_FREE;
+			uint32_t buf = 0;
+
+			if (pd_calltable_release(&race_table, race_ids[i], &last, &buf) != 0)
+				bad++;
+			if (race_complete_ret[i] == 0 && race_expired[i] == 0 &&
+			    last == PD_CALL_ANSWERED && buf == i) {
+				answered++;
+			} else if (race_complete_ret[i] == -ESTALE && race_expired[i] == 1 &&
+			           last == PD_CALL_TIMED_OUT && buf == PD_CALL_NO_BUF) {
+				timed_out++;
+				round_timed_out++;
+			} else if (bad++ < 5) {
+				fprintf(stderr,
+				        "  round %d call %u: complete %d, expired %u times, final "
+				        "state %d buffer %u\n",
+				        round, i, race_complete_ret[i], race_expired[i], (int)last,
+				        buf);
+			}
+		}
+		if (atomic_load(&race_expired_count) != round_timed_out)
 			bad++;
-		if (race_complete_ret[i] == 0 && race_expired[i] == 0 && last == PD_CALL_ANSWERED &&
-		    buf == (uint32_t)i)
-			answered++;
-		else if (race_complete_ret[i] == -ESTALE && race_expired[i] == 1 &&
-		         last == PD_CALL_TIMED_OUT && buf == PD_CALL_NO_BUF)
-			timed_out++;
-		else if (bad++ < 5)
-			fprintf(stderr,
-			        "  round %d: complete %d, expired %u, final state %d buffer %u\n",
-			        i, race_complete_ret[i], race_expired[i], (int)last, buf);
 	}
 	pthread_join(completer, NULL);
 	pthread_join(expirer, NULL);
 	pthread_barrier_destroy(&race_start);
 	pthread_barrier_destroy(&race_end);
-	printf("  %d rounds: reply won %d, deadline won %d\n", RACE_ROUNDS, answered, timed_out);
+	printf("  %d calls: reply won %ld, deadline won %ld\n", RACE_ROUNDS * RACE_CALLS, answered,
+	       timed_out);
 	CHECK(bad == 0);
-	CHECK(answered + timed_out == RACE_ROUNDS);
+	CHECK(answered + timed_out == (long)RACE_ROUNDS * RACE_CALLS);
 	pd_calltable_fini(&race_table);
 }
 
