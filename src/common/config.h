@@ -91,10 +91,13 @@ struct pd_config_function {
 	uint32_t nodes_count;
 	uint32_t instances; /* per node; default 1 */
 	uint32_t threads;   /* handler threads per instance; default 1 */
+	char **calls;       /* optional: the functions of its tenant it may call */
+	uint32_t calls_count;
 	/* Resolved by validation: */
 	uint32_t tenant_idx;
 	uint32_t node_idx[PD_MAX_NODES];
 	uint32_t node_idx_count;
+	uint32_t calls_idx[PD_MAX_CALLS]; /* indexes into functions[], calls_count of them */
 };
 
 struct pd_config_route {
@@ -130,6 +133,7 @@ struct pd_config_engine {
 	char *functions_dir;             /* where bare exec names are found; default: the
 	                                    "functions" folder beside the palladium binary */
 	uint64_t link_rate;              /* bytes/s the engine transmits at most; 0 = no cap */
+	uint32_t max_call_depth;         /* calls nested at most under one request; default 16 */
 };
 
 struct pd_config {

@@ -397,8 +397,13 @@ static bool valid_route_path(const char *path)
 	return true;
 }
 
-static void check_chain_entry(struct check *c, const struct pd_config_route *route, int tenant,
-                              const char *path, const char *name, uint32_t *idx)
+/*
+ * Resolves a function name of a chain or a calls list (at path) into *idx. tenant is the
+ * index of the route's or caller's tenant (-1: unknown, then any function's name does),
+ * tenant_name its name. An unknown function or one of another tenant is reported.
+ */
+static void check_function_ref(struct check *c, int tenant, const char *tenant_name,
+                               const char *path, const char *name, uint32_t *idx)
 {
 	struct pd_config *cfg = c->cfg;
 	char quoted[QUOTE_LEN], list[LIST_LEN] = "";
@@ -409,7 +414,7 @@ static void check_chain_entry(struct check *c, const struct pd_config_route *rou
 			const struct pd_config_function *other = &cfg->functions[k];
 
 			if (valid_name(other->name) &&
-			    (tenant < 0 || strcmp(other->tenant, route->tenant) == 0))
+			    (tenant < 0 || strcmp(other->tenant, tenant_name) == 0))
 				list_add(list, sizeof(list), other->name);
 		}
 		if (tenant < 0)
@@ -417,18 +422,58 @@ static void check_chain_entry(struct check *c, const struct pd_config_route *rou
 			     pd_config_quote(quoted, sizeof(quoted), name), list);
 		else if (list[0] == '\0')
 			fail(c, path, false, "unknown function %s (tenant \"%s\" has no functions)",
-			     pd_config_quote(quoted, sizeof(quoted), name), route->tenant);
+			     pd_config_quote(quoted, sizeof(quoted), name), tenant_name);
 		else
 			fail(c, path, false, "unknown function %s (functions of tenant \"%s\": %s)",
-			     pd_config_quote(quoted, sizeof(quoted), name), route->tenant, list);
+			     pd_config_quote(quoted, sizeof(quoted), name), tenant_name, list);
 		return;
 	}
 	*idx = (uint32_t)f;
 	if (tenant >= 0 && cfg->functions[f].tenant_idx != UINT32_MAX &&
 	    cfg->functions[f].tenant_idx != (uint32_t)tenant)
-		/* A chain runs in one tenant's pool; another tenant's function cannot see it. */
+		/*
+		 * A chain runs in one tenant's pool, and a call's request and answer live in
+		 * the caller's pool; another tenant's function cannot see it.
+		 */
 		fail(c, path, false, "function \"%s\" belongs to tenant \"%s\", not to \"%s\"",
-		     name, cfg->functions[f].tenant, route->tenant);
+		     name, cfg->functions[f].tenant, tenant_name);
+}
+
+/*
+ * functions[].calls, once every function's tenant is known: each name a function of the
+ * caller's tenant (itself included: recursion is bounded by engine.max_call_depth at run
+ * time), none twice.
+ */
+static void check_calls(struct check *c)
+{
+	struct pd_config *cfg = c->cfg;
+	char path[PATH_LEN], first_path[PATH_LEN], first[32];
+
+	for (uint32_t i = 0; i < cfg->functions_count; i++) {
+		struct pd_config_function *f = &cfg->functions[i];
+		int t = f->tenant_idx == UINT32_MAX ? -1 : (int)f->tenant_idx;
+
+		for (uint32_t j = 0; j < f->calls_count && j < PD_MAX_CALLS; j++) {
+			uint32_t k;
+
+			f->calls_idx[j] = UINT32_MAX;
+			at(path, "functions[%" PRIu32 "].calls[%" PRIu32 "]", i, j);
+			for (k = 0; k < j; k++)
+				if (strcmp(f->calls[k], f->calls[j]) == 0)
+					break;
+			if (k < j) {
+				fail(
+				    c, path, false, "function \"%s\" is listed twice (first at %s)",
+				    f->calls[j],
+				    mark_text(c,
+				              at(first_path,
+				                 "functions[%" PRIu32 "].calls[%" PRIu32 "]", i, k),
+				              first, sizeof(first)));
+				continue;
+			}
+			check_function_ref(c, t, f->tenant, path, f->calls[j], &f->calls_idx[j]);
+		}
+	}
 }
 
 static void check_routes(struct check *c)
@@ -478,7 +523,8 @@ static void check_routes(struct check *c)
 
 		for (uint32_t j = 0; j < route->chain_count && j < PD_MAX_CHAIN; j++) {
 			at(path, "routes[%" PRIu32 "].chain[%" PRIu32 "]", i, j);
-			check_chain_entry(c, route, t, path, route->chain[j], &route->chain_idx[j]);
+			check_function_ref(c, t, route->tenant, path, route->chain[j],
+			                   &route->chain_idx[j]);
 		}
 	}
 }
@@ -494,6 +540,7 @@ int pd_config_validate(struct pd_config *cfg, const struct pd_config_index *inde
 	check_nodes(&c);
 	check_tenants(&c);
 	check_functions(&c);
+	check_calls(&c);
 	check_routes(&c);
 	return c.err;
 }

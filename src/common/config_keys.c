@@ -224,6 +224,8 @@ const struct pd_config_key pd_config_keys[] = {
      .doc = "where bare exec names are found"},
     {"link_rate", RATE, ENGINE(link_rate), .min = 1 * MiB, .max = 1024 * GiB, .dflt = 0,
      .doc = "bytes per second an engine sends at most"},
+    {"max_call_depth", UINT, ENGINE(max_call_depth), .min = 1, .max = 64, .dflt = 16,
+     .doc = "calls nested at most under one request"},
 
     {"name", STRING, NODE(name), REQUIRED, .min = 1, .max = PD_NAME_MAX, .doc = "node name"},
     {"address", IP, NODE(address), REQUIRED, .min = 1, .max = ADDR_MAX,
@@ -257,6 +259,8 @@ const struct pd_config_key pd_config_keys[] = {
      .doc = "processes per node"},
     {"threads", UINT, FUNCTION(threads), .min = 1, .max = 64, .dflt = 1,
      .doc = "handler threads per process"},
+    {"calls", NAMES, FUNCTION(calls), COUNT(struct pd_config_function, calls), .min = 0,
+     .max = PD_MAX_CALLS, .doc = "functions of its tenant it may call"},
 
     {"path", STRING, ROUTE(path), REQUIRED, .min = 1, .max = ROUTE_PATH_MAX,
      .doc = "URL path prefix"},

@@ -8,6 +8,7 @@
 #define PD_MAX_FUNCTIONS 256
 #define PD_MAX_ROUTES 256
 #define PD_MAX_CHAIN 32
+#define PD_MAX_CALLS 64        /* functions[].calls: the functions one function may call */
 #define PD_MAX_INSTANCES 64    /* instances of all functions of one tenant on one node */
 #define PD_MAX_ARGS 63         /* functions[].args; the supervisor's argv adds the path and NULL */
 #define PD_NAME_MAX 63         /* names: [a-z0-9_-], 1..63 characters */

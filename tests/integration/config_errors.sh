@@ -72,6 +72,18 @@ l=$(line_of 'path: /echo')
 sed "${l}s/chain: \[echo\]/chain: [echo, nosuchfn]/" "$TMP/good.yaml" >"$TMP/chain.yaml"
 expect_error chain "$l" nosuchfn
 
+# --- functions[].calls: a list of the tenant's functions (itself included) passes; an
+# unknown name is refused at its line
+l=$(line_of 'name: echo')
+sed "${l}s/node: a }/node: a, calls: [upper, echo] }/" "$TMP/good.yaml" >"$TMP/calls_ok.yaml"
+grep -q 'calls: \[upper, echo\]' "$TMP/calls_ok.yaml" || fail "calls_ok.yaml: could not build the file"
+"$PALLADIUM" check "$TMP/calls_ok.yaml" >"$TMP/calls_ok.out" 2>"$TMP/calls_ok.err"
+rc=$?
+[[ $rc -eq 0 ]] || fail "calls: palladium check exit status $rc: $(cat "$TMP/calls_ok.err")"
+pass "calls: a valid list passes palladium check"
+sed "${l}s/node: a }/node: a, calls: [upper, nosuchfn] }/" "$TMP/good.yaml" >"$TMP/calls.yaml"
+expect_error calls "$l" 'functions\[0\]\.calls\[1\]: unknown function "nosuchfn"'
+
 # --- duplicate function name
 l=$(line_of 'name: upper')
 sed "${l}s/name: upper/name: echo/" "$TMP/good.yaml" >"$TMP/dup.yaml"

@@ -326,6 +326,8 @@ static void test_defaults(void)
 	CHECK(c->functions[0].instances == 1);
 	CHECK(c->functions[0].threads == 1);
 	CHECK(c->functions[0].args_count == 0);
+	CHECK(c->functions[0].calls == NULL && c->functions[0].calls_count == 0);
+	CHECK(c->engine.max_call_depth == 16);
 	CHECK(c->routes[0].timeout_ms == 5000);
 out:
 	release(&r);
@@ -1342,6 +1344,142 @@ static void test_err_semantic_more(void)
 	release(&r);
 }
 
+/* functions[].calls: resolved to indexes, forward references and the caller itself included. */
+static void test_calls(void)
+{
+	struct result r;
+	const struct pd_config_function *f;
+
+	load_text(&r,
+	          BASE_NODES "tenants: [{ name: acme }, { name: beta }]\n"
+	                     "functions:\n"
+	                     "  - { name: front, tenant: acme, exec: front, node: a, "
+	                     "calls: [cart, front, ads] }\n"
+	                     "  - { name: cart, tenant: acme, exec: cart, node: a }\n"
+	                     "  - { name: ads, tenant: acme, exec: ads, node: a, calls: [cart] }\n"
+	                     "  - { name: upper, tenant: acme, exec: upper, node: a }\n"
+	                     "  - { name: other, tenant: beta, exec: other, node: a, "
+	                     "calls: [other] }\n" BASE_ROUTES);
+	EXPECT_VALID(&r);
+	if (r.cfg == NULL || r.ret != 0)
+		goto out;
+	f = &r.cfg->functions[0];
+	CHECK(f->calls_count == 3);
+	CHECK(f->calls_idx[0] == 1 && f->calls_idx[1] == 0 && f->calls_idx[2] == 2);
+	CHECK(r.cfg->functions[1].calls_count == 0 && r.cfg->functions[1].calls == NULL);
+	CHECK(r.cfg->functions[2].calls_count == 1 && r.cfg->functions[2].calls_idx[0] == 1);
+	CHECK(r.cfg->functions[4].calls_count == 1 && r.cfg->functions[4].calls_idx[0] == 4);
+out:
+	release(&r);
+
+	/* An empty list is a list of no calls. */
+	load_text(&r, BASE_NODES BASE_TENANTS "functions: [{ name: upper, tenant: acme, exec: "
+	                                      "upper, node: a, calls: [] }]\n" BASE_ROUTES);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0)
+		CHECK(r.cfg->functions[0].calls_count == 0);
+	release(&r);
+}
+
+static void test_err_calls(void)
+{
+	struct result r;
+
+	/* Unknown, block style: the error is at the entry, on its own line. */
+	load_text(&r, BASE_NODES BASE_TENANTS
+	          "functions:\n"
+	          "  - name: front\n"
+	          "    tenant: acme\n"
+	          "    exec: front\n"
+	          "    node: a\n"
+	          "    calls:\n"
+	          "      - upper\n"
+	          "      - nope\n"
+	          "  - { name: upper, tenant: acme, exec: upper, node: a }\n" BASE_ROUTES);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 10, 9,
+	             "functions[0].calls[1]: unknown function \"nope\" (functions of tenant "
+	             "\"acme\": front, upper)");
+	release(&r);
+
+	/* Unknown, flow style. */
+	load_text(&r, BASE_NODES BASE_TENANTS
+	          "functions: [{ name: upper, tenant: acme, exec: upper, node: a, "
+	          "calls: [upper, exclaim] }]\n" BASE_ROUTES);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 3, 79,
+	             "functions[0].calls[1]: unknown function \"exclaim\" (functions of tenant "
+	             "\"acme\": upper)");
+	release(&r);
+
+	/* Another tenant's function: both tenants named. */
+	load_text(&r, BASE_NODES "tenants: [{ name: acme }, { name: beta }]\n"
+	                         "functions:\n"
+	                         "  - { name: upper, tenant: acme, exec: upper, node: a }\n"
+	                         "  - { name: other, tenant: beta, exec: other, node: a, "
+	                         "calls: [other, upper] }\n" BASE_ROUTES);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 5, 71,
+	             "functions[1].calls[1]: function \"upper\" belongs to tenant \"acme\", not to "
+	             "\"beta\"");
+	release(&r);
+
+	/* The same function twice in one list. */
+	load_text(&r, BASE_NODES BASE_TENANTS
+	          "functions:\n"
+	          "  - { name: upper, tenant: acme, exec: upper, node: a }\n"
+	          "  - { name: front, tenant: acme, exec: front, node: a, "
+	          "calls: [upper, front, upper] }\n" BASE_ROUTES);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 5, 78,
+	             "functions[1].calls[2]: function \"upper\" is listed twice (first at 5:64)");
+	release(&r);
+
+	/* More entries than PD_MAX_CALLS: a shape error at the list. */
+	{
+		char text[4096];
+		int n = snprintf(text, sizeof(text), "%s%s%s", BASE_NODES, BASE_TENANTS,
+		                 "functions: [{ name: upper, tenant: acme, exec: upper, node: a, "
+		                 "calls: [upper");
+
+		for (int i = 1; i <= PD_MAX_CALLS; i++)
+			n += snprintf(text + n, sizeof(text) - (size_t)n, ", upper");
+		snprintf(text + n, sizeof(text) - (size_t)n, "] }]\n%s", BASE_ROUTES);
+		load_text(&r, text);
+		EXPECT_INVALID(&r, 1);
+		EXPECT_ERROR(&r, 3, 71, "functions[0].calls: too many entries: 65 (at most 64)");
+		release(&r);
+	}
+}
+
+/* engine.max_call_depth: default 16 (test_defaults), range 1..64. */
+static void test_max_call_depth(void)
+{
+	struct result r;
+
+	load_text(&r, "engine: { max_call_depth: 1 }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0)
+		CHECK(r.cfg->engine.max_call_depth == 1);
+	release(&r);
+
+	load_text(&r, "engine: { max_call_depth: 64 }\n" BASE);
+	EXPECT_VALID(&r);
+	if (r.cfg != NULL && r.ret == 0)
+		CHECK(r.cfg->engine.max_call_depth == 64);
+	release(&r);
+
+	load_text(&r, "engine:\n  max_call_depth: 65\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 2, 19, "engine.max_call_depth: 65 is out of range (1..64)");
+	release(&r);
+
+	load_text(&r, "engine: { spin_us: 0, max_call_depth: 0 }\n" BASE);
+	EXPECT_INVALID(&r, 1);
+	EXPECT_ERROR(&r, 1, 39, "engine.max_call_depth: 0 is out of range (1..64)");
+	release(&r);
+}
+
 /* ---- docs/config.md against the key table ---- */
 
 /* Splits a markdown table row at its unescaped '|' into cells (trimmed, in place). */
@@ -1594,6 +1732,9 @@ int main(void)
 	run("error: more YAML errors", test_err_yaml_more);
 	run("error: hostile input", test_err_hostile);
 	run("error: more semantic errors", test_err_semantic_more);
+	run("functions[].calls", test_calls);
+	run("error: functions[].calls", test_err_calls);
+	run("engine.max_call_depth", test_max_call_depth);
 	run("docs/config.md lists the key table", test_docs_match_table);
 	printf("config: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
