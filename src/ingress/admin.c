@@ -112,8 +112,24 @@ static void metrics_tenants(FILE *f, const struct ingress *ing)
 	}
 }
 
-static const char *const listener_names[LISTENER_MAX] = {"http", "admin"};
 static const char *const pause_names[PAUSE_MAX] = {"limit", "no_fd", "error"};
+
+/* The listeners /metrics reports, with their label: http, admin, and plain (the plain
+ * HTTP listener beside an HTTPS one) when ingress.tls configures it. Returns how many. */
+static int listeners_of(const struct ingress *ing, const struct ing_listener *out[3],
+                        const char *names[3])
+{
+	int n = 0;
+	out[n] = &ing->listeners[LISTENER_HTTP];
+	names[n++] = "http";
+	out[n] = &ing->listeners[LISTENER_ADMIN];
+	names[n++] = "admin";
+	if (ing->cfg->ingress.tls.enabled && ing->cfg->ingress.tls.plain_listen != NULL) {
+		out[n] = &ing->plain;
+		names[n++] = "plain";
+	}
+	return n;
+}
 
 static void metrics_connections(FILE *f, const struct ingress *ing)
 {
@@ -130,15 +146,18 @@ static void metrics_connections(FILE *f, const struct ingress *ing)
 	    {"accept_errors_total", "counter",
 	     "Transient accept errors skipped (ECONNABORTED, EPROTO, EPERM, EINTR)."},
 	};
+	const struct ing_listener *lst[3];
+	const char *names[3];
+	int nlst = listeners_of(ing, lst, names);
 	for (size_t i = 0; i < PD_ARRAY_SIZE(fam); i++) {
 		fprintf(f, "# HELP palladium_ingress_%s %s\n# TYPE palladium_ingress_%s %s\n",
 		        fam[i].name, fam[i].help, fam[i].name, fam[i].type);
-		for (int k = 0; k < LISTENER_MAX; k++) {
-			const struct ing_listener *l = &ing->listeners[k];
+		for (int k = 0; k < nlst; k++) {
+			const struct ing_listener *l = lst[k];
 			const uint64_t v[] = {l->nconns, l->max_conns, l->accepted, l->timed_out,
 			                      l->accept_errors};
 			fprintf(f, "palladium_ingress_%s{listener=\"%s\"} %lu\n", fam[i].name,
-			        listener_names[k], (unsigned long)v[i]);
+			        names[k], (unsigned long)v[i]);
 		}
 	}
 	fputs("# HELP palladium_ingress_accept_paused_total Times a listener stopped accepting: "
@@ -146,14 +165,13 @@ static void metrics_connections(FILE *f, const struct ingress *ing)
 	      "EMFILE (for a short rest).\n"
 	      "# TYPE palladium_ingress_accept_paused_total counter\n",
 	      f);
-	for (int k = 0; k < LISTENER_MAX; k++)
+	for (int k = 0; k < nlst; k++)
 		for (int r = 0; r < PAUSE_MAX; r++)
 			fprintf(
 			    f,
 			    "palladium_ingress_accept_paused_total{listener=\"%s\",reason=\"%s\"} "
 			    "%lu\n",
-			    listener_names[k], pause_names[r],
-			    (unsigned long)ing->listeners[k].paused[r]);
+			    names[k], pause_names[r], (unsigned long)lst[k]->paused[r]);
 }
 
 static void counter(FILE *f, const char *name, const char *help, uint64_t v)

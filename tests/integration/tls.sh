@@ -194,6 +194,9 @@ assert_eq "followed 200 1" "$out" "curl -L: POST follows the 308 to HTTPS and is
 
 # --- the handshake deadline and the shared connection limit
 fetch_metrics
+# The plain listener is a listener of its own in /metrics: the redirects above came to it.
+plain_accepted=$(metric_sum palladium_ingress_connections_accepted_total 'listener="plain"')
+assert_int -ge "$plain_accepted" 4 "/metrics counts the plain listener's connections (the 308s above)"
 assert_eq 0 "$(metric_sum palladium_ingress_connections_timed_out_total 'listener="http"')" "no http connection timed out yet"
 paused0=$(metric_sum palladium_ingress_accept_paused_total 'listener="http"' 'reason="limit"')
 # Two TCP clients that never send a ClientHello fill ingress.max_connections (2).
