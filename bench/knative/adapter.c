@@ -31,6 +31,7 @@
 #include <h2o/http1client.h>
 #include <h2o/socketpool.h>
 
+#include "common/http_status.h"
 #include "common/http_token.h"
 #include "palladium/function.h"
 
@@ -120,34 +121,6 @@ static struct adapter ad;
 /* Every response here is complete in one h2o_send(): nothing to proceed or stop. */
 static h2o_generator_t final_generator = {NULL, NULL};
 
-static const char *reason_phrase(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Payload Too Large";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	}
-	switch (status / 100) {
-	case 2: return "OK";
-	case 3: return "Redirection";
-	case 4: return "Client Error";
-	default: return "Server Error";
-	}
-}
-
 /* ---- answers ------------------------------------------------------------------------ */
 
 static void send_response(h2o_req_t *req, int status, h2o_iovec_t body)
@@ -156,7 +129,7 @@ static void send_response(h2o_req_t *req, int status, h2o_iovec_t body)
 		status = 500; /* a 1xx is no final answer */
 	bool no_body = status == 204 || status == 304;
 	req->res.status = status;
-	req->res.reason = reason_phrase(status);
+	req->res.reason = pd_http_reason(status);
 	req->res.content_length = no_body ? SIZE_MAX : body.len;
 	h2o_start_response(req, &final_generator);
 	if (no_body || body.len == 0 ||

@@ -2,6 +2,7 @@
 /* Platform answers (text/plain, complete in one h2o_send()) and the route statistics. */
 #include <string.h>
 
+#include "common/http_status.h"
 #include "ingress/ingress_internal.h"
 
 /* Every answer here is complete in one h2o_send(): nothing to proceed or stop. */
@@ -13,44 +14,7 @@ static const double bucket_le[NBUCKETS] = {0.0001, 0.00025, 0.0005, 0.001, 0.002
 
 const char *ing_reason_phrase(int status)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 418: return "I'm a teapot";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	}
-	switch (status / 100) {
-	case 2: return "OK";
-	case 3: return "Redirection";
-	case 4: return "Client Error";
-	default: return "Server Error";
-	}
+	return pd_http_reason(status);
 }
 
 bool ing_is_head(const h2o_req_t *req)
