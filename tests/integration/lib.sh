@@ -153,6 +153,8 @@ TIME_SCALE=1
 if ldd "$PALLADIUM" 2>/dev/null | grep -q 'libasan\|libubsan'; then
 	TIME_SCALE=3
 fi
+# How long `palladium up` lets a stopping component take before it kills it (4 s).
+export PALLADIUM_STOP_TIMEOUT_MS=$((4000 * TIME_SCALE))
 
 # wait_for SECONDS CMD [ARGS...]: run CMD every 50 ms until it succeeds (return 0) or
 # SECONDS (scaled for sanitizer builds) have passed (return 1).
