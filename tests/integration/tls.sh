@@ -259,67 +259,11 @@ assert_eq "tls 200" "$out" "plain_mode serve: HTTPS still answers"
 
 # --- at stop the ingress closes idle TLS connections and the plain listener's too (its
 # list of connections, shutdown_conns), as ingress_stop.sh checks for plain HTTP.
-# idle.py HOST TLS_PORT PLAIN_PORT CA READYFILE SECONDS: opens an HTTP/1.1 keep-alive
-# connection over TLS, an HTTP/2 one over TLS (ALPN h2, settings exchanged) and an HTTP/1.1
-# keep-alive one on the plain listener, each answered once; writes READYFILE; waits at most
-# SECONDS for every one to end. Prints "ended N of M"; exit 0 if all did.
-cat >"$TMP/idle.py" <<'PYEOF'
-import select, socket, ssl, sys, time
-host, port, plain, ca, readyf, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6])
-
-def tls(alpn):
-    ctx = ssl.create_default_context(cafile=ca)
-    ctx.set_alpn_protocols([alpn])
-    s = ctx.wrap_socket(socket.create_connection((host, port), timeout=5), server_hostname="localhost")
-    if s.selected_alpn_protocol() != alpn:
-        sys.exit("ALPN: got %r, not %s" % (s.selected_alpn_protocol(), alpn))
-    return s
-
-def h1(s):
-    s.sendall(b"GET /no-such-route HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            sys.exit("HTTP/1 connection closed before its answer")
-        data += chunk
-    if not data.startswith(b"HTTP/1.1 "):
-        sys.exit("HTTP/1 answer: %r" % data[:64])
-    return s
-
-def h2(s):
-    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-    head = b""
-    while len(head) < 9:
-        chunk = s.recv(9 - len(head))
-        if not chunk:
-            sys.exit("HTTP/2 connection closed before the server's SETTINGS")
-        head += chunk
-    if head[3] != 4:
-        sys.exit("HTTP/2: first frame type %d, not SETTINGS" % head[3])
-    s.sendall(b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")  # SETTINGS ack
-    return s
-
-conns = [h1(tls("http/1.1")), h2(tls("h2")), h1(socket.create_connection((host, plain), timeout=5))]
-open(readyf, "w").close()
-left = set(conns)
-deadline = time.monotonic() + secs
-while left and time.monotonic() < deadline:
-    r, _, _ = select.select(list(left), [], [], 0.2)
-    for s in r:
-        try:
-            while s.recv(65536):
-                pass  # GOAWAY and the like: read until the end
-        except (ssl.SSLWantReadError, socket.timeout):
-            continue
-        except OSError:
-            pass
-        left.discard(s)
-print("ended %d of %d" % (len(conns) - len(left), len(conns)), flush=True)
-sys.exit(1 if left else 0)
-PYEOF
-bg IDLE_PID python3 "$TMP/idle.py" 127.0.0.1 "$HTTP_PORT" "$PLAIN_PORT" "$TLS_DIR/ca.pem" \
-	"$TMP/idle_ready" $((20 * TIME_SCALE)) >"$TMP/idle.out" 2>"$TMP/idle.err" # < READ_TIMEOUT_S
+# Idle clients (tests/integration/idle_clients.py): HTTP/1.1 and HTTP/2 over TLS, and an
+# HTTP/1.1 keep-alive one on the plain listener, each answered once.
+bg IDLE_PID python3 "$SOURCE_ROOT/tests/integration/idle_clients.py" "$TMP/idle_ready" \
+	$((20 * TIME_SCALE)) "tls-h1:$HTTP_PORT:$TLS_DIR/ca.pem" "tls-h2:$HTTP_PORT:$TLS_DIR/ca.pem" \
+	"h1:$PLAIN_PORT" >"$TMP/idle.out" 2>"$TMP/idle.err" # 20 s < READ_TIMEOUT_S
 idle_ready() { [[ -e "$TMP/idle_ready" ]]; }
 wait_for 10 idle_ready || fail "idle clients not connected: $(cat "$TMP/idle.out" "$TMP/idle.err")"
 pass "3 idle client connections open (HTTPS HTTP/1.1, HTTPS HTTP/2, plain listener)"
