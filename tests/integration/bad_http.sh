@@ -25,14 +25,7 @@ start_cluster cluster_yaml 1
 wait_ready /echo
 
 # raw REQUEST: send bytes on a new connection, read until the server closes it.
-raw() {
-	exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT" || return 2
-	printf '%b' "$1" >&3
-	timeout $((10 * TIME_SCALE)) cat <&3 >"$TMP/raw.out"
-	local rc=$?
-	exec 3<&-
-	return $rc
-}
+raw() { raw_exchange "$HTTP_PORT" "$1" "$TMP/raw.out"; }
 
 # closed_check WHAT RC: RC of raw(): 0 = closed (EOF), 124 = still open at the deadline,
 # else the read failed, i.e. the server reset the connection: closed too.

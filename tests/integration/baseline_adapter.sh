@@ -225,14 +225,7 @@ assert_eq application/x-test "$(resp_header content-type)" "r -> e: content-type
 
 # --- malformed HTTP: 400 or closed, and the adapter still serves
 # raw REQUEST: send bytes on a new connection to e, read until the adapter closes it.
-raw() {
-	exec 3<>"/dev/tcp/127.0.0.1/${PORT[e]}" || return 2
-	printf '%b' "$1" >&3
-	timeout $((10 * TIME_SCALE)) cat <&3 >"$TMP/raw.out"
-	local rc=$?
-	exec 3<&-
-	return $rc
-}
+raw() { raw_exchange "${PORT[e]}" "$1" "$TMP/raw.out"; }
 for garbage in 'THIS IS NOT HTTP\r\n\r\n' \
 	'POST / HTTP/1.1\r\nHost: t\r\nno colon here\r\nContent-Length: 2\r\n\r\nhi' \
 	'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n' \

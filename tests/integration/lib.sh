@@ -1014,3 +1014,21 @@ netns_gone() { [[ -z "$(netns_with_prefix "$1")" ]]; }
 need_curl_http2() {
 	curl -V 2>/dev/null | grep -q '^Features:.*\bHTTP2\b' || skip "needs curl with HTTP/2"
 }
+
+# raw_exchange PORT BYTES OUT: write BYTES (printf %b) on a new connection to
+# 127.0.0.1:PORT and read until the server closes it, for at most 10 s, into OUT. Returns
+# cat's status: 0 closed (EOF), 124 still open at the deadline, else the read failed (the
+# server reset the connection: closed too); 2 if it could not connect. The server may
+# close before it has read everything (a 400 stops its reading): a write to a closed
+# connection must not end the test with SIGPIPE.
+raw_exchange() {
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 2
+	(
+		trap '' PIPE
+		printf '%b' "$2" >&3
+	) 2>/dev/null
+	timeout $((10 * TIME_SCALE)) cat <&3 >"$3"
+	local rc=$?
+	exec 3<&-
+	return $rc
+}
