@@ -20,13 +20,13 @@ static unsigned bucket_of(uint64_t gap)
 	return i;
 }
 
-/* The budget that maximises wake_value x hits - time polled, over the histogram. */
-static uint64_t plan(const struct pd_waiter *w)
+/* The budget that maximises wake_value x hits - time polled, over one histogram. */
+static uint64_t plan(const struct pd_waiter *w, const uint32_t *hist)
 {
 	uint64_t max = w->attr.max_poll_ns;
 	uint64_t total = 0;
 	for (unsigned i = 0; i < PD_WAITER_BUCKETS; i++)
-		total += w->hist[i];
+		total += hist[i];
 	if (max == 0 || total == 0 || w->attr.fixed)
 		return max; /* nothing seen yet: poll as much as allowed, to learn */
 
@@ -37,8 +37,8 @@ static uint64_t plan(const struct pd_waiter *w)
 	double hits = 0.0, caught_cost = 0.0;
 	for (unsigned k = 0; k + 1 < PD_WAITER_BUCKETS; k++) {
 		uint64_t b = bucket_top(k) < max ? bucket_top(k) : max;
-		hits += w->hist[k];
-		caught_cost += (double)w->hist[k] * 0.75 * (double)b; /* b: this bucket's top */
+		hits += hist[k];
+		caught_cost += (double)hist[k] * 0.75 * (double)b; /* b: this bucket's top */
 		double misses = (double)total - hits;
 		double value =
 		    (double)w->attr.wake_value_ns * hits - caught_cost - misses * (double)b;
@@ -56,7 +56,8 @@ void pd_waiter_init(struct pd_waiter *w, const struct pd_waiter_attr *attr)
 {
 	memset(w, 0, sizeof(*w));
 	w->attr = *attr;
-	w->budget = plan(w);
+	w->plans[0] = w->plans[1] = plan(w, w->hist[0]);
+	w->budget = w->plans[0];
 }
 
 void pd_waiter_work(struct pd_waiter *w, uint64_t now)
@@ -75,15 +76,19 @@ void pd_waiter_work(struct pd_waiter *w, uint64_t now)
 		w->stats.poll_wins++;
 		w->stats.polled_ns += gap;
 	}
-	w->hist[bucket_of(gap)]++;
+	w->hist[w->after_short][bucket_of(gap)]++;
+	w->after_short = gap <= w->attr.max_poll_ns;
 	if (++w->since_decay >= PD_WAITER_DECAY) {
 		w->since_decay = 0;
-		for (unsigned i = 0; i < PD_WAITER_BUCKETS; i++)
-			w->hist[i] /= 2;
+		for (unsigned i = 0; i < PD_WAITER_BUCKETS; i++) {
+			w->hist[0][i] /= 2;
+			w->hist[1][i] /= 2;
+		}
 	}
 	if (++w->since_plan >= PD_WAITER_REPLAN) {
 		w->since_plan = 0;
-		w->budget = plan(w);
+		w->plans[0] = plan(w, w->hist[0]);
+		w->plans[1] = plan(w, w->hist[1]);
 	}
 	w->idle = false;
 	w->blocked = false;
@@ -95,6 +100,7 @@ enum pd_wait pd_waiter_idle(struct pd_waiter *w, uint64_t now)
 		w->idle = true;
 		w->blocked = false;
 		w->idle_since = now;
+		w->budget = w->plans[w->after_short];
 	}
 	if (!w->blocked) {
 		uint64_t spent = now > w->idle_since ? now - w->idle_since : 0;

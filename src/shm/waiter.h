@@ -21,6 +21,13 @@
  * An arrival that found the consumer blocked is recorded as its gap less wake_ns (the
  * wake-up's own delay), so a load that becomes dense turns polling back on.
  *
+ * Gaps come in patterns: the hops of one request follow each other closely, then nothing
+ * comes until the next request. So the waiter keeps two histograms, one for the gaps that
+ * follow a short gap (<= max_poll) and one for those that follow a long one, and each
+ * idle spell gets the budget planned for what the previous gap was: a request that
+ * arrives after a long silence makes the consumer poll for the next hop of it, the last
+ * hop makes it sleep at once.
+ *
  * Usage, by one thread:
  *
  *   for (;;) {
@@ -95,10 +102,12 @@ struct pd_waiter {
 	bool idle;           /* in an idle spell (nothing found since the last work) */
 	bool blocked;        /* the current spell ended in a block */
 	uint64_t idle_since; /* start of the current idle spell */
-	uint64_t budget;     /* the poll budget of idle spells, ns */
-	uint32_t since_plan; /* arrivals since the budget was chosen */
+	uint64_t budget;     /* the poll budget of the current idle spell, ns */
+	uint8_t after_short; /* the previous gap was short (<= max_poll): 1, else 0 */
+	uint32_t since_plan; /* arrivals since the budgets were chosen */
 	uint32_t since_decay;
-	uint32_t hist[PD_WAITER_BUCKETS];
+	uint64_t plans[2];                   /* budgets after a long / after a short gap */
+	uint32_t hist[2][PD_WAITER_BUCKETS]; /* gaps after a long / after a short gap */
 	struct pd_waiter_stats stats;
 };
 
@@ -120,10 +129,10 @@ static inline void pd_waiter_relax(const struct pd_waiter *w)
 		sched_yield();
 }
 
-/* The poll budget idle spells get now, ns. */
+/* The poll budget an idle spell starting now gets, ns. */
 static inline uint64_t pd_waiter_budget(const struct pd_waiter *w)
 {
-	return w->budget;
+	return w->plans[w->after_short];
 }
 
 #endif

@@ -199,6 +199,35 @@ static void test_fixed_polls_every_spell(void)
 	CHECK(pd_waiter_budget(&w) == MAX_POLL);
 }
 
+/* The hops of a request come close together, then nothing until the next request: gaps
+ * alternate 20 ms / 40 us. The spell after a long gap polls and catches the next hop; the
+ * spell after the short one sleeps at once. A single histogram (P(short) = 1/2) polls for
+ * none of them. */
+static void test_request_pattern(void)
+{
+	struct pd_waiter w;
+	struct pd_waiter_attr attr = pd_waiter_attr_default(MAX_POLL, false); /* as in use */
+	pd_waiter_init(&w, &attr);
+	uint64_t now = 0;
+	for (int i = 0; i < 200; i++)
+		idle_spell(&w, &now, i % 2 ? 40 * US : 20 * MS);
+	int short_caught = 0;
+	uint64_t vain = 0;
+	for (int i = 0; i < 1000; i++) {
+		bool is_short = i % 2;
+		struct spell s = idle_spell(&w, &now, is_short ? 40 * US : 20 * MS);
+		if (is_short)
+			short_caught += !s.blocked;
+		else
+			vain += s.polled;
+	}
+	printf("  request pattern: %d of 500 short gaps caught polling, %.1f us polled in vain per "
+	       "long gap\n",
+	       short_caught, (double)vain / 500 / US);
+	CHECK(short_caught == 500);
+	CHECK(vain == 0);
+}
+
 /* Stats account for every spell. */
 static void test_stats(void)
 {
@@ -222,6 +251,7 @@ int main(void)
 	RUN(test_follows_load_changes);
 	RUN(test_budget_never_exceeds_max);
 	RUN(test_mixed_gaps);
+	RUN(test_request_pattern);
 	RUN(test_fixed_polls_every_spell);
 	RUN(test_stats);
 	return SUMMARY("test_waiter");
