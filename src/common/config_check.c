@@ -105,6 +105,25 @@ static void list_add(char *list, size_t size, const char *name)
 }
 
 /*
+ * The index of the tenant an entry names (its key at path), or UINT32_MAX after reporting
+ * an unknown tenant, with the tenants there are.
+ */
+static uint32_t resolve_tenant(struct check *c, const char *name, const char *path)
+{
+	char quoted[QUOTE_LEN], list[LIST_LEN] = "";
+	int t = pd_config_tenant_index(c->cfg, name);
+
+	if (t >= 0)
+		return (uint32_t)t;
+	for (uint32_t k = 0; k < c->cfg->tenants_count; k++)
+		if (valid_name(c->cfg->tenants[k].name))
+			list_add(list, sizeof(list), c->cfg->tenants[k].name);
+	fail(c, path, false, "unknown tenant %s (tenants: %s)",
+	     pd_config_quote(quoted, sizeof(quoted), name), list);
+	return UINT32_MAX;
+}
+
+/*
  * Checks the name of entry i of a list (nodes, tenants, functions); reports an invalid
  * name or a duplicate of an earlier entry. Returns false if it is unusable.
  */
@@ -319,7 +338,7 @@ static void add_function_node(struct check *c, struct pd_config_function *f, con
 static void check_functions(struct check *c)
 {
 	struct pd_config *cfg = c->cfg;
-	char quoted[QUOTE_LEN], path[PATH_LEN];
+	char path[PATH_LEN];
 	uint32_t *instances; /* per (tenant, node), to enforce PD_MAX_INSTANCES */
 
 	instances = calloc((size_t)PD_MAX_TENANTS * PD_MAX_NODES, sizeof(*instances));
@@ -333,20 +352,9 @@ static void check_functions(struct check *c)
 
 		apply(c, PD_CONFIG_FUNCTIONS, f, at(path, "functions[%" PRIu32 "]", i));
 		check_name(c, PD_CONFIG_FUNCTIONS, "function", i);
-		f->tenant_idx = UINT32_MAX;
-		t = pd_config_tenant_index(cfg, f->tenant);
-		if (t < 0) {
-			char list[LIST_LEN] = "";
-
-			for (uint32_t k = 0; k < cfg->tenants_count; k++)
-				if (valid_name(cfg->tenants[k].name))
-					list_add(list, sizeof(list), cfg->tenants[k].name);
-			fail(c, at(path, "functions[%" PRIu32 "].tenant", i), false,
-			     "unknown tenant %s (tenants: %s)",
-			     pd_config_quote(quoted, sizeof(quoted), f->tenant), list);
-		} else {
-			f->tenant_idx = (uint32_t)t;
-		}
+		f->tenant_idx =
+		    resolve_tenant(c, f->tenant, at(path, "functions[%" PRIu32 "].tenant", i));
+		t = f->tenant_idx == UINT32_MAX ? -1 : (int)f->tenant_idx;
 
 		f->node_idx_count = 0;
 		if (f->node != NULL && f->nodes != NULL) {
@@ -506,20 +514,9 @@ static void check_routes(struct check *c)
 			}
 		}
 
-		route->tenant_idx = UINT32_MAX;
-		t = pd_config_tenant_index(cfg, route->tenant);
-		if (t < 0) {
-			char list[LIST_LEN] = "";
-
-			for (uint32_t k = 0; k < cfg->tenants_count; k++)
-				if (valid_name(cfg->tenants[k].name))
-					list_add(list, sizeof(list), cfg->tenants[k].name);
-			fail(c, at(path, "routes[%" PRIu32 "].tenant", i), false,
-			     "unknown tenant %s (tenants: %s)",
-			     pd_config_quote(quoted, sizeof(quoted), route->tenant), list);
-		} else {
-			route->tenant_idx = (uint32_t)t;
-		}
+		route->tenant_idx =
+		    resolve_tenant(c, route->tenant, at(path, "routes[%" PRIu32 "].tenant", i));
+		t = route->tenant_idx == UINT32_MAX ? -1 : (int)route->tenant_idx;
 
 		for (uint32_t j = 0; j < route->chain_count && j < PD_MAX_CHAIN; j++) {
 			at(path, "routes[%" PRIu32 "].chain[%" PRIu32 "]", i, j);
