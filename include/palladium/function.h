@@ -97,6 +97,91 @@ PD_API int pd_response_set_header(pd_response *res, const char *name, const char
  */
 PD_API int pd_response_error(pd_response *res, int status, const char *message);
 
+/* ---- Calls: a handler calls other functions of its tenant ----
+ *
+ * A handler may call any function named in its `calls:` list in the cluster file, as
+ * often as it likes, and start several calls before it waits for any: they run in
+ * parallel on whatever instances and nodes serve the callees. The callee sees an
+ * ordinary request (pd_request_*: body, method, path, query, headers; hop 0 of a chain
+ * of 1) and answers with an ordinary response; its status, headers and body come back
+ * to the caller. Nothing is copied on a node: the request body is written in place into
+ * a pool buffer that the callee reads, and the answer is read in place from the buffer
+ * the callee wrote.
+ *
+ *   pd_call *c = pd_call_start(req, "price");          // a name from `calls:`
+ *   pd_call_append(c, "{}", 2);                        // or reserve + write + commit
+ *   pd_call_send(c);
+ *   if (pd_call_wait(c) == 200) {
+ *       size_t n;
+ *       const char *body = pd_call_body(c, &n);        // in place, until release
+ *       ...
+ *   }
+ *   pd_call_release(c);
+ *
+ * A call cannot outlive the request it serves: it carries the time left of that
+ * request's deadline (the route's timeout, less what has passed), which a per-call
+ * timeout may only shorten. Every call ends with a status:
+ *   - the callee's own status (200, or the error it answered, with its body);
+ *   - 403  the function is not in this function's `calls:` list (never sent);
+ *   - 502  the callee crashed or no node running it is reachable;
+ *   - 503  no free buffer, too many calls out, or the callee's queue is full;
+ *   - 504  the deadline passed first (a later answer is dropped and counted);
+ *   - 508  the call would be deeper than engine.max_call_depth (never sent).
+ * A failed call has a short text body saying why. Calls the handler has not released
+ * when it returns are released by the runtime.
+ */
+typedef struct pd_call pd_call;
+
+/*
+ * Start a call to the function named `function` for the request req being handled.
+ * Returns the call, to be filled and sent; NULL only when the process is out of memory.
+ * A call that cannot be made (403, 503, 508 above) comes back already finished:
+ * pd_call_send does nothing for it and pd_call_status tells why.
+ */
+PD_API pd_call *pd_call_start(const pd_request *req, const char *function);
+/*
+ * The request body, written in place like a response body: room for n bytes (NULL when
+ * n is more than a buffer holds with the headers set, or the call already finished),
+ * the room left, the length written, and a copying convenience.
+ */
+PD_API char *pd_call_reserve(pd_call *call, size_t n);
+PD_API size_t pd_call_capacity(const pd_call *call);
+PD_API int pd_call_commit(pd_call *call, size_t n);
+PD_API int pd_call_append(pd_call *call, const void *data, size_t n);
+/* The callee's method (default "POST") and path (default "/"), query without '?'
+ * (NULL: none), and request headers. 0, or -1 if invalid or out of room. */
+PD_API int pd_call_set_method(pd_call *call, const char *method);
+PD_API int pd_call_set_path(pd_call *call, const char *path, const char *query);
+PD_API int pd_call_set_header(pd_call *call, const char *name, const char *value);
+/* Give up on the call after timeout_ms (504) if that is sooner than the request's
+ * deadline. 0, or -1 after pd_call_send. */
+PD_API int pd_call_set_timeout(pd_call *call, unsigned timeout_ms);
+/* Send the call. 0, or -1 if it finished instead (its status says why). */
+PD_API int pd_call_send(pd_call *call);
+/* Wait until the call has finished; returns its status. */
+PD_API int pd_call_wait(pd_call *call);
+/* Wait until every call of calls[0..n-1] (NULL entries are skipped) has finished.
+ * Returns 0. */
+PD_API int pd_call_wait_all(pd_call *const *calls, size_t n);
+/* Wait until one of calls[0..n-1] (NULL entries are skipped) has finished and return its
+ * index (the lowest, if several have); -1 if every entry is NULL. Set an entry to NULL
+ * once it is dealt with to wait for the others. */
+PD_API int pd_call_wait_any(pd_call *const *calls, size_t n);
+/* The call's HTTP status once it has finished; 0 while it has not (not sent, or out). */
+PD_API int pd_call_status(const pd_call *call);
+/* The answer's body, in place in the pool (never NULL; empty before the call finished),
+ * valid until pd_call_release. */
+PD_API const char *pd_call_body(const pd_call *call, size_t *len);
+/* A header of the answer by name (case-insensitive), NULL if absent; not NUL-terminated. */
+PD_API const char *pd_call_header(const pd_call *call, const char *name, size_t *len);
+/* Free the call and its answer's buffer. A call still out is abandoned: its answer, if
+ * one ever comes, is dropped. NULL is allowed. */
+PD_API void pd_call_release(pd_call *call);
+/* The blocking one-liner: start, copy len bytes of body, send, wait. Returns the
+ * finished call (read it, then release it); NULL only when out of memory. */
+PD_API pd_call *pd_call_run(const pd_request *req, const char *function, const void *body,
+                            size_t len);
+
 #ifdef __cplusplus
 }
 #endif

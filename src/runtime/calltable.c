@@ -35,7 +35,7 @@ static uint32_t next_generation(uint32_t g)
 }
 
 /* The slot that id names, or NULL if its slot index is out of range. */
-static struct pd_call *slot_of(const struct pd_calltable *t, uint64_t id)
+static struct pd_call_entry *slot_of(const struct pd_calltable *t, uint64_t id)
 {
 	uint32_t slot = (uint32_t)id;
 
@@ -95,7 +95,7 @@ void pd_calltable_fini(struct pd_calltable *t)
 int pd_calltable_alloc(struct pd_calltable *t, uint32_t callee, uint64_t deadline_ns,
                        uint32_t owner, uint64_t *id)
 {
-	struct pd_call *call;
+	struct pd_call_entry *call;
 	uint32_t slot, generation;
 
 	pthread_mutex_lock(&t->lock);
@@ -121,9 +121,9 @@ int pd_calltable_alloc(struct pd_calltable *t, uint32_t callee, uint64_t deadlin
 	return 0;
 }
 
-const struct pd_call *pd_calltable_lookup(const struct pd_calltable *t, uint64_t id)
+const struct pd_call_entry *pd_calltable_lookup(const struct pd_calltable *t, uint64_t id)
 {
-	const struct pd_call *call = slot_of(t, id);
+	const struct pd_call_entry *call = slot_of(t, id);
 	uint64_t word;
 
 	if (call == NULL)
@@ -137,7 +137,7 @@ const struct pd_call *pd_calltable_lookup(const struct pd_calltable *t, uint64_t
 int pd_calltable_complete(struct pd_calltable *t, uint64_t id, enum pd_call_state outcome,
                           uint32_t buf_idx)
 {
-	struct pd_call *call = slot_of(t, id);
+	struct pd_call_entry *call = slot_of(t, id);
 	uint64_t sent;
 
 	if ((outcome != PD_CALL_ANSWERED && outcome != PD_CALL_FAILED) ||
@@ -164,7 +164,7 @@ uint32_t pd_calltable_expire(struct pd_calltable *t, uint64_t now_ns,
 	uint32_t count = 0;
 
 	for (uint32_t slot = 0; slot < t->capacity; slot++) {
-		struct pd_call *call = &t->calls[slot];
+		struct pd_call_entry *call = &t->calls[slot];
 		uint64_t word = atomic_load_explicit(&call->word, memory_order_acquire);
 		uint32_t callee, owner;
 
@@ -192,7 +192,7 @@ uint32_t pd_calltable_expire(struct pd_calltable *t, uint64_t now_ns,
 int pd_calltable_release(struct pd_calltable *t, uint64_t id, enum pd_call_state *last,
                          uint32_t *buf_idx)
 {
-	struct pd_call *call = slot_of(t, id);
+	struct pd_call_entry *call = slot_of(t, id);
 	uint32_t generation = (uint32_t)(id >> 32);
 	uint64_t word;
 

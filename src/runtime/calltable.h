@@ -45,7 +45,7 @@ enum pd_call_state {
  * change a newer call. The other fields are written by pd_calltable_alloc before it
  * publishes SENT (release order) and read after the word (acquire order).
  */
-struct pd_call {
+struct pd_call_entry {
 	_Atomic uint64_t word;
 	_Atomic uint64_t deadline_ns; /* on the caller's clock (CLOCK_MONOTONIC) */
 	_Atomic uint32_t callee;      /* function index (functions[] of the config) */
@@ -59,7 +59,7 @@ struct pd_call {
  * reply, take no lock.
  */
 struct pd_calltable {
-	struct pd_call *calls;
+	struct pd_call_entry *calls;
 	uint32_t capacity;
 	pthread_mutex_t lock; /* guards free_slots and free_count */
 	uint32_t *free_slots;
@@ -89,7 +89,7 @@ int pd_calltable_alloc(struct pd_calltable *t, uint32_t callee, uint64_t deadlin
  * returns (a reply, the deadline, its owner's release); read it with the pd_call_*
  * accessors below. Thread-safe.
  */
-const struct pd_call *pd_calltable_lookup(const struct pd_calltable *t, uint64_t id);
+const struct pd_call_entry *pd_calltable_lookup(const struct pd_calltable *t, uint64_t id);
 
 /*
  * The reply of call id arrived: SENT -> outcome (PD_CALL_ANSWERED with the answer's
@@ -126,14 +126,14 @@ int pd_calltable_release(struct pd_calltable *t, uint64_t id, enum pd_call_state
 
 /* ---- reading an entry (each one atomic load; the entry may change between two) ---- */
 
-static inline enum pd_call_state pd_call_state(const struct pd_call *c)
+static inline enum pd_call_state pd_call_entry_state(const struct pd_call_entry *c)
 {
 	return (enum pd_call_state)((atomic_load_explicit(&c->word, memory_order_acquire) >> 29) &
 	                            7);
 }
 
 /* The buffer of an ANSWERED or FAILED call; PD_CALL_NO_BUF otherwise. */
-static inline uint32_t pd_call_buf_idx(const struct pd_call *c)
+static inline uint32_t pd_call_entry_buf(const struct pd_call_entry *c)
 {
 	uint64_t word = atomic_load_explicit(&c->word, memory_order_acquire);
 	uint32_t state = (uint32_t)(word >> 29) & 7;
@@ -143,17 +143,17 @@ static inline uint32_t pd_call_buf_idx(const struct pd_call *c)
 	return (uint32_t)word & PD_CALL_NO_BUF;
 }
 
-static inline uint64_t pd_call_deadline_ns(const struct pd_call *c)
+static inline uint64_t pd_call_entry_deadline_ns(const struct pd_call_entry *c)
 {
 	return atomic_load_explicit(&c->deadline_ns, memory_order_relaxed);
 }
 
-static inline uint32_t pd_call_callee(const struct pd_call *c)
+static inline uint32_t pd_call_entry_callee(const struct pd_call_entry *c)
 {
 	return atomic_load_explicit(&c->callee, memory_order_relaxed);
 }
 
-static inline uint32_t pd_call_owner(const struct pd_call *c)
+static inline uint32_t pd_call_entry_owner(const struct pd_call_entry *c)
 {
 	return atomic_load_explicit(&c->owner, memory_order_relaxed);
 }

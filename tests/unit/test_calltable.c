@@ -81,7 +81,7 @@ static void test_ids_reuse_and_wrap(void)
 static void test_lookup_and_complete(void)
 {
 	struct pd_calltable t;
-	const struct pd_call *c;
+	const struct pd_call_entry *c;
 	enum pd_call_state last;
 	uint32_t buf;
 	uint64_t a, b;
@@ -92,10 +92,10 @@ static void test_lookup_and_complete(void)
 	c = pd_calltable_lookup(&t, a);
 	CHECK(c != NULL);
 	if (c != NULL) {
-		CHECK(pd_call_state(c) == PD_CALL_SENT);
-		CHECK(pd_call_callee(c) == 5 && pd_call_owner(c) == 9);
-		CHECK(pd_call_deadline_ns(c) == 123456789);
-		CHECK(pd_call_buf_idx(c) == PD_CALL_NO_BUF);
+		CHECK(pd_call_entry_state(c) == PD_CALL_SENT);
+		CHECK(pd_call_entry_callee(c) == 5 && pd_call_entry_owner(c) == 9);
+		CHECK(pd_call_entry_deadline_ns(c) == 123456789);
+		CHECK(pd_call_entry_buf(c) == PD_CALL_NO_BUF);
 	}
 	/* Bad outcomes and buffers are refused and change nothing. */
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_TIMED_OUT, 1) == -EINVAL);
@@ -103,20 +103,20 @@ static void test_lookup_and_complete(void)
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_FREE, 1) == -EINVAL);
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_ANSWERED, PD_CALL_NO_BUF) == -EINVAL);
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_ANSWERED, PD_CALL_NO_BUF + 1) == -EINVAL);
-	CHECK(c != NULL && pd_call_state(c) == PD_CALL_SENT);
+	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_SENT);
 
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_ANSWERED, 77) == 0);
-	CHECK(c != NULL && pd_call_state(c) == PD_CALL_ANSWERED && pd_call_buf_idx(c) == 77);
+	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_ANSWERED && pd_call_entry_buf(c) == 77);
 	/* A second reply to an answered call: -ESTALE, the first answer stays. */
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_ANSWERED, 78) == -ESTALE);
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_FAILED, PD_CALL_NO_BUF) == -ESTALE);
-	CHECK(c != NULL && pd_call_buf_idx(c) == 77);
+	CHECK(c != NULL && pd_call_entry_buf(c) == 77);
 	CHECK(pd_calltable_release(&t, a, &last, &buf) == 0);
 	CHECK(last == PD_CALL_ANSWERED && buf == 77);
 
 	CHECK(pd_calltable_complete(&t, b, PD_CALL_FAILED, PD_CALL_NO_BUF) == 0);
 	c = pd_calltable_lookup(&t, b);
-	CHECK(c != NULL && pd_call_state(c) == PD_CALL_FAILED);
+	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_FAILED);
 	CHECK(pd_calltable_release(&t, b, &last, &buf) == 0);
 	CHECK(last == PD_CALL_FAILED && buf == PD_CALL_NO_BUF);
 	pd_calltable_fini(&t);
@@ -126,7 +126,7 @@ static void test_lookup_and_complete(void)
 static void test_stale_after_release(void)
 {
 	struct pd_calltable t;
-	const struct pd_call *c;
+	const struct pd_call_entry *c;
 	enum pd_call_state last;
 	uint32_t buf;
 	uint64_t old, fresh;
@@ -147,10 +147,10 @@ static void test_stale_after_release(void)
 	CHECK(pd_calltable_complete(&t, old, PD_CALL_ANSWERED, 5) == -ESTALE);
 	CHECK(pd_calltable_release(&t, old, NULL, NULL) == -ESTALE);
 	c = pd_calltable_lookup(&t, fresh);
-	CHECK(c != NULL && pd_call_state(c) == PD_CALL_SENT && pd_call_callee(c) == 2);
+	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_SENT && pd_call_entry_callee(c) == 2);
 	/* The new call gets its own reply. */
 	CHECK(pd_calltable_complete(&t, fresh, PD_CALL_ANSWERED, 6) == 0);
-	CHECK(c != NULL && pd_call_buf_idx(c) == 6);
+	CHECK(c != NULL && pd_call_entry_buf(c) == 6);
 	CHECK(pd_calltable_release(&t, fresh, NULL, NULL) == 0);
 	pd_calltable_fini(&t);
 }
@@ -200,10 +200,10 @@ static void test_forged_ids(void)
 	CHECK(pd_calltable_expire(&t, 999, NULL, NULL) == 0);
 	/* None of them touched a live call. */
 	for (int i = 0; i < 8; i++) {
-		const struct pd_call *c = pd_calltable_lookup(&t, live[i]);
+		const struct pd_call_entry *c = pd_calltable_lookup(&t, live[i]);
 
-		CHECK(c != NULL && pd_call_state(c) == PD_CALL_SENT);
-		CHECK(c != NULL && pd_call_callee(c) == (uint32_t)i);
+		CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_SENT);
+		CHECK(c != NULL && pd_call_entry_callee(c) == (uint32_t)i);
 	}
 	pd_calltable_fini(&t);
 }
@@ -231,7 +231,7 @@ static void test_expire_fed_clock(void)
 {
 	struct pd_calltable t;
 	struct expired_log log = {0};
-	const struct pd_call *c;
+	const struct pd_call_entry *c;
 	uint64_t a, b, d, e;
 
 	CHECK(pd_calltable_init(&t, 16) == 0);
@@ -246,18 +246,18 @@ static void test_expire_fed_clock(void)
 	CHECK(pd_calltable_expire(&t, 100, log_expired, &log) == 1); /* due at 100: now */
 	CHECK(log.count == 1 && log.ids[0] == a && log.callees[0] == 1 && log.owners[0] == 11);
 	c = pd_calltable_lookup(&t, a);
-	CHECK(c != NULL && pd_call_state(c) == PD_CALL_TIMED_OUT);
+	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_TIMED_OUT);
 	CHECK(pd_calltable_expire(&t, 150, log_expired, &log) == 0); /* a once; e answered */
 	CHECK(log.count == 1);
 	/* The reply after the deadline: refused. */
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_ANSWERED, 3) == -ESTALE);
-	CHECK(c != NULL && pd_call_state(c) == PD_CALL_TIMED_OUT);
+	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_TIMED_OUT);
 
 	CHECK(pd_calltable_expire(&t, 1000, log_expired, &log) == 2);
 	CHECK(log.count == 3);
 	CHECK((log.ids[1] == b && log.ids[2] == d) || (log.ids[1] == d && log.ids[2] == b));
 	c = pd_calltable_lookup(&t, e);
-	CHECK(c != NULL && pd_call_state(c) == PD_CALL_ANSWERED && pd_call_buf_idx(c) == 9);
+	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_ANSWERED && pd_call_entry_buf(c) == 9);
 	/* A released call is not expired. */
 	CHECK(pd_calltable_release(&t, a, NULL, NULL) == 0);
 	CHECK(pd_calltable_alloc(&t, 5, 2000, 15, &a) == 0);
