@@ -30,6 +30,15 @@ hit=$(grep -E "^$TMP/unknown_callee\.yaml:$line:[0-9]+: error: .*\"discount\"" "
 	fail "expected an error at unknown_callee.yaml:$line:COL naming \"discount\", got: $(cat "$TMP/unknown.err")"
 pass "unknown callee refused: ${hit#"$TMP/"}"
 
+# --- docs/functions.md shows functions/quote.c as it is (all but its opening comment)
+awk '/^### A complete fan-out/ { f = 1 } f && /^```c$/ { c = 1; next } c && /^```$/ { exit } c' \
+	"$SOURCE_ROOT/docs/functions.md" >"$TMP/doc_quote.c"
+sed -n '/^#include/,$p' "$SOURCE_ROOT/functions/quote.c" >"$TMP/quote.c"
+[[ -s "$TMP/doc_quote.c" ]] || fail "docs/functions.md: no C block under '### A complete fan-out'"
+cmp -s "$TMP/quote.c" "$TMP/doc_quote.c" ||
+	fail "docs/functions.md's copy of functions/quote.c differs: $(diff "$TMP/quote.c" "$TMP/doc_quote.c" | head -20)"
+pass "docs/functions.md shows functions/quote.c as it is"
+
 calls_yaml() {
 	example_yaml "$EXAMPLE"
 }
