@@ -49,6 +49,17 @@ for p in "$HTTP_PORT" "$ADMIN_PORT" "${NODE_PORTS[0]}"; do
 done
 wait_ready /quote '{}'
 
+# fn_stat FUNCTION KEY: KEY of the "  function FUNCTION ..." line of the last fetch_stats.
+fn_stat() {
+	awk -v f="$1" -v k="$2" '$1 == "function" && $2 == f {
+		for (i = 3; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) { print kv[2]; exit } } }' "$TMP/stats"
+}
+fetch_stats
+started0=$(fn_stat quote calls_started)
+answered0=$(fn_stat quote calls_answered)
+assert_int -ge "$started0" 2 "quote's calls are counted (calls_started after the first quotes)"
+QUOTES=0 # /quote requests sent from here on: each makes two calls
+
 # expect_json WHAT EXPECTED: the last answer's body is the JSON value EXPECTED (jq compares
 # them with sorted keys: member order is not part of the answer).
 expect_json() {
@@ -61,6 +72,7 @@ expect_json() {
 
 # --- the merged answer: defaults, then an order with items and a country
 post /quote '{}' -H 'content-type: application/json'
+QUOTES=$((QUOTES + 1))
 assert_status 200 "POST /quote {}"
 assert_contains "$(resp_header content-type)" "application/json" "/quote content-type"
 expect_json "/quote {}: price and shipping merged" \
@@ -69,6 +81,7 @@ expect_json "/quote {}: price and shipping merged" \
 
 order='{"items":[{"id":"book","qty":2},{"id":"pen"},{"id":"mug","qty":3}],"country":"FR"}'
 post /quote "$order" -H 'content-type: application/json'
+QUOTES=$((QUOTES + 1))
 assert_status 200 "POST /quote with items and a country"
 # 2 x 1250 + 199 + 3 x 850 cents; shipping to FR.
 expect_json "/quote with items and a country: both callees read the order" \
@@ -76,6 +89,7 @@ expect_json "/quote with items and a country: both callees read the order" \
 	  "shipping":{"country":"FR","cost_cents":890,"days":3}}'
 
 req GET /quote
+QUOTES=$((QUOTES + 1))
 assert_status 200 "GET /quote (an empty body reads as {})"
 expect_json "GET /quote: the defaults" \
 	'{"price":{"currency":"EUR","items":0,"total_cents":0},
@@ -83,6 +97,7 @@ expect_json "GET /quote: the defaults" \
 
 # --- a callee's error: 502 naming the callee, with its status and its own answer
 post /quote '{"items": [' -H 'content-type: application/json'
+QUOTES=$((QUOTES + 1))
 assert_status 502 "POST /quote with invalid JSON"
 assert_contains "$(resp_header content-type)" "application/json" "502 content-type"
 assert_eq price "$(jq -r .callee "$TMP/resp.body")" "invalid JSON: the 502 names the first callee"
@@ -92,11 +107,13 @@ assert_contains "$(jq -r .detail.error "$TMP/resp.body")" "invalid JSON" \
 
 # Only shipping refuses this one: the 502 names shipping, not price.
 post /quote '{"items":[{"id":"pen"}],"country":"fr"}'
+QUOTES=$((QUOTES + 1))
 assert_status 502 "POST /quote with a bad country"
 assert_eq shipping "$(jq -r .callee "$TMP/resp.body")" "bad country: the 502 names shipping"
 assert_eq 400 "$(jq -r .status "$TMP/resp.body")" "bad country: shipping's status (400)"
 
 post /quote '{"items":[{"id":"teapot"}]}'
+QUOTES=$((QUOTES + 1))
 assert_status 502 "POST /quote with an unknown item"
 assert_eq price "$(jq -r .callee "$TMP/resp.body")" "unknown item: the 502 names price"
 assert_contains "$(jq -r .detail.error "$TMP/resp.body")" "catalogue" \
@@ -104,10 +121,29 @@ assert_contains "$(jq -r .detail.error "$TMP/resp.body")" "catalogue" \
 
 # --- concurrent quotes: each one's two calls run beside the others' (quote has 2 threads)
 flood /quote '{}' 24
+QUOTES=$((QUOTES + 24))
 assert_eq "24 x 200; " "$FLOOD_SUMMARY" "24 concurrent /quote requests all answered 200"
 
 post /quote '{}'
+QUOTES=$((QUOTES + 1))
 assert_status 200 "POST /quote after the errors and the burst"
+
+# --- the counters: two calls per quote, every one answered (a callee's 400 is an
+# answer), none failed or late; every buffer back in the pool
+fetch_stats
+assert_int -eq "$(($(fn_stat quote calls_started) - started0))" $((2 * QUOTES)) \
+	"quote's calls_started: two per quote"
+assert_int -eq "$(($(fn_stat quote calls_answered) - answered0))" $((2 * QUOTES)) \
+	"quote's calls_answered: every call"
+for k in calls_failed calls_timed_out calls_late; do
+	assert_int -eq "$(fn_stat quote $k)" 0 "quote's $k"
+done
+for f in price shipping; do
+	assert_int -eq "$(fn_stat $f calls_started)" 0 "$f makes no call"
+done
+wait_for 10 stat_is -eq demo buffers_in_use 0 ||
+	fail "buffers still in use after the quotes: $(stat_sum demo buffers_in_use)"
+pass "every buffer back in the pool"
 
 stop_cluster TERM 5
 assert_eq 0 "$UP_RC" "palladium up exit status after SIGTERM"
