@@ -3,8 +3,10 @@
 # The calls example (examples/calls.yaml on random ports): /quote's function calls price
 # and shipping in parallel and answers their JSON merged into one object; a callee's
 # error (its 400 for invalid JSON) reaches the client as a 502 that names the callee and
-# its status. `palladium check` passes the file and refuses a variant in which quote
-# calls a function that does not exist, at its line and column.
+# its status. Every call is counted (two per quote, all answered) and every buffer comes
+# back. `palladium check` passes the file and refuses a variant in which quote calls a
+# function that does not exist, at its line and column; docs/functions.md shows the real
+# functions/quote.c.
 source "$(dirname "$0")/lib.sh"
 init_test
 need_cmd jq
