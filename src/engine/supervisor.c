@@ -286,6 +286,10 @@ static int attach_reply(struct engine *e, struct instance *in, int fd)
 		c->function = (uint16_t)fc->calls_idx[k];
 		snprintf(c->name, sizeof(c->name), "%s", cfg->functions[fc->calls_idx[k]].name);
 	}
+	for (uint32_t f = 0; f < cfg->functions_count && f < PD_MAX_FUNCTIONS; f++)
+		for (uint32_t k = 0; k < cfg->functions[f].calls_count; k++)
+			if (cfg->functions[f].calls_idx[k] == in->function)
+				r->callers[r->ncallers++] = (uint16_t)f;
 	r->pool = t->pool.attr;
 	for (uint32_t ri = 0; ri < cfg->routes_count; ri++) {
 		const struct pd_config_route *rc = &cfg->routes[ri];
