@@ -1032,3 +1032,49 @@ raw_exchange() {
 	exec 3<&-
 	return $rc
 }
+
+# ------------------------------------------------------------------------------ calls
+
+# shellcheck disable=SC2034 # used by the tests
+CALLPROBE=$TEST_FUNCTIONS_DIR/callprobe
+
+# fn_stat FUNCTION KEY: sum over the nodes of KEY=VALUE on the "  function FUNCTION ..."
+# lines of the last fetch_stats (or fetch_stats_node); empty if the key is missing.
+fn_stat() {
+	awk -v f="$1" -v k="$2" '
+		$1 == "function" && $2 == f {
+			for (i = 3; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == k) { sum += kv[2]; found = 1 }
+			}
+		}
+		END { if (found) printf "%.0f\n", sum }' "$TMP/stats"
+}
+
+# fn_stat_now FUNCTION KEY: fetch_stats, then fn_stat.
+fn_stat_now() {
+	fetch_stats
+	fn_stat "$1" "$2"
+}
+
+# fn_stat_is OP FUNCTION KEY VALUE: for wait_for.
+fn_stat_is() {
+	local v
+	"$PALLADIUM" stats "$CFG" >"$TMP/stats" 2>&1 || return 1
+	record_pids
+	v=$(fn_stat "$2" "$3")
+	[[ -n "$v" ]] && test "$v" "$1" "$4"
+}
+
+# assert_fn_stats FUNCTION "KEY=VALUE ..." WHAT: fetch_stats, then every KEY of FUNCTION
+# (summed over the nodes) equals its VALUE.
+assert_fn_stats() {
+	local fn=$1 want=$2 what=$3 kv got bad=""
+	fetch_stats
+	for kv in $want; do
+		got=$(fn_stat "$fn" "${kv%%=*}")
+		[[ "$got" == "${kv#*=}" ]] || bad+=" ${kv%%=*}=${got:-missing} (expected ${kv#*=})"
+	done
+	[[ -z "$bad" ]] || fail "$what: function $fn:$bad; its lines: $(grep -E "^ +function $fn " "$TMP/stats")"
+	pass "$what: function $fn $want"
+}
