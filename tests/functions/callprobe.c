@@ -215,16 +215,22 @@ static int prepare(pd_call *c, const pd_request *req, const char *query, bool ze
 	return 0;
 }
 
-/* One summary line per call: "<i> <status> <body>". */
+/* One summary line per call: "<i> <status> <body>", the body's first 200 bytes on one
+ * line (line breaks become spaces, a trailing one is dropped). */
 static void summarize(char *out, size_t cap, size_t *len, int i, const pd_call *c)
 {
 	size_t n;
 	const char *body = pd_call_body(c, &n);
-	while (n > 0 && body[n - 1] == '\n')
+	while (n > 0 && (body[n - 1] == '\n' || body[n - 1] == '\r'))
 		n--;
+	char line[201];
+	if (n > sizeof(line) - 1)
+		n = sizeof(line) - 1;
+	for (size_t k = 0; k < n; k++)
+		line[k] = body[k] == '\n' || body[k] == '\r' ? ' ' : body[k];
+	line[n] = '\0';
 	if (*len < cap) {
-		int w = snprintf(out + *len, cap - *len, "%d %d %.*s\n", i, pd_call_status(c),
-		                 (int)(n < 200 ? n : 200), body);
+		int w = snprintf(out + *len, cap - *len, "%d %d %s\n", i, pd_call_status(c), line);
 		*len += w > 0 ? (size_t)w : 0;
 		if (*len > cap)
 			*len = cap;
