@@ -302,7 +302,7 @@ static int do_call(const pd_request *req, pd_response *res, const char *q, size_
 					                  "pd_call_wait and pd_call_status differ");
 		}
 	}
-	char out[4096];
+	char out[MAX_CALLS * 224]; /* a summary line of every call, whole */
 	size_t len = 0;
 	int worst = 200;
 	for (int i = 0; i < n; i++) {
