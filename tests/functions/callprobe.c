@@ -69,14 +69,19 @@ static const char *param(const char *q, size_t qlen, const char *key, size_t *vl
 	return NULL;
 }
 
-/* A parameter copied into a NUL-terminated buffer; dflt if absent or too long. */
+/* A parameter copied into buf (NUL-terminated); dflt (copied too, if not NULL) when it is
+ * absent or too long. Returns buf, or NULL when there is neither. */
 static const char *param_str(const char *q, size_t qlen, const char *key, char *buf, size_t cap,
                              const char *dflt)
 {
 	size_t n;
 	const char *v = param(q, qlen, key, &n);
-	if (v == NULL || n >= cap)
-		return dflt;
+	if (v == NULL || n >= cap) {
+		if (dflt == NULL)
+			return NULL;
+		v = dflt;
+		n = strnlen(dflt, cap - 1);
+	}
 	memcpy(buf, v, n);
 	buf[n] = '\0';
 	return buf;

@@ -1066,15 +1066,46 @@ fn_stat_is() {
 	[[ -n "$v" ]] && test "$v" "$1" "$4"
 }
 
-# assert_fn_stats FUNCTION "KEY=VALUE ..." WHAT: fetch_stats, then every KEY of FUNCTION
-# (summed over the nodes) equals its VALUE.
-assert_fn_stats() {
-	local fn=$1 want=$2 what=$3 kv got bad=""
+# fn_stats_differ FUNCTION "KEY=VALUE ...": fetch_stats, then FN_BAD says which keys of
+# FUNCTION (summed over the nodes) differ from their VALUE (empty if none does).
+FN_BAD=""
+fn_stats_differ() {
+	local fn=$1 want=$2 kv got
+	FN_BAD=""
 	fetch_stats
 	for kv in $want; do
 		got=$(fn_stat "$fn" "${kv%%=*}")
-		[[ "$got" == "${kv#*=}" ]] || bad+=" ${kv%%=*}=${got:-missing} (expected ${kv#*=})"
+		[[ "$got" == "${kv#*=}" ]] || FN_BAD+=" ${kv%%=*}=${got:-missing} (expected ${kv#*=})"
 	done
-	[[ -z "$bad" ]] || fail "$what: function $fn:$bad; its lines: $(grep -E "^ +function $fn " "$TMP/stats")"
-	pass "$what: function $fn $want"
+	[[ -z "$FN_BAD" ]] || FN_BAD="function $fn:$FN_BAD; its lines: $(grep -E "^ +function $fn " "$TMP/stats")"
+}
+
+# assert_fn_stats FUNCTION "KEY=VALUE ..." WHAT: every KEY of FUNCTION (summed over the
+# nodes) equals its VALUE, or the test fails.
+assert_fn_stats() {
+	fn_stats_differ "$1" "$2"
+	[[ -z "$FN_BAD" ]] || fail "$3: $FN_BAD"
+	pass "$3: function $1 $2"
+}
+
+# expect_fn_stats FUNCTION "KEY=VALUE ..." WHAT: the same, but a difference is a
+# soft_fail (the test goes on and fails at its end).
+expect_fn_stats() {
+	fn_stats_differ "$1" "$2"
+	if [[ -n "$FN_BAD" ]]; then
+		soft_fail "$3: $FN_BAD"
+	else
+		pass "$3: function $1 $2"
+	fi
+}
+
+# expect_within SECONDS WHAT CMD [ARGS...]: wait_for CMD, a soft_fail if it never holds.
+expect_within() {
+	local secs=$1 what=$2
+	shift 2
+	if wait_for "$secs" "$@"; then
+		pass "$what"
+	else
+		soft_fail "$what: not within $((secs * TIME_SCALE)) s ($*)"
+	fi
 }
