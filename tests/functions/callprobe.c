@@ -34,19 +34,17 @@
  *                        answer the callee's body if it answered 200, else 200 with
  *                        "deepest=D status=S" (or that status with prop=1)
  *
+ *   do=forge&what=W,...  (an intruder of its own tenant) writes forged call messages
+ *                        and answers "forged <W> ..." (see forge() for each W); it
+ *                        includes the runtime's source to reach the pool and its rings
+ *
  * Every API result that the contract fixes is checked on the way (a call not yet sent
  * has status 0, wait returns what status then says, wait_any returns each index once
  * and then -1): a broken promise answers 500 "api: ...", which no test expects.
  */
-#include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+#include "../../src/runtime/runtime.c"
 
-#include <palladium/function.h>
+#include <signal.h>
 
 #define MAX_CALLS 64
 #define MAX_TEXT 1024
@@ -373,6 +371,211 @@ static int do_recurse(const pd_request *req, pd_response *res, const char *q, si
 	return rc;
 }
 
+/* ---------------------------------------------------------------- forged messages */
+
+/* The function index of a function this one declares in `calls:`; -1 if it does not. */
+static int callee_index(const char *name)
+{
+	for (uint16_t i = 0; i < rt.cfg.ncallees && i < PD_MAX_CALLS; i++)
+		if (strncmp(rt.cfg.callees[i].name, name, sizeof(rt.cfg.callees[i].name)) == 0)
+			return rt.cfg.callees[i].function;
+	return -1;
+}
+
+/* The position in rt.cfg.inst of the first instance of function fn on this node. */
+static int inst_of(int fn)
+{
+	for (uint16_t i = 0; i < rt.cfg.ninst; i++)
+		if (rt.cfg.inst[i].function == fn)
+			return i;
+	return -1;
+}
+
+/* A buffer of this instance holding a well-formed call message (kind: PD_MSG_F_CALL or
+ * PD_MSG_F_REPLY) for req's route and request, with body "forged", that the caller then
+ * spoils one field of. PD_CALL_NO_BUF if the pool has no free buffer. */
+static uint32_t forge_msg(const pd_request *req, uint16_t kind, uint16_t callee,
+                          struct pd_msg_hdr **hp)
+{
+	uint32_t idx;
+	if (pd_pool_alloc(&rt.pool, rt.cfg.slot, &idx) != 0)
+		return PD_CALL_NO_BUF;
+	pd_pool_set(&rt.pool, idx, rt.cfg.slot, PD_BUF_IN_FUNCTION);
+	struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, idx);
+	*h = (struct pd_msg_hdr){
+	    .magic = PD_MSG_MAGIC,
+	    .version = PD_MSG_VERSION,
+	    .flags = kind,
+	    .tenant = rt.cfg.tenant,
+	    .route = req->hdr.route,
+	    .callee = callee,
+	    .status = kind == PD_MSG_F_REPLY ? 200 : 0,
+	    .request_id = req->hdr.request_id,
+	    .origin = req->hdr.origin,
+	    .depth = 1,
+	    .payload_len = 6,
+	    .sent_ns = req->hdr.sent_ns,
+	    /* Slot 0xfffff of the table, generation 0xdead: never issued. */
+	    .call_id = (UINT64_C(0xdead) << 32) | 0xfffff,
+	    .deadline_ms = 1000,
+	    .reply_node = rt.cfg.node,
+	    .reply_slot = rt.cfg.slot,
+	};
+	memcpy(pd_msg_payload(h), "forged", 6);
+	*hp = h;
+	return idx;
+}
+
+/* Straight into the inbound ring of instance i (rt.cfg.inst[i]), as a local call goes. */
+static void to_inst_ring(uint32_t idx, int i)
+{
+	uint16_t slot = rt.cfg.inst[i].slot;
+	atomic_store_explicit(&rt.pool.ctl[idx].since_ns, pd_now_ns(), memory_order_relaxed);
+	pd_pool_set(&rt.pool, idx, slot, PD_BUF_IN_RING);
+	if (pd_ring_push(&rt.pool.inst_ring[slot], idx) == 0)
+		pd_ring_notify(&rt.pool.inst_ring[slot], rt.inst_efd[i]);
+	else
+		pd_pool_free(&rt.pool, idx);
+}
+
+/*
+ * One forged message W (query: victim=NAME a caller waiting for a call, callee=NAME a
+ * function this one declares, never=NAME one it does not, other=INDEX a function of
+ * another tenant). Returns 0, or -1 if W is unknown or what it needs is missing.
+ *   reply_id      a reply with a call id never issued, into the victim's reply ring
+ *   reply_id_eng  the same through the engine (addressed to the victim)
+ *   reply_tenant  a reply through the engine that says it is another tenant's
+ *   reply_slot    a reply through the engine to an instance slot that does not exist
+ *   reply_node    a reply through the engine to a node that does not exist
+ *   reply_misaddr a reply into the victim's reply ring addressed to this instance
+ *   call_tenant   a call through the engine to another tenant's function
+ *   call_undecl   a call through the engine to a function this one does not declare
+ *   call_depth    a call through the engine 200 deep (its 403/508 replies come back here)
+ *   call_slot     a call into the callee's ring whose reply slot does not exist
+ *   call_callee   a call into the callee's ring that names another function
+ *   call_ring_undecl  a call into the ring of a function this one does not declare
+ */
+static int forge_one(const pd_request *req, const char *w, const char *q, size_t qlen)
+{
+	char name[64];
+	int victim = callee_index(param_str(q, qlen, "victim", name, sizeof(name), ""));
+	int callee = callee_index(param_str(q, qlen, "callee", name, sizeof(name), ""));
+	long other = param_long(q, qlen, "other", -1);
+	int never = -1;
+	/* A function it does not declare: its index from the instances of this node. */
+	long never_idx = param_long(q, qlen, "never", -1);
+	if (never_idx >= 0 && inst_of((int)never_idx) >= 0)
+		never = (int)never_idx;
+	struct pd_msg_hdr *h;
+	uint32_t idx;
+	bool reply = strncmp(w, "reply_", 6) == 0;
+	int target = reply ? victim : strcmp(w, "call_ring_undecl") == 0 ? never : callee;
+	if (target < 0 || inst_of(target) < 0)
+		return -1;
+	idx = forge_msg(req, reply ? PD_MSG_F_REPLY : PD_MSG_F_CALL, (uint16_t)target, &h);
+	if (idx == PD_CALL_NO_BUF)
+		return -1;
+	uint16_t victim_slot = rt.cfg.inst[inst_of(target)].slot;
+	if (reply)
+		h->reply_slot = victim_slot;
+	if (strcmp(w, "reply_id") == 0) {
+		if (pd_pool_push_reply(&rt.pool, victim_slot, idx) != 0)
+			pd_pool_free(&rt.pool, idx);
+	} else if (strcmp(w, "reply_id_eng") == 0) {
+		to_engine(idx);
+	} else if (strcmp(w, "reply_tenant") == 0) {
+		h->tenant = (uint16_t)(rt.cfg.tenant + 1);
+		to_engine(idx);
+	} else if (strcmp(w, "reply_slot") == 0) {
+		h->reply_slot = 250;
+		to_engine(idx);
+	} else if (strcmp(w, "reply_node") == 0) {
+		h->reply_node = 9;
+		to_engine(idx);
+	} else if (strcmp(w, "reply_misaddr") == 0) {
+		h->reply_slot = rt.cfg.slot;
+		if (pd_pool_push_reply(&rt.pool, victim_slot, idx) != 0)
+			pd_pool_free(&rt.pool, idx);
+	} else if (strcmp(w, "call_tenant") == 0 && other >= 0) {
+		h->callee = (uint16_t)other;
+		to_engine(idx);
+	} else if (strcmp(w, "call_undecl") == 0 && never >= 0) {
+		h->callee = (uint16_t)never;
+		to_engine(idx);
+	} else if (strcmp(w, "call_depth") == 0) {
+		h->depth = 200;
+		to_engine(idx);
+	} else if (strcmp(w, "call_slot") == 0) {
+		h->reply_slot = 250;
+		to_inst_ring(idx, inst_of(target));
+	} else if (strcmp(w, "call_callee") == 0) {
+		h->callee = (uint16_t)(never >= 0 ? never : rt.cfg.function);
+		to_inst_ring(idx, inst_of(target));
+	} else if (strcmp(w, "call_ring_undecl") == 0) {
+		to_inst_ring(idx, inst_of(target));
+	} else {
+		pd_pool_free(&rt.pool, idx);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * what=stale: a real call to callee (its answer checked), then a reply with that
+ * released call's id into this instance's own reply ring, then a second real call, during
+ * whose wait the stale reply is taken from the ring: it must be counted late and must not
+ * become the second call's answer. Answers "<status> <body>" of the second call.
+ */
+static int forge_stale(const pd_request *req, pd_response *res, const char *q, size_t qlen)
+{
+	char name[64];
+	const char *to = param_str(q, qlen, "callee", name, sizeof(name), "");
+	pd_call *c = pd_call_start(req, to);
+	if (c == NULL || pd_call_append(c, "first", 5) != 0 || pd_call_send(c) != 0)
+		return api_broken(res, "the first call of what=stale could not be sent");
+	uint64_t stale = c->id; /* the runtime forgets it once the call is collected */
+	if (pd_call_wait(c) != 200)
+		return api_broken(res, "the first call of what=stale failed");
+	pd_call_release(c);
+	struct pd_msg_hdr *h;
+	uint32_t idx = forge_msg(req, PD_MSG_F_REPLY, (uint16_t)callee_index(to), &h);
+	if (idx == PD_CALL_NO_BUF)
+		return api_broken(res, "no buffer to forge");
+	h->call_id = stale;
+	if (pd_pool_push_reply(&rt.pool, rt.cfg.slot, idx) != 0)
+		pd_pool_free(&rt.pool, idx);
+	c = pd_call_run(req, to, "second", 6);
+	if (c == NULL)
+		return api_broken(res, "the second call of what=stale: NULL");
+	size_t n;
+	const char *body = pd_call_body(c, &n);
+	char out[256];
+	int w = snprintf(out, sizeof(out), "%d %.*s", pd_call_status(c), (int)(n < 200 ? n : 200),
+	                 body);
+	pd_call_release(c);
+	return pd_response_append(res, out, (size_t)w);
+}
+
+static int do_forge(const pd_request *req, pd_response *res, const char *q, size_t qlen)
+{
+	char list[512];
+	param_str(q, qlen, "what", list, sizeof(list), "");
+	if (strcmp(list, "stale") == 0)
+		return forge_stale(req, res, q, qlen);
+	char out[600] = "forged";
+	size_t len = strlen(out);
+	for (char *save = NULL, *w = strtok_r(list, ",", &save); w != NULL;
+	     w = strtok_r(NULL, ",", &save)) {
+		if (forge_one(req, w, q, qlen) != 0) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "cannot forge %s\n", w);
+			return pd_response_error(res, 400, msg);
+		}
+		len += (size_t)snprintf(out + len, sizeof(out) - len, " %s", w);
+	}
+	return pd_response_append(res, out, len);
+}
+
 static int handle(const pd_request *req, pd_response *res, void *arg)
 {
 	(void)arg;
@@ -403,6 +606,8 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 		return do_call(req, res, q, qlen);
 	if (strcmp(what, "recurse") == 0)
 		return do_recurse(req, res, q, qlen);
+	if (strcmp(what, "forge") == 0)
+		return do_forge(req, res, q, qlen);
 	return pd_response_error(res, 400, "unknown do=\n");
 }
 
