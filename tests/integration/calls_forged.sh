@@ -71,6 +71,7 @@ victim_req() {
 		-H 'x-callee-query: do=sleep&ms=1500' --data-binary real \
 		"http://127.0.0.1:$HTTP_PORT/victim?do=call&to=slowv" >"$TMP/victim.status" 2>"$TMP/victim.err"
 }
+victim_pid=""
 bg victim_pid victim_req
 wait_for 10 fn_stat_is -eq victim calls_started 1 || fail "the victim's call never went out"
 pass "the victim waits for its call"
