@@ -16,7 +16,8 @@
 #     call to an undeclared function or 200 deep (calls_refused, answered 403/508 to the
 #     forger, where the reply's id is unknown: calls_late);
 #   by the callee's runtime (function_bad_input): a call in its ring whose reply slot
-#     does not exist, or that names another function.
+#     does not exist, or that names another function, or that comes from a function
+#     whose `calls:` does not name it (pushed straight into its ring, past the engine).
 source "$(dirname "$0")/lib.sh"
 init_test
 [[ -x "$CALLPROBE" ]] || fail "test function $CALLPROBE is not built"
