@@ -51,9 +51,8 @@ enum boutique_card_network boutique_card_network(const char *digits)
 }
 
 const char *boutique_card_check(const char *number, int64_t exp_year, int64_t exp_month,
-                                int now_year, int now_month,
-                                enum boutique_card_network *network, char *why,
-                                unsigned why_size)
+                                int now_year, int now_month, enum boutique_card_network *network,
+                                char *why, unsigned why_size)
 {
 	char digits[20];
 	if (boutique_card_digits(number, digits) != 0 || !boutique_card_luhn(digits)) {

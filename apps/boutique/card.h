@@ -32,8 +32,7 @@ enum boutique_card_network boutique_card_network(const char *digits);
  * "invalid expiration month", "the card expired in MM/YYYY"), written into why.
  */
 const char *boutique_card_check(const char *number, int64_t exp_year, int64_t exp_month,
-                                int now_year, int now_month,
-                                enum boutique_card_network *network, char *why,
-                                unsigned why_size);
+                                int now_year, int now_month, enum boutique_card_network *network,
+                                char *why, unsigned why_size);
 
 #endif

@@ -167,8 +167,7 @@ static int get_cart(pd_response *res, const json_t *in)
 	for (size_t i = 0; i < nitems; i++)
 		json_array_append_new(list, items[i]);
 	free(items);
-	return boutique_answer(res, 200,
-	                       json_pack("{s:s,s:o}", "user_id", user, "items", list));
+	return boutique_answer(res, 200, json_pack("{s:s,s:o}", "user_id", user, "items", list));
 }
 
 static int empty_cart(pd_response *res, const json_t *in)

@@ -93,9 +93,9 @@ static json_t *cart_items(const struct order *o)
 {
 	json_t *items = json_array();
 	for (size_t i = 0; i < o->nlines; i++)
-		json_array_append_new(items, json_pack("{s:s,s:I}", "product_id",
-		                                       o->lines[i].product_id, "quantity",
-		                                       o->lines[i].quantity));
+		json_array_append_new(items,
+		                      json_pack("{s:s,s:I}", "product_id", o->lines[i].product_id,
+		                                "quantity", o->lines[i].quantity));
 	return items;
 }
 
@@ -107,10 +107,10 @@ static int prices_and_quote(struct order *o)
 	for (size_t i = 0; i < n; i++)
 		calls[i] = boutique_call_start(o->req, "productcatalog", "GetProduct",
 		                               json_pack("{s:s}", "id", o->lines[i].product_id));
-	calls[n] = boutique_call_start(o->req, "shipping", "GetQuote",
-	                               json_pack("{s:O,s:o}", "address",
-	                                         json_object_get(o->in, "address"), "items",
-	                                         cart_items(o)));
+	calls[n] =
+	    boutique_call_start(o->req, "shipping", "GetQuote",
+	                        json_pack("{s:O,s:o}", "address", json_object_get(o->in, "address"),
+	                                  "items", cart_items(o)));
 	pd_call_wait_all(calls, n + 1);
 	int rc = 0;
 	for (size_t i = 0; i <= n && rc == 0; i++) {
@@ -141,11 +141,12 @@ static int convert_all(struct order *o)
 	pd_call *calls[MAX_ORDER_ITEMS + 1] = {NULL};
 	size_t n = o->nlines;
 	for (size_t i = 0; i <= n; i++) {
-		const struct boutique_money *from = i < n ? &o->lines[i].price_usd : &o->shipping_usd;
-		calls[i] = boutique_call_start(o->req, "currency", "Convert",
-		                               json_pack("{s:o,s:s}", "from",
-		                                         boutique_money_to_json(from), "to_code",
-		                                         o->currency));
+		const struct boutique_money *from =
+		    i < n ? &o->lines[i].price_usd : &o->shipping_usd;
+		calls[i] =
+		    boutique_call_start(o->req, "currency", "Convert",
+		                        json_pack("{s:o,s:s}", "from", boutique_money_to_json(from),
+		                                  "to_code", o->currency));
 	}
 	pd_call_wait_all(calls, n + 1);
 	int rc = 0;
@@ -160,8 +161,8 @@ static int convert_all(struct order *o)
 		} else if (status != 200) {
 			callee_failed(o, "currency", status, why);
 			rc = -1;
-		} else if (boutique_money_from_json(answer,
-		                                    i < n ? &o->lines[i].cost : &o->shipping) != 0) {
+		} else if (boutique_money_from_json(answer, i < n ? &o->lines[i].cost
+		                                                  : &o->shipping) != 0) {
 			callee_failed(o, "currency", 200, "no valid amount in the answer");
 			rc = -1;
 		}
@@ -210,11 +211,11 @@ static int ship(struct order *o, char *id, size_t size)
 {
 	json_t *answer;
 	char why[256];
-	int status = boutique_call(o->req, "shipping", "ShipOrder",
-	                           json_pack("{s:O,s:o}", "address",
-	                                     json_object_get(o->in, "address"), "items",
-	                                     cart_items(o)),
-	                           &answer, why, sizeof(why));
+	int status =
+	    boutique_call(o->req, "shipping", "ShipOrder",
+	                  json_pack("{s:O,s:o}", "address", json_object_get(o->in, "address"),
+	                            "items", cart_items(o)),
+	                  &answer, why, sizeof(why));
 	const char *tracking = boutique_string(answer, "tracking_id");
 	if (status != 200 || tracking == NULL) {
 		json_decref(answer);
@@ -230,10 +231,10 @@ static json_t *order_result(const struct order *o, const char *order_id, const c
 {
 	json_t *items = json_array();
 	for (size_t i = 0; i < o->nlines; i++)
-		json_array_append_new(
-		    items, json_pack("{s:{s:s,s:I},s:o}", "item", "product_id",
-		                     o->lines[i].product_id, "quantity", o->lines[i].quantity, "cost",
-		                     boutique_money_to_json(&o->lines[i].cost)));
+		json_array_append_new(items, json_pack("{s:{s:s,s:I},s:o}", "item", "product_id",
+		                                       o->lines[i].product_id, "quantity",
+		                                       o->lines[i].quantity, "cost",
+		                                       boutique_money_to_json(&o->lines[i].cost)));
 	return json_pack("{s:s,s:s,s:o,s:O,s:o}", "order_id", order_id, "shipping_tracking_id",
 	                 tracking, "shipping_cost", boutique_money_to_json(&o->shipping),
 	                 "shipping_address", json_object_get(o->in, "address"), "items", items);
@@ -251,10 +252,10 @@ static void finish_quietly(struct order *o, const json_t *result)
 	json_decref(answer);
 	if (status != 200)
 		fprintf(stderr, "checkout: emptying the cart failed (%d: %s)\n", status, why);
-	status = boutique_call(o->req, "email", "SendOrderConfirmation",
-	                       json_pack("{s:s,s:O}", "email", boutique_string(o->in, "email"),
-	                                 "order", result),
-	                       &answer, why, sizeof(why));
+	status = boutique_call(
+	    o->req, "email", "SendOrderConfirmation",
+	    json_pack("{s:s,s:O}", "email", boutique_string(o->in, "email"), "order", result),
+	    &answer, why, sizeof(why));
 	json_decref(answer);
 	if (status != 200)
 		fprintf(stderr, "checkout: the confirmation e-mail failed (%d: %s)\n", status, why);

@@ -37,8 +37,9 @@ int boutique_args_parse(int argc, char **argv, struct boutique_args *args)
 		const char *arg = argv[i];
 		if (strcmp(arg, "--data") != 0 && strcmp(arg, "--static") != 0 &&
 		    strcmp(arg, "--redis") != 0) {
-			fprintf(stderr, "%s: unknown argument '%s' (expected --data DIR, --static DIR, "
-			                "--redis HOST:PORT)\n",
+			fprintf(stderr,
+			        "%s: unknown argument '%s' (expected --data DIR, --static DIR, "
+			        "--redis HOST:PORT)\n",
 			        argv[0], arg);
 			return -1;
 		}
@@ -414,10 +415,9 @@ void boutique_uuid(char buf[37])
 	random_bytes(b, sizeof(b));
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(buf, 37,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-	         b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-	         b[14], b[15]);
+	snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+	         b[13], b[14], b[15]);
 }
 
 uint64_t boutique_random_below(uint64_t bound)

@@ -33,8 +33,9 @@ static int load_table(const char *dir)
 	int rc = -1;
 	if (!json_is_object(rates) || json_object_size(rates) == 0 ||
 	    json_object_size(rates) > MAX_CURRENCIES) {
-		fprintf(stderr, "currency: %s/currencies.json: expected {\"rates\": {\"EUR\": 1, "
-		                "...}} with 1..%d currencies\n",
+		fprintf(stderr,
+		        "currency: %s/currencies.json: expected {\"rates\": {\"EUR\": 1, "
+		        "...}} with 1..%d currencies\n",
 		        dir, MAX_CURRENCIES);
 		goto out;
 	}
@@ -80,9 +81,10 @@ static int convert(pd_response *res, const json_t *in)
 		return boutique_error(res, 400, "amount out of range");
 	const char *to_code = boutique_string(in, "to_code");
 	if (rc != 0 || to_code == NULL)
-		return boutique_error(res, 400,
-		                      "expected {\"from\": {\"currency_code\", \"units\", \"nanos\"}, "
-		                      "\"to_code\": string}");
+		return boutique_error(
+		    res, 400,
+		    "expected {\"from\": {\"currency_code\", \"units\", \"nanos\"}, "
+		    "\"to_code\": string}");
 	const struct currency *src = find(from.currency_code);
 	if (src == NULL)
 		return boutique_error(res, 400, "unknown currency '%s'", from.currency_code);

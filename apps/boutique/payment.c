@@ -15,8 +15,8 @@ static int charge(pd_response *res, const json_t *in)
 {
 	struct boutique_money amount;
 	if (boutique_money_from_json(json_object_get(in, "amount"), &amount) != 0)
-		return boutique_error(res, 400,
-		                      "expected \"amount\": {\"currency_code\", \"units\", \"nanos\"}");
+		return boutique_error(
+		    res, 400, "expected \"amount\": {\"currency_code\", \"units\", \"nanos\"}");
 	if (amount.units < 0 || amount.nanos < 0)
 		return boutique_error(res, 400, "a charge cannot be negative");
 	const json_t *card = json_object_get(in, "credit_card");

@@ -62,8 +62,8 @@ static int load_catalog(const char *dir)
 		return -1;
 	const json_t *list = json_object_get(root, "products");
 	if (!json_is_array(list) || json_array_size(list) == 0) {
-		fprintf(stderr, "productcatalog: %s/products.json: expected {\"products\": [...]}\n",
-		        dir);
+		fprintf(stderr,
+		        "productcatalog: %s/products.json: expected {\"products\": [...]}\n", dir);
 		json_decref(root);
 		return -1;
 	}
@@ -74,8 +74,9 @@ static int load_catalog(const char *dir)
 	json_array_foreach(list, i, p)
 	{
 		if (product_valid(p) != 0) {
-			fprintf(stderr, "productcatalog: %s/products.json: product %zu lacks a field "
-			                "or has one of the wrong type\n",
+			fprintf(stderr,
+			        "productcatalog: %s/products.json: product %zu lacks a field "
+			        "or has one of the wrong type\n",
 			        dir, i + 1);
 			json_decref(root);
 			return -1;

@@ -53,7 +53,8 @@ static int get_quote(pd_response *res, const json_t *in)
 	struct boutique_money cost = {"USD", 0, 0};
 	if (pieces > 0)
 		cost = flat_rate;
-	return boutique_answer(res, 200, json_pack("{s:o}", "cost_usd", boutique_money_to_json(&cost)));
+	return boutique_answer(res, 200,
+	                       json_pack("{s:o}", "cost_usd", boutique_money_to_json(&cost)));
 }
 
 static int ship_order(pd_response *res, const json_t *in)
