@@ -69,7 +69,8 @@ int form_value(const char *body, size_t len, const char *name, char *out, size_t
 			found = form_decode(val, vlen, out, cap);
 			if (found < 0)
 				return FORM_MALFORMED;
-		} else if (vlen >= sizeof(scratch) || form_decode(val, vlen, scratch, sizeof(scratch)) < 0) {
+		} else if (vlen >= sizeof(scratch) ||
+		           form_decode(val, vlen, scratch, sizeof(scratch)) < 0) {
 			return FORM_MALFORMED;
 		}
 	}

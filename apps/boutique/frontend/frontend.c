@@ -138,7 +138,8 @@ static void rpcs_wait(struct rpc *rs, size_t n)
 				json_decref(r->reply);
 				r->reply = NULL;
 				r->status = 502;
-				snprintf(r->error, sizeof(r->error), "the answer is not a JSON object");
+				snprintf(r->error, sizeof(r->error),
+				         "the answer is not a JSON object");
 			}
 		} else {
 			rpc_take_error(r, body, len);
@@ -188,7 +189,8 @@ static bool money_from_json(const json_t *v, struct money *m)
 	json_t *units = json_object_get(v, "units");
 	json_t *nanos = json_object_get(v, "nanos");
 	if (code == NULL || strlen(code) >= sizeof(m->currency_code) ||
-	    (units != NULL && !json_is_integer(units)) || (nanos != NULL && !json_is_integer(nanos)))
+	    (units != NULL && !json_is_integer(units)) ||
+	    (nanos != NULL && !json_is_integer(nanos)))
 		return false;
 	json_int_t n = nanos != NULL ? json_integer_value(nanos) : 0;
 	if (n <= -1000000000 || n >= 1000000000)
@@ -293,8 +295,7 @@ static void put_head(struct page *p, const char *title)
 
 /* The top bar: the shop's name, the currency picker (when currencies is given) and the
  * cart link with its size (when cart_size >= 0). */
-static void put_header(struct page *p, const struct ctx *x, const json_t *currencies,
-                       int cart_size)
+static void put_header(struct page *p, const struct ctx *x, const json_t *currencies, int cart_size)
 {
 	page_put(p, "<header class=\"top\"><a class=\"brand\" href=\"/\">Online Boutique</a>"
 	            "<nav>");
@@ -440,10 +441,9 @@ static int new_session_id(char *out, size_t cap)
 	}
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, cap,
-	         "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-	         b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-	         b[14], b[15]);
+	snprintf(out, cap, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+	         b[13], b[14], b[15]);
 	return 0;
 }
 
@@ -574,8 +574,8 @@ static int home(struct ctx *x)
 		if (nconv == MAX_PRODUCTS)
 			break;
 		if (!product_from_json(v, &products[nconv])) {
-			struct rpc bad = {.service = "productcatalog", .method = "/ListProducts",
-			                  .status = 502};
+			struct rpc bad = {
+			    .service = "productcatalog", .method = "/ListProducts", .status = 502};
 			snprintf(bad.error, sizeof(bad.error), "a product is malformed");
 			rc = rpc_error_page(x, &bad, "Could not get the products.");
 			goto free_conv;
@@ -602,11 +602,12 @@ static int home(struct ctx *x)
 	           cart_size(r[HOME_CART].reply));
 	page_put(&p, "<section class=\"hot-products\"><h1>Hot products</h1><div class=\"grid\">");
 	for (i = 0; i < nconv; i++)
-		page_put(&p,
-		         "<a class=\"card\" href=\"/product/%s\"><img src=\"%s\" alt=\"%s\">"
-		         "<span class=\"product-name\">%s</span><span class=\"price\">%m</span></a>",
-		         products[i].id, local_link(products[i].picture), products[i].name,
-		         products[i].name, &prices[i]);
+		page_put(
+		    &p,
+		    "<a class=\"card\" href=\"/product/%s\"><img src=\"%s\" alt=\"%s\">"
+		    "<span class=\"product-name\">%s</span><span class=\"price\">%m</span></a>",
+		    products[i].id, local_link(products[i].picture), products[i].name,
+		    products[i].name, &prices[i]);
 	page_put(&p, "</div></section>\n");
 	put_ad(&p, &r[HOME_AD]);
 	put_footer(&p, x);
@@ -640,8 +641,8 @@ static int product_page(struct ctx *x, const char *id)
 	struct rpc r2[2 + MAX_RECOMMENDATIONS];
 	size_t n2 = 0;
 	int rc;
-	rpc_start(x, &r[PROD_PRODUCT], "productcatalog", "/GetProduct", json_pack("{s:s}", "id", id),
-	          0);
+	rpc_start(x, &r[PROD_PRODUCT], "productcatalog", "/GetProduct",
+	          json_pack("{s:s}", "id", id), 0);
 	rpc_start(x, &r[PROD_CURRENCIES], "currency", "/GetSupportedCurrencies", json_object(), 0);
 	rpc_start(x, &r[PROD_CART], "cart", "/GetCart", user_request(x), 0);
 	start_recommendations(x, &r[PROD_REC], json_pack("[s]", id));
@@ -804,7 +805,8 @@ static int cart_page(struct ctx *x)
 	json_decref(ids);
 	rpcs_wait(r2, n2);
 	for (i = 1; i < n2; i++)
-		if (!rpc_ok(&r2[i]) || (i >= 2 && !product_from_json(r2[i].reply, &products[i - 2]))) {
+		if (!rpc_ok(&r2[i]) ||
+		    (i >= 2 && !product_from_json(r2[i].reply, &products[i - 2]))) {
 			rc = rpc_error_page(x, &r2[i],
 			                    i == 1 ? "Could not get a shipping quote."
 			                           : "Could not get a product of your cart.");
@@ -820,8 +822,8 @@ static int cart_page(struct ctx *x)
 	for (i = 0; i < nitems; i++)
 		rpc_start(x, &r3[i], "currency", "/Convert",
 		          convert_request(&products[i].price_usd, x->currency), 0);
-	rpc_start(x, &r3[nitems], "currency", "/Convert", convert_request(&shipping_usd, x->currency),
-	          0);
+	rpc_start(x, &r3[nitems], "currency", "/Convert",
+	          convert_request(&shipping_usd, x->currency), 0);
 	nrec = start_recommended_products(x, &r2[0], &r3[nitems + 1]);
 	n3 = nitems + 1 + nrec;
 	rpcs_wait(r3, n3);
@@ -850,9 +852,10 @@ static int cart_page(struct ctx *x)
 	put_head(&p, "Cart");
 	put_header(&p, x, json_object_get(r[CART_CURRENCIES].reply, "currency_codes"), size);
 	if (nitems == 0) {
-		page_put(&p, "<section class=\"cart empty\"><h1>Your cart is empty</h1>"
-		             "<p>Items you add to your cart will appear here.</p>"
-		             "<p><a class=\"button\" href=\"/\">Continue shopping</a></p></section>\n");
+		page_put(&p,
+		         "<section class=\"cart empty\"><h1>Your cart is empty</h1>"
+		         "<p>Items you add to your cart will appear here.</p>"
+		         "<p><a class=\"button\" href=\"/\">Continue shopping</a></p></section>\n");
 	} else {
 		page_put(&p,
 		         "<section class=\"cart\"><div class=\"cart-summary\">"
@@ -865,7 +868,8 @@ static int cart_page(struct ctx *x)
 			page_put(&p,
 			         "<li class=\"cart-item\" data-product-id=\"%s\">"
 			         "<a href=\"/product/%s\"><img src=\"%s\" alt=\"\"></a><div>"
-			         "<span class=\"product-name\">%s</span><span class=\"sku\">SKU #%s</span>"
+			         "<span class=\"product-name\">%s</span><span class=\"sku\">SKU "
+			         "#%s</span>"
 			         "<span class=\"quantity\">Quantity: %u</span></div>"
 			         "<span class=\"price\">%m</span></li>",
 			         products[i].id, products[i].id, local_link(products[i].picture),
@@ -965,8 +969,8 @@ static int add_to_cart(struct ctx *x)
 	} else {
 		rpcs_free(&r, 1);
 		rpc_start(x, &r, "cart", "/AddItem",
-		          json_pack("{s:s,s:{s:s,s:i}}", "user_id", x->session, "item", "product_id",
-		                    id, "quantity", (int)q),
+		          json_pack("{s:s,s:{s:s,s:i}}", "user_id", x->session, "item",
+		                    "product_id", id, "quantity", (int)q),
 		          0);
 		rpcs_wait(&r, 1);
 		if (r.status == 400)
@@ -986,7 +990,8 @@ static int empty_cart(struct ctx *x)
 	struct rpc r;
 	rpc_start(x, &r, "cart", "/EmptyCart", user_request(x), 0);
 	rpcs_wait(&r, 1);
-	int rc = rpc_ok(&r) ? redirect(x, "/") : rpc_error_page(x, &r, "Could not empty your cart.");
+	int rc =
+	    rpc_ok(&r) ? redirect(x, "/") : rpc_error_page(x, &r, "Could not empty your cart.");
 	rpcs_free(&r, 1);
 	return rc;
 }
@@ -1067,8 +1072,8 @@ static const char *read_order_form(struct ctx *x, struct order_form *f)
 		char *out;
 		size_t max;
 	} text[] = {
-	    {"email", f->email, 254},  {"street_address", f->street, 512},
-	    {"city", f->city, 128},    {"state", f->state, 128},
+	    {"email", f->email, 254},     {"street_address", f->street, 512},
+	    {"city", f->city, 128},       {"state", f->state, 128},
 	    {"country", f->country, 128}, {"credit_card_number", f->card, 64},
 	};
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
@@ -1219,10 +1224,12 @@ static int checkout(struct ctx *x)
 			name = pr.name;
 		page_put(&p,
 		         "<li class=\"order-item\"><span class=\"product-name\">%s</span> "
-		         "<span class=\"quantity\">&times; %u</span> <span class=\"price\">%m</span></li>",
+		         "<span class=\"quantity\">&times; %u</span> <span "
+		         "class=\"price\">%m</span></li>",
 		         name, quantity[i], &costs[i]);
 	}
-	page_put(&p, "</ul><p><a class=\"button\" href=\"/\">Continue shopping</a></p></section>\n");
+	page_put(&p,
+	         "</ul><p><a class=\"button\" href=\"/\">Continue shopping</a></p></section>\n");
 	put_recommendations(&p, &r2[n2], nrec);
 	put_footer(&p, x);
 	rc = page_end(x, &p, 200);
@@ -1331,8 +1338,9 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 			return cart_page(&x);
 		if (!post)
 			return method_not_allowed(&x, "GET, HEAD, POST");
-		return form_content_type_ok(&x) ? add_to_cart(&x)
-		                                : error_page(&x, 400, "Send the form urlencoded.", NULL);
+		return form_content_type_ok(&x)
+		           ? add_to_cart(&x)
+		           : error_page(&x, 400, "Send the form urlencoded.", NULL);
 	}
 	bool is_empty = path_is(path, plen, "/cart/empty");
 	bool is_checkout = path_is(path, plen, "/cart/checkout");

@@ -71,7 +71,8 @@ void money_format(const struct money *m, char *out, size_t cap)
 {
 	const char *sym = currency_symbol(m->currency_code);
 	bool neg = m->units < 0 || m->nanos < 0;
-	unsigned long long units = neg ? 0ULL - (unsigned long long)m->units : (unsigned long long)m->units;
+	unsigned long long units =
+	    neg ? 0ULL - (unsigned long long)m->units : (unsigned long long)m->units;
 	long cents = (neg ? -(long)m->nanos : (long)m->nanos) / 10000000L;
 	if (sym != NULL)
 		snprintf(out, cap, "%s%s%llu.%02ld", neg ? "-" : "", sym, units, cents);
@@ -168,9 +169,7 @@ void page_put(struct page *p, const char *fmt, ...)
 			page_escape(p, text, strlen(text));
 			break;
 		}
-		case '%':
-			put_raw(p, "%", 1);
-			break;
+		case '%': put_raw(p, "%", 1); break;
 		default:
 			p->overflow = true; /* a bad directive, or a lone % at the end */
 			va_end(ap);

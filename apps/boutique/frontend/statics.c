@@ -19,6 +19,7 @@ static const char *content_type_of(const char *name)
 		const char *ext, *type;
 	} types[] = {
 	    {".css", "text/css; charset=utf-8"},
+	    {".html", "text/html; charset=utf-8"},
 	    {".svg", "image/svg+xml"},
 	    {".png", "image/png"},
 	    {".jpg", "image/jpeg"},
@@ -89,8 +90,7 @@ close_fd:
 	return rc;
 }
 
-static int walk(struct statics *s, int dirfd, const char *url, int depth, char *why,
-                size_t why_cap)
+static int walk(struct statics *s, int dirfd, const char *url, int depth, char *why, size_t why_cap)
 {
 	DIR *d = fdopendir(dirfd);
 	if (d == NULL) {
@@ -146,8 +146,7 @@ static int walk(struct statics *s, int dirfd, const char *url, int depth, char *
 	return rc;
 }
 
-int statics_load(struct statics *s, const char *dir, const char *prefix, char *why,
-                 size_t why_cap)
+int statics_load(struct statics *s, const char *dir, const char *prefix, char *why, size_t why_cap)
 {
 	*s = (struct statics){0};
 	s->files = calloc(STATICS_MAX_FILES, sizeof(*s->files));

@@ -32,8 +32,7 @@ struct statics {
  * served as prefix + its path under dir. 0, or a negative errno (-E2BIG over a limit);
  * *why gets what failed.
  */
-int statics_load(struct statics *s, const char *dir, const char *prefix, char *why,
-                 size_t why_cap);
+int statics_load(struct statics *s, const char *dir, const char *prefix, char *why, size_t why_cap);
 
 /* The file whose URL is exactly url[0..len), or NULL. */
 const struct static_file *statics_find(const struct statics *s, const char *url, size_t len);

@@ -13,12 +13,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);  \
-			failures++;                                                        \
-		}                                                                          \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, #cond);           \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 static const char *render(char *buf, size_t cap, struct page *p)
@@ -36,15 +36,18 @@ static void test_page(void)
 	char buf[256];
 	struct page p;
 	page_init(&p, buf, sizeof(buf) - 1);
-	page_put(&p, "<b>%s</b>%r|%S|%d %u %D %%", "<script>\"a\" & 'b'</script>", "<i>", 3,
-	         "x<yz", -5, 7u, 1234567890123LL);
+	page_put(&p, "<b>%s</b>%r|%S|%d %u %D %%", "<script>\"a\" & 'b'</script>", "<i>", 3, "x<yz",
+	         -5, 7u, 1234567890123LL);
 	CHECK(strcmp(render(buf, sizeof(buf), &p),
 	             "<b>&lt;script&gt;&#34;a&#34; &amp; &#39;b&#39;&lt;/script&gt;</b><i>|x&lt;y|"
 	             "-5 7 1234567890123 %") == 0);
 
 	/* Control bytes are dropped, UTF-8 passes. */
 	page_init(&p, buf, sizeof(buf) - 1);
-	page_put(&p, "%s", "a\x01" "b\x7f" "c\tä");
+	page_put(&p, "%s",
+	         "a\x01"
+	         "b\x7f"
+	         "c\tä");
 	CHECK(strcmp(render(buf, sizeof(buf), &p), "abc\tä") == 0);
 
 	/* Money: symbols, other codes, cents truncated, negative amounts. */
@@ -90,7 +93,7 @@ static void test_form(void)
 	CHECK(form_decode("%zz", 3, out, sizeof(out)) == -1);
 	CHECK(form_decode("%00", 3, out, sizeof(out)) == -1);
 	CHECK(form_decode("%0A", 3, out, sizeof(out)) == 1); /* a newline is text */
-	CHECK(form_decode("abcd", 4, out, 4) == -1);        /* no room for the NUL */
+	CHECK(form_decode("abcd", 4, out, 4) == -1);         /* no room for the NUL */
 	CHECK(form_decode("abc", 3, out, 4) == 3);
 
 	const char *body = "product_id=OLJCESPC7Z&quantity=3&note=a%26b&empty=&flag";
@@ -158,8 +161,13 @@ static void test_statics(const char *dir)
 			CHECK(strncmp(f->content_type, "text/css", 8) == 0);
 	}
 	static const char *const never[] = {
-	    "/static/img/../styles/boutique.css", "/static//favicon.svg", "/static/",
-	    "/static/img", "/static/img/products/", "/etc/passwd", "/static/favicon.svg/",
+	    "/static/img/../styles/boutique.css",
+	    "/static//favicon.svg",
+	    "/static/",
+	    "/static/img",
+	    "/static/img/products/",
+	    "/etc/passwd",
+	    "/static/favicon.svg/",
 	};
 	for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
 		CHECK(statics_find(&s, never[i], strlen(never[i])) == NULL);
