@@ -16,6 +16,11 @@ init_test
 need_cmd jq redis-server redis-cli
 
 source "$(dirname "$0")/boutique_lib.sh"
+for f in boutique.yaml boutique-two-node.yaml; do
+	"$PALLADIUM" check "$SOURCE_ROOT/examples/$f" >"$TMP/check.out" 2>&1 ||
+		fail "palladium check examples/$f: $(cat "$TMP/check.out")"
+	pass "examples/$f passes palladium check"
+done
 start_redis
 
 # ------------------------------------------------------------------- shopping helpers

@@ -1174,6 +1174,7 @@ static int checkout(struct ctx *x)
 		json_t *ci = json_object_get(it, "item");
 		json_int_t q = json_integer_value(json_object_get(ci, "quantity"));
 		struct money line;
+		costs[nitems] = (struct money){.currency_code = "", .units = 0};
 		if (q <= 0 || q > 1000000 ||
 		    !money_from_json(json_object_get(it, "cost"), &costs[nitems]) ||
 		    !money_multiply(&costs[nitems], (uint32_t)q, &line) ||
