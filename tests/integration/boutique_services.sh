@@ -10,7 +10,9 @@
 # 503 "cart storage unavailable" and the cart working again once Redis is back, and
 # checkout end to end: an order with its items, shipping cost and prices converted to
 # the user's currency, the cart emptied, the confirmation logged; an empty cart and a bad
-# card 400 (the cart kept), Redis down 503.
+# card 400 (the cart kept), Redis down 503. Concurrent additions to one cart all count;
+# concurrent requests that make calls all succeed. No service restarts but the one
+# killed; every buffer comes back.
 source "$(dirname "$0")/lib.sh"
 init_test
 need_cmd jq redis-server redis-cli
@@ -412,13 +414,27 @@ expect_error 400 "PlaceOrder with an empty cart" "the cart is empty"
 
 # The same order in EUR: 9.95 / 1.0842, 24.50 / 1.0842, shipping 8.99 / 1.0842.
 call cart AddItem '{"user_id": "buyer2", "item": {"product_id": "6E92ZMYYFZ", "quantity": 2}}'
+assert_status 200 "buyer2: AddItem 2 x 6E92ZMYYFZ"
 call cart AddItem '{"user_id": "buyer2", "item": {"product_id": "OLJCESPC7Z", "quantity": 1}}'
+assert_status 200 "buyer2: AddItem 1 x OLJCESPC7Z"
 call checkout PlaceOrder "$(order buyer2 EUR 5555555555554444)"
 assert_status 200 "PlaceOrder in EUR with a MasterCard"
 assert_eq '{"currency_code":"EUR","nanos":291828076,"units":8}' \
 	"$(jq -cS .order.shipping_cost "$TMP/resp.body")" "PlaceOrder in EUR: shipping"
 assert_eq '[{"currency_code":"EUR","nanos":177273566,"units":9},{"currency_code":"EUR","nanos":597306770,"units":22}]' \
 	"$(jq -cS '[.order.items[].cost]' "$TMP/resp.body")" "PlaceOrder in EUR: unit costs"
+
+# ----------------------------------------------------------------- at the same time
+
+# 16 additions at once, on both of cart's threads: Redis sums them, none is lost.
+flood /svc/cart/AddItem '{\"user_id\": \"dave\", \"item\": {\"product_id\": \"9SIQT8TOJO\", \"quantity\": 1}}' 16
+assert_eq "16 x 200; " "$FLOOD_SUMMARY" "16 concurrent AddItem all answered 200"
+call cart GetCart '{"user_id": "dave"}'
+expect 200 "GetCart after 16 concurrent additions" \
+	'{"user_id": "dave", "items": [{"product_id": "9SIQT8TOJO", "quantity": 16}]}'
+# Calls under concurrent requests: each recommendation calls productcatalog.
+flood /svc/recommendation/ListRecommendations '{\"user_id\": \"dave\", \"product_ids\": []}' 16
+assert_eq "16 x 200; " "$FLOOD_SUMMARY" "16 concurrent ListRecommendations all answered 200"
 
 # ------------------------------------------------- Redis stuck, then down, then back
 
