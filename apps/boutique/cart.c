@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,20 +63,33 @@ static void drop_connection(redisContext *c)
 	redisFree(c);
 }
 
-/* A command's reply, or NULL if Redis could not be reached or did not answer in time
- * (the connection is dropped). */
+/*
+ * A command's reply, or NULL if Redis could not be reached or did not answer in time
+ * (the connection is dropped). A connection kept from earlier requests may have been
+ * closed meanwhile by a Redis that restarted: the command never reached that Redis, so
+ * it goes once more on a new connection. A timeout is not retried: Redis may be stuck,
+ * and the request must not wait twice as long.
+ */
 static redisReply *command(const char *fmt, ...)
 {
-	redisContext *c = connection();
-	if (c == NULL)
-		return NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	if (r == NULL)
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool reused = pthread_getspecific(redis_key) != NULL;
+		redisContext *c = connection();
+		if (c == NULL)
+			return NULL;
+		va_list ap;
+		va_start(ap, fmt);
+		redisReply *r = redisvCommand(c, fmt, ap);
+		va_end(ap);
+		if (r != NULL)
+			return r;
+		bool closed = c->err == REDIS_ERR_EOF ||
+		              (c->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
 		drop_connection(c);
-	return r;
+		if (!reused || !closed)
+			return NULL;
+	}
+	return NULL;
 }
 
 static int unavailable(pd_response *res)
@@ -219,6 +233,8 @@ int main(int argc, char **argv)
 {
 	if (boutique_args_parse(argc, argv, &args) != 0)
 		return 1;
+	/* hiredis writes with write(): a Redis gone away must give EPIPE, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	if (pthread_key_create(&redis_key, close_connection) != 0) {
 		fprintf(stderr, "cart: pthread_key_create failed\n");
 		return 1;
