@@ -11,7 +11,8 @@
 # is back (also right after a restart of Redis between two requests), and
 # checkout end to end: an order with its items, shipping cost and prices converted to
 # the user's currency, the cart emptied, the confirmation logged; an empty cart and a bad
-# card 400 (the cart kept), Redis down 503. Concurrent additions to one cart all count;
+# card 400 (the cart kept), Redis down 503, and its calls (11 for a two-product order,
+# all answered). Concurrent additions to one cart all count;
 # concurrent requests that make calls all succeed. No service restarts but the one
 # killed; every buffer comes back.
 source "$(dirname "$0")/lib.sh"
