@@ -9,6 +9,8 @@
  * hanging the request, and the next request connects again.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +26,18 @@
 #define MAX_QUANTITY 1000
 
 static struct boutique_args args;
-static _Thread_local redisContext *redis;
+/* This thread's connection. A key rather than a thread-local variable: its destructor
+ * closes the connection when a handler thread ends, so that nothing is left behind. */
+static pthread_key_t redis_key;
+
+static void close_connection(void *c)
+{
+	redisFree(c);
+}
 
 static redisContext *connection(void)
 {
+	redisContext *redis = pthread_getspecific(redis_key);
 	if (redis != NULL)
 		return redis;
 	struct timeval tv = {.tv_sec = 0, .tv_usec = REDIS_TIMEOUT_MS * 1000};
@@ -38,32 +48,48 @@ static redisContext *connection(void)
 		redisFree(c);
 		return NULL;
 	}
-	redis = c;
+	if (pthread_setspecific(redis_key, c) != 0) {
+		redisFree(c);
+		return NULL;
+	}
 	return c;
 }
 
 /* After a failed command the connection's state is unknown (a reply may still come):
  * drop it, the next request makes a new one. */
-static void drop_connection(void)
+static void drop_connection(redisContext *c)
 {
-	redisFree(redis);
-	redis = NULL;
+	pthread_setspecific(redis_key, NULL);
+	redisFree(c);
 }
 
-/* A command's reply, or NULL if Redis could not be reached or did not answer in time
- * (the connection is dropped). */
+/*
+ * A command's reply, or NULL if Redis could not be reached or did not answer in time
+ * (the connection is dropped). A connection kept from earlier requests may have been
+ * closed meanwhile by a Redis that restarted: the command never reached that Redis, so
+ * it goes once more on a new connection. A timeout is not retried: Redis may be stuck,
+ * and the request must not wait twice as long.
+ */
 static redisReply *command(const char *fmt, ...)
 {
-	redisContext *c = connection();
-	if (c == NULL)
-		return NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *r = redisvCommand(c, fmt, ap);
-	va_end(ap);
-	if (r == NULL)
-		drop_connection();
-	return r;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool reused = pthread_getspecific(redis_key) != NULL;
+		redisContext *c = connection();
+		if (c == NULL)
+			return NULL;
+		va_list ap;
+		va_start(ap, fmt);
+		redisReply *r = redisvCommand(c, fmt, ap);
+		va_end(ap);
+		if (r != NULL)
+			return r;
+		bool closed = c->err == REDIS_ERR_EOF ||
+		              (c->err == REDIS_ERR_IO && (errno == ECONNRESET || errno == EPIPE));
+		drop_connection(c);
+		if (!reused || !closed)
+			return NULL;
+	}
+	return NULL;
 }
 
 static int unavailable(pd_response *res)
@@ -207,6 +233,12 @@ int main(int argc, char **argv)
 {
 	if (boutique_args_parse(argc, argv, &args) != 0)
 		return 1;
+	/* hiredis writes with write(): a Redis gone away must give EPIPE, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_key_create(&redis_key, close_connection) != 0) {
+		fprintf(stderr, "cart: pthread_key_create failed\n");
+		return 1;
+	}
 	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
 	json_object_seed(0);
 	return pd_serve(argc, argv, handle, NULL);

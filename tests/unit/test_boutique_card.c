@@ -10,7 +10,7 @@ static void test_digits(void)
 	char d[20];
 	CHECK(boutique_card_digits("4242 4242-4242 4242", d) == 0 &&
 	      strcmp(d, "4242424242424242") == 0);
-	CHECK(boutique_card_digits("4242424242424242424", d) == 0); /* 19 */
+	CHECK(boutique_card_digits("4242424242424242424", d) == 0);   /* 19 */
 	CHECK(boutique_card_digits("42424242424242424242", d) == -1); /* 20 */
 	CHECK(boutique_card_digits("42424242424", d) == -1);          /* 11 */
 	CHECK(boutique_card_digits("4242x42424242424", d) == -1);
@@ -41,7 +41,7 @@ static void test_network(void)
 	CHECK(boutique_card_network("2721001111111111") == BOUTIQUE_CARD_UNKNOWN);
 	CHECK(boutique_card_network("2220991111111111") == BOUTIQUE_CARD_UNKNOWN);
 	CHECK(boutique_card_network("5655555555554444") == BOUTIQUE_CARD_UNKNOWN);
-	CHECK(boutique_card_network("378282246310005") == BOUTIQUE_CARD_UNKNOWN); /* Amex */
+	CHECK(boutique_card_network("378282246310005") == BOUTIQUE_CARD_UNKNOWN);  /* Amex */
 	CHECK(boutique_card_network("6011111111111117") == BOUTIQUE_CARD_UNKNOWN); /* Discover */
 }
 
@@ -56,8 +56,8 @@ static void test_check(void)
 	CHECK(boutique_card_check("5555555555554444", 2027, 1, 2026, 12, &net, why, sizeof(why)) ==
 	          NULL &&
 	      net == BOUTIQUE_CARD_MASTERCARD);
-	const char *r = boutique_card_check("4242424242424242", 2026, 11, 2026, 12, &net, why,
-	                                    sizeof(why));
+	const char *r =
+	    boutique_card_check("4242424242424242", 2026, 11, 2026, 12, &net, why, sizeof(why));
 	CHECK(r != NULL && strcmp(r, "the card expired in 11/2026") == 0);
 	r = boutique_card_check("4242424242424242", 2025, 12, 2026, 1, &net, why, sizeof(why));
 	CHECK(r != NULL && strcmp(r, "the card expired in 12/2025") == 0);

@@ -63,8 +63,8 @@ static void test_mul(void)
 static void test_from_json(void)
 {
 	struct boutique_money r;
-	json_t *j = json_pack("{s:s,s:i,s:i}", "currency_code", "EUR", "units", 12, "nanos",
-	                      990000000);
+	json_t *j =
+	    json_pack("{s:s,s:i,s:i}", "currency_code", "EUR", "units", 12, "nanos", 990000000);
 	CHECK(boutique_money_from_json(j, &r) == 0 && same(&r, "EUR", 12, 990000000));
 	json_t *back = boutique_money_to_json(&r);
 	CHECK(json_equal(j, back));
@@ -135,10 +135,12 @@ static void test_convert(void)
 	const int64_t eur = 1000000000, usd = 1084200000, jpy = INT64_C(161370000000),
 	              gbp = 856100000;
 	struct boutique_money a = m("EUR", 10, 0), r;
-	CHECK(boutique_money_convert(&a, eur, "USD", usd, &r) == 0 && same(&r, "USD", 10, 842000000));
+	CHECK(boutique_money_convert(&a, eur, "USD", usd, &r) == 0 &&
+	      same(&r, "USD", 10, 842000000));
 	/* 1 / 1.0842 = 0.92233905183...: rounded to the nano. */
 	a = m("USD", 1, 0);
-	CHECK(boutique_money_convert(&a, usd, "EUR", eur, &r) == 0 && same(&r, "EUR", 0, 922339052));
+	CHECK(boutique_money_convert(&a, usd, "EUR", eur, &r) == 0 &&
+	      same(&r, "EUR", 0, 922339052));
 	/* Between two currencies, through the base: 9.95 * 161.37 / 1.0842. */
 	a = m("USD", 9, 950000000);
 	CHECK(boutique_money_convert(&a, usd, "JPY", jpy, &r) == 0 &&
