@@ -43,7 +43,6 @@ struct ctx {
 	pd_response *res;
 	char session[65];
 	char currency[8]; /* the session's currency: the cookie's, checked, or the default */
-	bool head;
 };
 
 /* ---- calls to the services -------------------------------------------------------- */
