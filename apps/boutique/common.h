@@ -74,7 +74,8 @@ int boutique_int(const json_t *obj, const char *key, json_int_t *out);
 /*
  * Start a call to function's method (path "/<method>") with the JSON body v (freed),
  * and send it. Returns the call, sent or already finished (pd_call_status says why),
- * or NULL when out of memory or v is NULL.
+ * or NULL when out of memory, v is NULL or v does not fit in a buffer (the call is then
+ * not made). Call it on the handler thread of req, like every pd_call_*.
  */
 pd_call *boutique_call_start(const pd_request *req, const char *function, const char *method,
                              json_t *v);

@@ -141,6 +141,32 @@ for m in productcatalog/GetProduct currency/Convert cart/GetCart recommendation/
 	expect_error 400 "$m: a JSON array instead of an object" "the body must be a JSON object"
 done
 
+# Odd bodies to every method: each answers 200 or 400 with a JSON object, and none
+# crashes (the restart counts are checked at the end).
+deep=$(printf '%.0s[' {1..3000})$(printf '%.0s]' {1..3000})
+ODD_BODIES=(
+	'{"id": null, "user_id": null, "query": null, "from": null, "product_ids": null, "context_keys": null}'
+	'{"user_id": "", "item": {}, "address": [], "items": {}, "credit_card": "x", "amount": 5, "order": null}'
+	'{"units": 1e400, "from": {"currency_code": "USD", "units": 99999999999999999999}}'
+	'{"user_id": "\ud800"}'
+	'{"a": 1, "a": 2}'
+	"{\"x\": $deep}"
+	'{"user_id": "u\u0000v"}'
+)
+for m in productcatalog/ListProducts productcatalog/GetProduct productcatalog/SearchProducts \
+	currency/GetSupportedCurrencies currency/Convert cart/AddItem cart/GetCart cart/EmptyCart \
+	recommendation/ListRecommendations shipping/GetQuote shipping/ShipOrder payment/Charge \
+	email/SendOrderConfirmation checkout/PlaceOrder ad/GetAds; do
+	for body in "${ODD_BODIES[@]}"; do
+		call "${m%/*}" "${m#*/}" "$body"
+		[[ "$HTTP_STATUS" == 200 || "$HTTP_STATUS" == 400 ]] ||
+			fail "$m with '${body:0:80}': expected 200 or 400, got $HTTP_STATUS ($(head -c 300 "$TMP/resp.body"))"
+		jq -e 'type == "object"' "$TMP/resp.body" >/dev/null 2>&1 ||
+			fail "$m with '${body:0:80}': the answer is not a JSON object: $(head -c 300 "$TMP/resp.body")"
+	done
+done
+pass "odd bodies to every method: 200 or 400, with a JSON object"
+
 # --------------------------------------------------------------------- productcatalog
 
 call productcatalog ListProducts '{}'
