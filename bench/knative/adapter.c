@@ -1092,6 +1092,8 @@ PD_API pd_call *pd_call_start(const pd_request *req, const char *function)
 		w->nspare_calls--;
 	} else if ((c = malloc(sizeof(*c))) == NULL) {
 		return NULL;
+	} else {
+		c->link = (h2o_linklist_t){NULL, NULL};
 	}
 	c->w = w;
 	c->callee = NULL;
