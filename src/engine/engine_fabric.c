@@ -91,13 +91,28 @@ static void on_recv(void *app, struct pd_fabric_conn *conn, void *buf_ctx, size_
 		return;
 	}
 	pd_msg_hdr_snapshot(&snap, pd_pool_buf(&t->pool, idx));
-	if (!route_header_ok(e, t, &snap, len) || !(snap.flags & PD_MSG_F_REQUEST)) {
+	uint16_t peer = pd_fabric_conn_peer(conn);
+	bool from_ingress = (peer & PD_FABRIC_PEER_INGRESS) != 0;
+	unsigned kind = pd_msg_kind(&snap);
+	/* The ingress sends requests; peers send requests, calls and replies. */
+	if (!route_header_ok(e, t, &snap, len) ||
+	    !(kind == PD_MSG_F_REQUEST ||
+	      (!from_ingress && peer < PD_MAX_NODES &&
+	       (kind == PD_MSG_F_CALL ||
+	        (kind == PD_MSG_F_REPLY && snap.reply_node == e->node))))) {
 		t->c.bad_headers++;
 		pd_pool_free(&t->pool, idx);
 		return;
 	}
-	uint16_t peer = pd_fabric_conn_peer(conn);
-	bool from_ingress = (peer & PD_FABRIC_PEER_INGRESS) != 0;
+	if (kind != PD_MSG_F_REQUEST) {
+		t->peers[peer].received++;
+		t->c.from_peers++;
+		if (kind == PD_MSG_F_CALL)
+			route_call(e, t, idx, &snap, peer);
+		else
+			tx_deliver_reply(e, t, idx, &snap);
+		return;
+	}
 	if (!from_ingress && peer < PD_MAX_NODES) {
 		peer_note_return(&t->peers[peer], &snap);
 		t->peers[peer].received++;

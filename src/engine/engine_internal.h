@@ -67,6 +67,10 @@ struct tenant_counters {
 	uint64_t from_peers;         /* requests received from another node */
 	uint64_t lost_with_peer;     /* requests failed because their peer died */
 	uint64_t expired;            /* queued past their route's timeout, dropped */
+	uint64_t calls_routed;       /* calls handed to a callee's instance or node */
+	uint64_t replies_routed;     /* replies handed to a caller's instance or node */
+	uint64_t calls_refused;      /* calls answered at once: undeclared, too deep */
+	uint64_t replies_dropped;    /* replies whose caller is gone or unreachable */
 };
 
 /* Where a buffer waiting to be sent goes: an ingress (PD_FABRIC_PEER_INGRESS | origin)
@@ -233,6 +237,13 @@ int tx_transmit(struct engine *e, uint64_t now);
 /* Turn buffer idx into an error answer (status, msg) and queue it for its ingress. */
 void tx_reply_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
                     const char *msg);
+/*
+ * Hand the reply in buffer idx (its header checked, copied in *h) to the calling
+ * instance: into its reply ring if it runs here, else to its node. Dropped and counted
+ * when the caller is not running or its node is not a peer of this tenant.
+ */
+void tx_deliver_reply(struct engine *e, struct tenant_rt *t, uint32_t idx,
+                      const struct pd_msg_hdr *h);
 /* Drop or fail everything queued for a destination that went away. */
 void tx_fail_queue(struct engine *e, struct tenant_rt *t, uint16_t dest);
 /* Drop what waited for a link longer than its route allows. */
@@ -251,6 +262,13 @@ bool route_header_ok(const struct engine *e, const struct tenant_rt *t, const st
 /* Hand a checked request to a local instance, or (may_leave) to a peer running it. */
 void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx, const struct pd_msg_hdr *h,
                    bool may_leave);
+/*
+ * A checked call: refused at once (508 too deep; from this node, 403 when its caller does
+ * not declare the callee), else to a local instance of the callee or (from this node) to
+ * the least loaded peer running it. from_peer: the node it came from, or -1.
+ */
+void route_call(struct engine *e, struct tenant_rt *t, uint32_t idx, const struct pd_msg_hdr *h,
+                int from_peer);
 /* Take up to a burst of descriptors from t's engine ring; returns how many. */
 int route_drain_ring(struct engine *e, struct tenant_rt *t);
 

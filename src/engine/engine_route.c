@@ -75,14 +75,12 @@ static struct peer_link *pick_peer(struct engine *e, struct tenant_rt *t, uint16
 }
 
 /*
- * A request whose header was checked: hand it to a local instance of the function at
- * its hop, or (if allowed: it came from this node) to the least loaded peer running it.
+ * Hand buffer idx to a local instance of function fn, or (if allowed: it came from this
+ * node) to the least loaded peer running it.
  */
-void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx, const struct pd_msg_hdr *h,
-                   bool may_leave)
+static void to_function(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t fn,
+                        bool may_leave)
 {
-	const struct pd_config_route *r = &e->cfg->routes[h->route];
-	uint16_t fn = (uint16_t)r->chain_idx[h->hop];
 	struct instance *in = pick_instance(t, fn);
 	if (in == NULL) {
 		struct peer_link *p = may_leave ? pick_peer(e, t, fn) : NULL;
@@ -107,6 +105,60 @@ void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx, const st
 	pd_ring_notify(&t->pool.inst_ring[in->slot], in->efd);
 }
 
+/*
+ * A request whose header was checked: hand it to a local instance of the function at
+ * its hop, or (if allowed: it came from this node) to the least loaded peer running it.
+ */
+void route_request(struct engine *e, struct tenant_rt *t, uint32_t idx, const struct pd_msg_hdr *h,
+                   bool may_leave)
+{
+	const struct pd_config_route *r = &e->cfg->routes[h->route];
+	to_function(e, t, idx, (uint16_t)r->chain_idx[h->hop], may_leave);
+}
+
+static bool declares_call(const struct pd_config_function *f, uint32_t callee)
+{
+	for (uint32_t k = 0; k < f->calls_count; k++)
+		if (f->calls_idx[k] == callee)
+			return true;
+	return false;
+}
+
+void route_call(struct engine *e, struct tenant_rt *t, uint32_t idx, const struct pd_msg_hdr *h,
+                int from_peer)
+{
+	if (from_peer >= 0) {
+		/* Its reply goes back where it came from, never to a third node. */
+		if (h->reply_node != (uint16_t)from_peer) {
+			t->c.bad_headers++;
+			pd_pool_free(&t->pool, idx);
+			return;
+		}
+	} else {
+		/* From this node: the caller must be one of its instances, and may call only
+		 * what its function declares (functions[].calls). */
+		if (h->reply_node != e->node || h->reply_slot >= t->ninst) {
+			t->c.bad_headers++;
+			pd_pool_free(&t->pool, idx);
+			return;
+		}
+		const struct pd_config_function *caller =
+		    &e->cfg->functions[t->inst[h->reply_slot].function];
+		if (!declares_call(caller, h->callee)) {
+			t->c.calls_refused++;
+			tx_reply_error(e, t, idx, 403, "call refused: not in the caller's calls\n");
+			return;
+		}
+	}
+	if (h->depth == 0 || h->depth > e->cfg->engine.max_call_depth) {
+		t->c.calls_refused++;
+		tx_reply_error(e, t, idx, 508, "call refused: deeper than engine.max_call_depth\n");
+		return;
+	}
+	t->c.calls_routed++;
+	to_function(e, t, idx, h->callee, from_peer < 0);
+}
+
 /* Check a header against the cluster config and this tenant. */
 bool route_header_ok(const struct engine *e, const struct tenant_rt *t, const struct pd_msg_hdr *h,
                      uint64_t received_len)
@@ -118,8 +170,12 @@ bool route_header_ok(const struct engine *e, const struct tenant_rt *t, const st
 	const struct pd_config_route *r = &e->cfg->routes[h->route];
 	if (r->tenant_idx != t->tenant)
 		return false;
-	if ((h->flags & PD_MSG_F_REQUEST) && h->hop >= r->chain_count)
-		return false;
+	unsigned kind = pd_msg_kind(h);
+	if (kind == PD_MSG_F_REQUEST)
+		return h->hop < r->chain_count && h->depth == 0;
+	if (kind == PD_MSG_F_CALL || kind == PD_MSG_F_REPLY)
+		return h->callee < e->cfg->functions_count &&
+		       e->cfg->functions[h->callee].tenant_idx == t->tenant;
 	return true;
 }
 
@@ -150,10 +206,12 @@ int route_drain_ring(struct engine *e, struct tenant_rt *t)
 			pd_pool_free(&t->pool, idx);
 			continue;
 		}
-		if (snap.flags & PD_MSG_F_RESPONSE)
-			tx_send_response(e, t, idx);
-		else
-			route_request(e, t, idx, &snap, true);
+		switch (pd_msg_kind(&snap)) {
+		case PD_MSG_F_RESPONSE: tx_send_response(e, t, idx); break;
+		case PD_MSG_F_CALL: route_call(e, t, idx, &snap, -1); break;
+		case PD_MSG_F_REPLY: tx_deliver_reply(e, t, idx, &snap); break;
+		default: route_request(e, t, idx, &snap, true); break;
+		}
 	}
 	return n;
 }

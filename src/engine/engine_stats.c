@@ -104,6 +104,34 @@ int stats_listen(const char *path)
 
 /* ---------------------------------------------------------------- stats */
 
+/* One line per function of tenant t on this node: its instances' counters summed. */
+static void stats_functions(FILE *f, const struct engine *e, const struct tenant_rt *t)
+{
+	for (uint32_t fn = 0; fn < e->cfg->functions_count; fn++) {
+		uint64_t v[6] = {0};
+		bool here = false;
+		for (uint16_t s = 0; s < t->ninst; s++) {
+			if (t->inst[s].function != fn)
+				continue;
+			const struct pd_inst_status *st = t->pool.inst_status[s];
+			here = true;
+			v[0] += atomic_load(&st->handled);
+			v[1] += atomic_load(&st->calls_started);
+			v[2] += atomic_load(&st->calls_answered);
+			v[3] += atomic_load(&st->calls_failed);
+			v[4] += atomic_load(&st->calls_timed_out);
+			v[5] += atomic_load(&st->calls_late);
+		}
+		if (!here)
+			continue;
+		fprintf(f,
+		        "  function %s handled=%" PRIu64 " calls_started=%" PRIu64
+		        " calls_answered=%" PRIu64 " calls_failed=%" PRIu64
+		        " calls_timed_out=%" PRIu64 " calls_late=%" PRIu64 "\n",
+		        e->cfg->functions[fn].name, v[0], v[1], v[2], v[3], v[4], v[5]);
+	}
+}
+
 static void stats_answer(struct engine *e, int fd)
 {
 	char *text = NULL;
@@ -145,7 +173,9 @@ static void stats_answer(struct engine *e, int fd)
 		    "errors_sent=%lu reclaimed=%lu restarts=%lu hung_killed=%lu "
 		    "pending_sends=%u to_peers=%lu from_peers=%lu lost_with_peer=%lu expired=%lu "
 		    "function_expired=%lu rx_depth=%u rx_credits=%lu rx_repost_deferred=%lu "
-		    "function_push_failures=%" PRIu64 " pool_push_failures=%" PRIu64 "\n",
+		    "function_push_failures=%" PRIu64 " pool_push_failures=%" PRIu64
+		    " calls_routed=%" PRIu64 " replies_routed=%" PRIu64 " calls_refused=%" PRIu64
+		    " replies_dropped=%" PRIu64 "\n",
 		    t->conf->name, t->pool.nbuffers, census[PD_BUF_FREE],
 		    t->pool.nbuffers - census[PD_BUF_FREE] - census[PD_BUF_RX_POSTED],
 		    census[PD_BUF_RX_POSTED], c->msgs_in, c->bytes_in, c->msgs_out, c->bytes_out,
@@ -154,7 +184,9 @@ static void stats_answer(struct engine *e, int fd)
 		    c->reclaimed, c->function_restarts, c->hung_killed, t->pend_count, c->to_peers,
 		    c->from_peers, c->lost_with_peer, c->expired, fn_expired, t->rx_depth,
 		    (unsigned long)t->credits_per_link * t->links, c->rx_repost_deferred,
-		    fn_push_failures, atomic_load(&t->pool.sh->push_failures));
+		    fn_push_failures, atomic_load(&t->pool.sh->push_failures), c->calls_routed,
+		    c->replies_routed, c->calls_refused, c->replies_dropped);
+		stats_functions(f, e, t);
 		for (uint32_t n = 0; n < e->cfg->nodes_count; n++) {
 			const struct peer_link *p = &t->peers[n];
 			if (!p->hosts_tenant)

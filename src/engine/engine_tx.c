@@ -121,7 +121,10 @@ static int try_send(struct engine *e, struct tenant_rt *t, uint32_t idx)
 		struct peer_link *p = &t->peers[dest];
 		p->inflight++;
 		p->sent++;
-		peer_note_forward(p, &snap);
+		/* Only chain requests are remembered (by request id): a call or reply carries
+		 * its request's id too, but a peer's death fails a call by its deadline. */
+		if (pd_msg_kind(&snap) == PD_MSG_F_REQUEST)
+			peer_note_forward(p, &snap);
 		t->c.to_peers++;
 	}
 	return 0;
@@ -227,13 +230,64 @@ int tx_transmit(struct engine *e, uint64_t now)
 	return sent;
 }
 
+void tx_deliver_reply(struct engine *e, struct tenant_rt *t, uint32_t idx,
+                      const struct pd_msg_hdr *h)
+{
+	if (h->reply_node == e->node) {
+		uint16_t slot = h->reply_slot;
+		/* A caller that is not running (died, restarting) will never take it. */
+		if (slot >= t->ninst || t->inst[slot].state != INST_RUNNING) {
+			t->c.replies_dropped++;
+			pd_pool_free(&t->pool, idx);
+			return;
+		}
+		if (pd_pool_push_reply(&t->pool, slot, idx) != 0) {
+			pd_pool_set(&t->pool, idx, PD_OWNER_ENGINE, PD_BUF_ENGINE);
+			t->c.replies_dropped++;
+			pd_pool_free(&t->pool, idx);
+			return;
+		}
+		t->c.replies_routed++;
+		return;
+	}
+	if (h->reply_node >= e->cfg->nodes_count || !t->peers[h->reply_node].hosts_tenant) {
+		t->c.replies_dropped++;
+		pd_pool_free(&t->pool, idx);
+		return;
+	}
+	t->c.replies_routed++;
+	tx_send_to(e, t, idx, h->reply_node);
+}
+
 void tx_reply_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t status,
                     const char *msg)
 {
 	struct pd_msg_hdr *h = pd_pool_buf(&t->pool, idx);
+	struct pd_msg_hdr snap;
+	pd_msg_hdr_snapshot(&snap, h);
+	unsigned kind =
+	    pd_msg_validate(&snap, t->conf->buffer_size, 0) == 0 ? pd_msg_kind(&snap) : 0;
+	if (kind == PD_MSG_F_REPLY) {
+		/* A reply that cannot go where it was headed: its caller times out. */
+		t->c.replies_dropped++;
+		pd_pool_free(&t->pool, idx);
+		return;
+	}
 	size_t n = strlen(msg);
 	/* The engine writes its own error text; it never reads or copies the payload. */
 	memcpy(pd_msg_payload(h), msg, n);
+	if (kind == PD_MSG_F_CALL) {
+		/* A call is answered to its caller, not to the client: the caller decides. */
+		snap.flags = PD_MSG_F_REPLY | PD_MSG_F_ERROR;
+		snap.status = status;
+		snap.payload_len = (uint32_t)n;
+		snap.req_meta_len = 0;
+		snap.resp_meta_len = 0;
+		*h = snap;
+		t->c.errors_sent++;
+		tx_deliver_reply(e, t, idx, &snap);
+		return;
+	}
 	h->magic = PD_MSG_MAGIC;
 	h->version = PD_MSG_VERSION;
 	h->flags = PD_MSG_F_RESPONSE | PD_MSG_F_ERROR;
@@ -246,8 +300,8 @@ void tx_reply_error(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_
 	tx_send_response(e, t, idx);
 }
 
-/* A buffer could not go where it was headed: answer its request with an error, or drop
- * an answer that has nowhere to go. */
+/* A buffer could not go where it was headed: answer its request (or call) with an
+ * error, or drop an answer that has nowhere to go. */
 static void fail_unsendable(struct engine *e, struct tenant_rt *t, uint32_t idx, uint16_t dest)
 {
 	if (DEST_IS_INGRESS(dest)) {
@@ -255,7 +309,8 @@ static void fail_unsendable(struct engine *e, struct tenant_rt *t, uint32_t idx,
 		pd_pool_free(&t->pool, idx);
 		return;
 	}
-	t->c.lost_with_peer++;
+	if (pd_pool_buf(&t->pool, idx)->flags & PD_MSG_F_REQUEST)
+		t->c.lost_with_peer++;
 	tx_reply_error(e, t, idx, 502, "next node is unreachable\n");
 }
 

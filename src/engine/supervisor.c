@@ -278,6 +278,14 @@ static int attach_reply(struct engine *e, struct instance *in, int fd)
 	r->threads = (uint16_t)cfg->functions[in->function].threads;
 	r->spin_ns = cfg->engine.spin_us * 1000;
 	r->poll_fixed = cfg->engine.poll == PD_POLL_FIXED;
+	r->node = (uint16_t)e->node;
+	r->max_call_depth = (uint16_t)cfg->engine.max_call_depth;
+	const struct pd_config_function *fc = &cfg->functions[in->function];
+	for (uint32_t k = 0; k < fc->calls_count && k < PD_MAX_CALLS; k++) {
+		struct pd_attach_callee *c = &r->callees[r->ncallees++];
+		c->function = (uint16_t)fc->calls_idx[k];
+		snprintf(c->name, sizeof(c->name), "%s", cfg->functions[fc->calls_idx[k]].name);
+	}
 	r->pool = t->pool.attr;
 	for (uint32_t ri = 0; ri < cfg->routes_count; ri++) {
 		const struct pd_config_route *rc = &cfg->routes[ri];
@@ -450,29 +458,66 @@ void sup_on_ctl_event(struct engine *e, int fd, uint32_t events)
 
 /* ---------------------------------------------------------------- death and reclaim */
 
-/* Take back what a dead instance held; requests it was working on fail with 502. */
+/*
+ * Take back what a dead instance held. Requests it was working on fail with 502 to their
+ * client, calls it was answering with 502 to their caller; replies to its own calls
+ * (held, or still in its reply ring) and the calls it was writing are freed.
+ */
 static void reclaim(struct engine *e, struct instance *in)
 {
 	struct tenant_rt *t = in->tenant;
 	uint64_t failed[64];
 	int nfailed = 0;
+	/* Its reply ring: nobody else takes from it while the instance is down. */
+	uint64_t v;
+	for (uint32_t k = 0; k <= t->pool.attr.ring_size; k++) {
+		if (pd_ring_pop(&t->pool.reply_ring[in->slot], &v) != 0)
+			break;
+		uint32_t expected = PD_BUF_IN_REPLY;
+		if (pd_pool_index_ok(&t->pool, v) &&
+		    atomic_load(&t->pool.ctl[v].owner) == in->slot &&
+		    atomic_compare_exchange_strong(&t->pool.ctl[v].state, &expected,
+		                                   PD_BUF_ENGINE)) {
+			t->c.reclaimed++;
+			pd_pool_free(&t->pool, (uint32_t)v);
+		}
+	}
 	for (uint32_t i = 0; i < t->pool.nbuffers; i++) {
 		struct pd_buf_ctl *c = &t->pool.ctl[i];
+		uint32_t state = atomic_load(&c->state);
 		if (atomic_load(&c->owner) != in->slot ||
-		    atomic_load(&c->state) != PD_BUF_IN_FUNCTION)
+		    (state != PD_BUF_IN_FUNCTION && state != PD_BUF_IN_REPLY))
 			continue;
-		uint32_t expected = PD_BUF_IN_FUNCTION;
-		if (!atomic_compare_exchange_strong(&c->state, &expected, PD_BUF_ENGINE))
+		if (!atomic_compare_exchange_strong(&c->state, &state, PD_BUF_ENGINE))
 			continue;
 		atomic_store(&c->owner, PD_OWNER_ENGINE);
 		t->c.reclaimed++;
 		struct pd_msg_hdr snap;
 		pd_msg_hdr_snapshot(&snap, pd_pool_buf(&t->pool, i));
+		if (state == PD_BUF_IN_REPLY ||
+		    pd_msg_validate(&snap, t->conf->buffer_size, 0) != 0 ||
+		    snap.tenant != t->tenant) {
+			pd_pool_free(&t->pool, i);
+			continue;
+		}
+		unsigned kind = pd_msg_kind(&snap);
+		if (kind == PD_MSG_F_CALL) {
+			/* A call it was answering: its caller gets the 502. One it was making
+			 * (its own reply address) goes nowhere. */
+			if (snap.reply_node == e->node && snap.reply_slot == in->slot)
+				pd_pool_free(&t->pool, i);
+			else
+				tx_reply_error(e, t, i, 502, "called function crashed\n");
+			continue;
+		}
+		if (kind == PD_MSG_F_REPLY) {
+			pd_pool_free(&t->pool, i);
+			continue;
+		}
 		bool dup = false;
 		for (int k = 0; k < nfailed; k++)
 			dup |= failed[k] == snap.request_id;
-		if (dup || pd_msg_validate(&snap, t->conf->buffer_size, 0) != 0 ||
-		    snap.tenant != t->tenant) {
+		if (dup) {
 			pd_pool_free(&t->pool, i);
 			continue;
 		}

@@ -389,6 +389,9 @@ int ing_on_req(h2o_handler_t *self, h2o_req_t *req)
 	    .req_meta_len = (uint32_t)meta_len,
 	    .resp_meta_len = 0,
 	    .sent_ns = start,
+	    /* The whole route timeout: the functions count it from when they get the
+	     * request, for the calls they make (the ingress answers 504 at its own). */
+	    .deadline_ms = (uint32_t)ing->routes[route].cfg->timeout_ms,
 	};
 	if (body_len > 0)
 		memcpy(b->data + PD_MSG_HDR_SIZE, req->entity.base, body_len); /* the one copy */

@@ -82,6 +82,15 @@ free_calls:
 	return err;
 }
 
+void pd_calltable_seed(struct pd_calltable *t, uint32_t generation)
+{
+	if (generation == 0)
+		generation = 1;
+	for (uint32_t i = 0; i < t->capacity; i++)
+		atomic_store_explicit(&t->calls[i].word, make_word(generation, PD_CALL_FREE, 0),
+		                      memory_order_relaxed);
+}
+
 void pd_calltable_fini(struct pd_calltable *t)
 {
 	if (t->calls == NULL)

@@ -71,6 +71,13 @@ struct pd_calltable {
  * Returns 0, -EINVAL (capacity), -ENOMEM. Not thread-safe (nothing else may use t).
  */
 int pd_calltable_init(struct pd_calltable *t, uint32_t capacity);
+/*
+ * Starts every slot at generation (1 if 0) instead of 1: a process that takes over an
+ * instance slot from one that died seeds its table at random, so that the replies to the
+ * dead process's calls, which still name this slot, are refused rather than taken for
+ * the new process's calls. Only on a table that holds no call. Not thread-safe.
+ */
+void pd_calltable_seed(struct pd_calltable *t, uint32_t generation);
 /* Frees the table; outstanding calls are forgotten. Not thread-safe. */
 void pd_calltable_fini(struct pd_calltable *t);
 

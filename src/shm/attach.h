@@ -17,7 +17,7 @@
 #include "shm/pool.h"
 
 #define PD_ATTACH_MAGIC 0x48435441u /* "ATCH" */
-#define PD_ATTACH_VERSION 2u
+#define PD_ATTACH_VERSION 3u
 #define PD_ENGINE_SOCKET_ENV "PD_ENGINE_SOCKET"
 #define PD_ATTACH_FIXED_FDS 2
 
@@ -34,6 +34,12 @@ struct pd_attach_route {
 	uint16_t chain[PD_MAX_CHAIN]; /* global function indexes */
 };
 
+/* A function this one may call (functions[].calls), by name and index. */
+struct pd_attach_callee {
+	uint16_t function; /* global function index */
+	char name[PD_NAME_MAX + 1];
+};
+
 struct pd_attach_inst {
 	uint16_t function; /* global function index */
 	uint16_t slot;     /* instance slot in the pool */
@@ -47,12 +53,15 @@ struct pd_attach_reply {
 	uint16_t function;
 	uint16_t slot; /* this instance's slot */
 	uint16_t threads;
-	uint64_t spin_ns;    /* the most an idle worker polls */
-	uint32_t poll_fixed; /* 1: poll spin_ns every idle spell (engine.poll: fixed) */
-	uint32_t reserved;
+	uint64_t spin_ns;        /* the most an idle worker polls */
+	uint32_t poll_fixed;     /* 1: poll spin_ns every idle spell (engine.poll: fixed) */
+	uint16_t node;           /* this node's index: where replies to its calls go */
+	uint16_t max_call_depth; /* engine.max_call_depth */
 	struct pd_pool_attr pool;
 	uint16_t nroutes;
 	uint16_t ninst;
+	uint16_t ncallees;
+	struct pd_attach_callee callees[PD_MAX_CALLS];
 	struct pd_attach_route routes[PD_MAX_ROUTES];
 	struct pd_attach_inst inst[PD_MAX_INSTANCES];
 };

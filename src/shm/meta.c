@@ -10,8 +10,14 @@ int pd_msg_validate(const struct pd_msg_hdr *h, uint64_t buf_size, uint64_t rece
 {
 	if (h->magic != PD_MSG_MAGIC || h->version != PD_MSG_VERSION)
 		return -EBADMSG;
-	unsigned kind = h->flags & (PD_MSG_F_REQUEST | PD_MSG_F_RESPONSE);
-	if (kind != PD_MSG_F_REQUEST && kind != PD_MSG_F_RESPONSE)
+	unsigned kind = pd_msg_kind(h);
+	if (kind != PD_MSG_F_REQUEST && kind != PD_MSG_F_RESPONSE && kind != PD_MSG_F_CALL &&
+	    kind != PD_MSG_F_REPLY)
+		return -EBADMSG;
+	if ((h->flags & ~(PD_MSG_KINDS | PD_MSG_F_ERROR)) != 0 ||
+	    ((h->flags & PD_MSG_F_ERROR) && kind != PD_MSG_F_RESPONSE && kind != PD_MSG_F_REPLY))
+		return -EBADMSG;
+	if ((kind == PD_MSG_F_CALL || kind == PD_MSG_F_REPLY) && h->call_id == 0)
 		return -EBADMSG;
 	/* 64-bit sum of 32-bit lengths cannot overflow. */
 	uint64_t total = pd_msg_total_len(h);

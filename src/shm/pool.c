@@ -4,17 +4,20 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/log.h"
 
 #define PAGE 4096u
 #define HUGEPAGE (2u * 1024 * 1024)
-#define INST_STATUS_SIZE 64u
+#define INST_STATUS_SIZE 128u
 #define ALLOC_RETRIES 8
 /* How often a push that found its ring contended (-EBUSY) is tried again. */
 #define PUSH_RETRIES 8
@@ -47,7 +50,8 @@ static void compute(const struct pd_pool_attr *attr, uint32_t n, struct layout *
 	l->free_off = align_up(l->ctl_off + (size_t)n * sizeof(struct pd_buf_ctl), 64);
 	l->engine_off = align_up(l->free_off + pd_ring_footprint(l->list_cap), 64);
 	l->inst_off = align_up(l->engine_off + pd_ring_footprint(l->list_cap), 64);
-	l->inst_stride = align_up(INST_STATUS_SIZE + pd_ring_footprint(attr->ring_size), 64);
+	/* Per instance: status block, inbound ring, reply ring. */
+	l->inst_stride = align_up(INST_STATUS_SIZE + 2 * pd_ring_footprint(attr->ring_size), 64);
 	l->buffers_off = align_up(l->inst_off + (size_t)attr->ninst * l->inst_stride, PAGE);
 	l->total = l->buffers_off + (size_t)n * attr->buffer_size;
 }
@@ -95,6 +99,9 @@ static void bind(struct pd_pool *pool, const struct layout *l)
 		uint8_t *slot = pool->base + l->inst_off + i * l->inst_stride;
 		pool->inst_status[i] = (struct pd_inst_status *)slot;
 		pd_ring_bind(&pool->inst_ring[i], slot + INST_STATUS_SIZE, pool->attr.ring_size);
+		pd_ring_bind(&pool->reply_ring[i],
+		             slot + INST_STATUS_SIZE + pd_ring_footprint(pool->attr.ring_size),
+		             pool->attr.ring_size);
 	}
 	pool->buffers = pool->base + l->buffers_off;
 }
@@ -114,7 +121,9 @@ static void format(struct pd_pool *pool, const struct layout *l)
 	pd_ring_format(pool->base + l->engine_off, l->list_cap);
 	for (uint32_t i = 0; i < pool->attr.ninst; i++) {
 		memset(pool->inst_status[i], 0, INST_STATUS_SIZE);
-		pd_ring_format(pool->base + l->inst_off + i * l->inst_stride + INST_STATUS_SIZE,
+		uint8_t *rings = pool->base + l->inst_off + i * l->inst_stride + INST_STATUS_SIZE;
+		pd_ring_format(rings, pool->attr.ring_size);
+		pd_ring_format(rings + pd_ring_footprint(pool->attr.ring_size),
 		               pool->attr.ring_size);
 	}
 	for (uint32_t i = 0; i < l->nbuffers; i++) {
@@ -259,6 +268,26 @@ int pd_pool_push(struct pd_pool *pool, struct pd_ring *ring, uint32_t idx)
 		atomic_fetch_add_explicit(&pool->sh->push_failures, 1, memory_order_relaxed);
 	}
 	return rc;
+}
+
+void pd_pool_wake_replies(struct pd_pool *pool, uint32_t slot)
+{
+	struct pd_inst_status *st = pool->inst_status[slot];
+	/* Sequentially consistent with the waiters' announcement (pd_reply_wait): either a
+	 * waiter sees the new sequence number before it sleeps, or this sees the waiter. */
+	atomic_fetch_add(&st->reply_seq, 1);
+	if (atomic_load(&st->reply_waiters) != 0)
+		syscall(SYS_futex, &st->reply_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+int pd_pool_push_reply(struct pd_pool *pool, uint32_t slot, uint32_t idx)
+{
+	pd_pool_set(pool, idx, slot, PD_BUF_IN_REPLY);
+	int rc = pd_pool_push(pool, &pool->reply_ring[slot], idx);
+	if (rc != 0)
+		return rc;
+	pd_pool_wake_replies(pool, slot);
+	return 0;
 }
 
 int pd_pool_free(struct pd_pool *pool, uint32_t idx)

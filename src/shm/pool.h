@@ -20,7 +20,7 @@
 #include "shm/ring.h"
 
 #define PD_POOL_MAGIC 0x4c4f4f50u /* "POOL" */
-#define PD_POOL_VERSION 1u
+#define PD_POOL_VERSION 2u
 
 /* Owners of a buffer: an instance slot (0..PD_MAX_INSTANCES-1) or one of these. */
 #define PD_OWNER_ENGINE 0xfffeu
@@ -34,6 +34,7 @@ enum pd_buf_state {
 	PD_BUF_IN_FUNCTION, /* taken by instance `owner` */
 	PD_BUF_TO_ENGINE,   /* in the engine-bound ring, pushed by `owner` */
 	PD_BUF_SENDING,     /* handed to the fabric for a send */
+	PD_BUF_IN_REPLY,    /* a call's reply, in the reply ring of instance `owner` */
 	PD_BUF_STATE_COUNT,
 };
 
@@ -51,6 +52,17 @@ struct pd_inst_status {
 	_Atomic uint64_t meta_bytes;    /* metadata bytes the runtime copied forward */
 	_Atomic uint64_t expired;       /* requests dropped: waited past their timeout */
 	_Atomic uint64_t push_failures; /* messages no ring would take: dropped, buffer freed */
+	/* Its calls: started; finished with the callee's answer, by the platform (403, 502,
+	 * 503, 508), by the deadline (504); replies dropped as late, stale or forged. */
+	_Atomic uint64_t calls_started;
+	_Atomic uint64_t calls_answered;
+	_Atomic uint64_t calls_failed;
+	_Atomic uint64_t calls_timed_out;
+	_Atomic uint64_t calls_late;
+	/* The reply ring's wake-up: a futex word that whoever pushes a reply (or completes a
+	 * call of another thread) increments, then wakes the waiters if there are any. */
+	_Atomic uint32_t reply_seq;
+	_Atomic uint32_t reply_waiters;
 };
 
 struct pd_pool_attr {
@@ -85,6 +97,7 @@ struct pd_pool {
 	struct pd_ring free_ring;
 	struct pd_ring engine_ring;
 	struct pd_ring inst_ring[PD_MAX_INSTANCES];
+	struct pd_ring reply_ring[PD_MAX_INSTANCES]; /* replies to the instance's calls */
 	struct pd_inst_status *inst_status[PD_MAX_INSTANCES];
 	uint8_t *buffers;
 	_Atomic uint64_t push_failures; /* pd_pool_push calls of this process that failed */
@@ -136,6 +149,14 @@ static inline void pd_pool_set(struct pd_pool *pool, uint32_t idx, uint32_t owne
 	atomic_store_explicit(&pool->ctl[idx].owner, owner, memory_order_relaxed);
 	atomic_store_explicit(&pool->ctl[idx].state, state, memory_order_release);
 }
+
+/*
+ * Hand a call's reply in buffer idx to the reply ring of instance slot and wake its
+ * waiting threads. 0, or the error of pd_pool_push (the caller still holds idx).
+ */
+int pd_pool_push_reply(struct pd_pool *pool, uint32_t slot, uint32_t idx);
+/* Wake the threads of instance slot that wait for replies (after reply_seq changed). */
+void pd_pool_wake_replies(struct pd_pool *pool, uint32_t slot);
 
 /* Count buffers by state (a racy snapshot). */
 void pd_pool_census(const struct pd_pool *pool, uint64_t counts[PD_BUF_STATE_COUNT]);

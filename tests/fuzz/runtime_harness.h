@@ -21,6 +21,7 @@
 #define H_ROUTE_REMOTE 2
 
 static pd_response *h_res;
+static struct worker h_worker;
 
 /* Attach the runtime to a new pool of buffers of buffer_size bytes. 0 or -errno. */
 static inline int h_init(uint32_t buffer_size, pd_handler handler, void *arg)
@@ -45,6 +46,12 @@ static inline int h_init(uint32_t buffer_size, pd_handler handler, void *arg)
 	    .route = H_ROUTE_LOCAL, .chain_len = 2, .timeout_ms = 60000, .chain = {0, 1}};
 	c->routes[2] = (struct pd_attach_route){
 	    .route = H_ROUTE_REMOTE, .chain_len = 2, .timeout_ms = 60000, .chain = {0, 2}};
+	/* Calls: function 1 (local, slot 1) and function 2 (another node). */
+	c->node = 0;
+	c->max_call_depth = 4;
+	c->ncallees = 2;
+	c->callees[0] = (struct pd_attach_callee){.function = 1, .name = "local"};
+	c->callees[1] = (struct pd_attach_callee){.function = 2, .name = "remote"};
 	c->ninst = 2;
 	c->inst[0] = (struct pd_attach_inst){.function = 0, .slot = 0};
 	c->inst[1] = (struct pd_attach_inst){.function = 1, .slot = 1};
@@ -60,6 +67,12 @@ static inline int h_init(uint32_t buffer_size, pd_handler handler, void *arg)
 	h_res = malloc(sizeof(*h_res));
 	if (rt.engine_efd < 0 || rt.inst_efd[0] < 0 || rt.inst_efd[1] < 0 || h_res == NULL)
 		return -ENOMEM;
+	rc = pd_calltable_init(&rt.calls, c->pool.ring_size);
+	if (rc != 0)
+		return rc;
+	h_worker = (struct worker){.index = 0, .res = h_res};
+	struct pd_waiter_attr wa = pd_waiter_attr_default(0, false);
+	pd_waiter_init(&h_worker.replies, &wa);
 	return 0;
 }
 
@@ -112,7 +125,7 @@ static inline uint32_t h_request(uint16_t route, uint16_t hop, const void *body,
 /* Run the runtime on buffer idx, as its worker thread would after popping it. */
 static inline void h_handle(uint32_t idx)
 {
-	handle_one(idx, h_res, pd_now_ns());
+	handle_one(&h_worker, idx, pd_now_ns());
 }
 
 /* Take one message the runtime sent: to the engine (ring 0) or to slot 1 (ring 1).

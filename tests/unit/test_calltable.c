@@ -106,7 +106,8 @@ static void test_lookup_and_complete(void)
 	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_SENT);
 
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_ANSWERED, 77) == 0);
-	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_ANSWERED && pd_call_entry_buf(c) == 77);
+	CHECK(c != NULL && pd_call_entry_state(c) == PD_CALL_ANSWERED &&
+	      pd_call_entry_buf(c) == 77);
 	/* A second reply to an answered call: -ESTALE, the first answer stays. */
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_ANSWERED, 78) == -ESTALE);
 	CHECK(pd_calltable_complete(&t, a, PD_CALL_FAILED, PD_CALL_NO_BUF) == -ESTALE);
@@ -433,8 +434,36 @@ static void test_threads_churn(void)
 	pd_calltable_fini(&race_table);
 }
 
+/* Two tables seeded differently hand out different ids for the same slot: a process
+ * that takes over an instance slot refuses the replies to its predecessor's calls. */
+static void test_seed(void)
+{
+	struct pd_calltable old, fresh;
+	uint64_t old_id, new_id;
+
+	CHECK(pd_calltable_init(&old, 4) == 0);
+	CHECK(pd_calltable_init(&fresh, 4) == 0);
+	CHECK(pd_calltable_alloc(&old, 1, 10, 0, &old_id) == 0);
+	pd_calltable_seed(&fresh, 0x9e3779b9u);
+	CHECK(pd_calltable_alloc(&fresh, 1, 10, 0, &new_id) == 0);
+	CHECK((uint32_t)old_id == (uint32_t)new_id); /* the same slot */
+	CHECK(new_id >> 32 == 0x9e3779b9u);
+	CHECK(pd_calltable_complete(&fresh, old_id, PD_CALL_ANSWERED, 5) == -ESTALE);
+	CHECK(pd_calltable_lookup(&fresh, old_id) == NULL);
+	CHECK(pd_calltable_complete(&fresh, new_id, PD_CALL_ANSWERED, 5) == 0);
+	/* 0 is not a generation: seeding with it starts at 1. */
+	pd_calltable_fini(&fresh);
+	CHECK(pd_calltable_init(&fresh, 4) == 0);
+	pd_calltable_seed(&fresh, 0);
+	CHECK(pd_calltable_alloc(&fresh, 1, 10, 0, &new_id) == 0);
+	CHECK(new_id >> 32 == 1);
+	pd_calltable_fini(&fresh);
+	pd_calltable_fini(&old);
+}
+
 int main(void)
 {
+	RUN(test_seed);
 	RUN(test_init_capacity);
 	RUN(test_ids_unique_and_full);
 	RUN(test_ids_reuse_and_wrap);

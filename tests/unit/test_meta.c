@@ -26,13 +26,45 @@ static void test_header_checks(void)
 	h.magic ^= 1;
 	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
 	h = good();
-	h.version = 2;
+	h.version = PD_MSG_VERSION - 1; /* the format before calls */
+	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
+	h.version = PD_MSG_VERSION + 1;
 	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
 	h = good();
 	h.flags = PD_MSG_F_REQUEST | PD_MSG_F_RESPONSE;
 	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
 	h.flags = 0;
 	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
+	/* Exactly one kind, among four. */
+	static const uint16_t kinds[] = {PD_MSG_F_REQUEST, PD_MSG_F_RESPONSE, PD_MSG_F_CALL,
+	                                 PD_MSG_F_REPLY};
+	for (unsigned a = 0; a < 4; a++) {
+		h = good();
+		h.call_id = 7;
+		h.flags = kinds[a];
+		CHECK(pd_msg_validate(&h, 4096, 0) == 0);
+		for (unsigned b = 0; b < 4; b++) {
+			h.flags = kinds[a] | kinds[b];
+			CHECK(pd_msg_validate(&h, 4096, 0) == (a == b ? 0 : -EBADMSG));
+		}
+		/* ERROR only on what answers: a response or a reply. */
+		h.flags = kinds[a] | PD_MSG_F_ERROR;
+		CHECK(pd_msg_validate(&h, 4096, 0) ==
+		      (kinds[a] == PD_MSG_F_RESPONSE || kinds[a] == PD_MSG_F_REPLY ? 0 : -EBADMSG));
+	}
+	/* An unknown flag, and a call or reply without a call id. */
+	h = good();
+	h.flags = PD_MSG_F_REQUEST | (1u << 5);
+	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
+	h.flags = PD_MSG_F_REQUEST | (1u << 15);
+	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
+	h.flags = PD_MSG_F_CALL;
+	h.call_id = 0;
+	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
+	h.flags = PD_MSG_F_REPLY;
+	CHECK(pd_msg_validate(&h, 4096, 0) == -EBADMSG);
+	h.call_id = 1;
+	CHECK(pd_msg_validate(&h, 4096, 0) == 0);
 	h = good();
 	h.payload_len = UINT32_MAX;
 	h.req_meta_len = UINT32_MAX;
