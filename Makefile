@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: all deps build install run test test-fast bench bench-quick bench-echo bench-hop bench-fairness clean
+.PHONY: all deps build install run test test-fast bench bench-quick bench-echo bench-hop bench-fairness bench-call clean
 
 all: build
 
@@ -66,6 +66,11 @@ bench-hop: build
 
 bench-fairness: build
 	bench/fairness/run
+
+# A call between functions, Palladium against HTTP calls (bench/knative's adapter), on one
+# node and across two, <= 5 min. See docs/benchmarks.md.
+bench-call: build
+	bench/call/run
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

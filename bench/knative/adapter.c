@@ -1243,10 +1243,8 @@ PD_API int pd_call_set_timeout(pd_call *c, unsigned timeout_ms)
 
 PD_API int pd_call_send(pd_call *c)
 {
-	if (c->state == CALL_DONE)
+	if (c->state != CALL_NEW) /* finished, or already out */
 		return -1;
-	if (c->state != CALL_NEW)
-		return 0; /* already out */
 	uint64_t now = now_ns();
 	if (c->has_timeout && now + (uint64_t)c->timeout_ms * 1000000 < c->deadline_ns)
 		c->deadline_ns = now + (uint64_t)c->timeout_ms * 1000000;

@@ -77,6 +77,7 @@ stop() {
 	unset 'PID[$name]'
 }
 
+# shellcheck disable=SC2034 # read by the helpers of lib.sh
 to() { HTTP_PORT=${PORT[$1]}; }
 
 # --- bad command lines: exit 2 and a message

@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# bench/call/report.sh OUT PLACEMENT RATE LAT_SECONDS PEAK_SECONDS PEAK_CONNECTIONS SPIN_US
+#   BODY_SIZE ELAPSED: from OUT/results.tsv (written by bench/call/run), print the tables
+# on stdout, the ratio line last, and write them with the method to OUT/report.md. Run by
+# bench/call/run; can be rerun by hand on a results folder.
+set -uo pipefail
+export LC_ALL=C
+OUT=$1 PLACEMENT=$2 RATE=$3 LAT_SECONDS=$4 PEAK_SECONDS=$5 PEAK_CONNECTIONS=$6 SPIN_US=$7
+BODY_SIZE=$8 ELAPSED=$9
+R=$OUT/results.tsv
+[[ -s "$R" ]] || { echo "report.sh: no $R" >&2; exit 1; }
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+# get SIDE MODE PLACEMENT CASE TOOL COLUMN
+get() {
+	awk -F'\t' -v s="$1" -v m="$2" -v p="$3" -v c="$4" -v t="$5" -v col="$6" '
+		NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+		$1 == s && $2 == m && $3 == p && $4 == c && $5 == t { v = $(h[col]) }
+		END { print (v == "" ? "nan" : v) }' "$R"
+}
+calc() { awk -v a="$1" -v b="$2" -v op="$3" -v f="${4:-%.1f}" 'BEGIN {
+	if (a == "nan" || b == "nan" || a == "" || b == "") { print "nan"; exit }
+	if (op == "-") printf f "\n", a - b
+	else if (op == "/") { if (b + 0 == 0) print "nan"; else printf f "\n", a / b }
+	else if (op == "*") printf f "\n", a * b }'; }
+cpu_total() { # SIDE MODE PLACEMENT CASE: CPU-us per request, all components (peak run)
+	local c
+	for c in ingress front caller back callee; do
+		get "$1" "$2" "$3" "$4" wrk "cpu_$c"
+	done | awk '$1 == "nan" { bad = 1 } { t += $1 } END { if (bad) print "nan"; else printf "%.1f\n", t }'
+}
+# rtt SIDE MODE PLACEMENT p50: one call's round trip (n=1 - n=0 at the fixed rate)
+rtt() { calc "$(get "$1" "$2" "$3" n=1 h2load "$4")" "$(get "$1" "$2" "$3" n=0 h2load "$4")" - %.0f; }
+# cpu_call SIDE MODE PLACEMENT [COMPONENT]: CPU-us per call (n=1 - n=0 per request, peak)
+cpu_call() {
+	if [[ -n "${4:-}" ]]; then
+		calc "$(get "$1" "$2" "$3" n=1 wrk "cpu_$4")" "$(get "$1" "$2" "$3" n=0 wrk "cpu_$4")" -
+	else
+		calc "$(cpu_total "$1" "$2" "$3" n=1)" "$(cpu_total "$1" "$2" "$3" n=0)" -
+	fi
+}
+fanout() { calc "$(get "$1" "$2" "$3" "n=8&mode=par" h2load p50)" "$(get "$1" "$2" "$3" "n=8&mode=seq" h2load p50)" / %.3f; }
+
+ROWS=("pd spin local" "pd sleep local" "bl sleep local" "pd spin remote" "pd sleep remote" "bl sleep remote")
+name() {
+	case "$1 $2" in
+	"pd spin") echo "Palladium, spinning" ;;
+	"pd sleep") echo "Palladium, sleeping" ;;
+	*) echo "baseline (HTTP)" ;;
+	esac
+}
+
+tables() {
+	echo "bench/call  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)  $(nproc) CPUs  placement: $PLACEMENT  body: $BODY_SIZE B"
+	echo
+	echo "Latency at $RATE requests/s (h2load, 2 connections, ${LAT_SECONDS} s), microseconds."
+	echo "call = one call's round trip = latency of /call?n=1 - latency of /call?n=0 (same route and handler, no call)."
+	printf '%-6s %-20s | %7s %7s %7s | %7s %7s | %8s %8s %7s\n' where side "p50 n=0" "p50 n=1" "call" \
+		"p99 n=0" "p99 n=1" "p50 8par" "p50 8seq" "par/seq"
+	local r
+	for r in "${ROWS[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $r
+		printf '%-6s %-20s | %7s %7s %7s | %7s %7s | %8s %8s %7s\n' "$3" "$(name "$1" "$2")" \
+			"$(get "$1" "$2" "$3" n=0 h2load p50)" "$(get "$1" "$2" "$3" n=1 h2load p50)" "$(rtt "$1" "$2" "$3" p50)" \
+			"$(get "$1" "$2" "$3" n=0 h2load p99)" "$(get "$1" "$2" "$3" n=1 h2load p99)" \
+			"$(get "$1" "$2" "$3" "n=8&mode=par" h2load p50)" "$(get "$1" "$2" "$3" "n=8&mode=seq" h2load p50)" \
+			"$(fanout "$1" "$2" "$3")"
+	done
+	echo
+	echo "Peak (wrk -t1 -c$PEAK_CONNECTIONS, ${PEAK_SECONDS} s): calls/s = requests/s of /call?n=1 (one call each; one"
+	echo "handler thread on both sides). CPU per call, microseconds = CPU per request of n=1 - of n=0, by component:"
+	echo "ingress (Palladium ingress | nginx ingress), front (engine a | the caller's sidecar), caller"
+	echo "(callbench), back (engine b | echo's sidecar), callee (echo)."
+	printf '%-6s %-20s | %8s %8s | %7s %7s %7s %7s %7s | %8s\n' where side "calls/s" "rps n=0" \
+		ingress front caller back callee "cpu/call"
+	for r in "${ROWS[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $r
+		printf '%-6s %-20s | %8.0f %8.0f | %7s %7s %7s %7s %7s | %8s\n' "$3" "$(name "$1" "$2")" \
+			"$(get "$1" "$2" "$3" n=1 wrk rps)" "$(get "$1" "$2" "$3" n=0 wrk rps)" \
+			"$(cpu_call "$1" "$2" "$3" ingress)" "$(cpu_call "$1" "$2" "$3" front)" \
+			"$(cpu_call "$1" "$2" "$3" caller)" "$(cpu_call "$1" "$2" "$3" back)" \
+			"$(cpu_call "$1" "$2" "$3" callee)" "$(cpu_call "$1" "$2" "$3")"
+	done
+	echo
+	echo "Palladium / baseline, per mode (lower is better; for calls/s higher is better):"
+	printf '%-6s %-10s | %10s %10s %10s | %10s\n' where mode "call p50" "p99 n=1" "cpu/call" "calls/s"
+	local pl mode
+	for pl in local remote; do
+		for mode in spin sleep; do
+			printf '%-6s %-10s | %10s %10s %10s | %10s\n' "$pl" "$mode" \
+				"$(calc "$(rtt pd "$mode" "$pl" p50)" "$(rtt bl sleep "$pl" p50)" / %.3f)" \
+				"$(calc "$(get pd "$mode" "$pl" n=1 h2load p99)" "$(get bl sleep "$pl" n=1 h2load p99)" / %.3f)" \
+				"$(calc "$(cpu_call pd "$mode" "$pl")" "$(cpu_call bl sleep "$pl")" / %.3f)" \
+				"$(calc "$(get pd "$mode" "$pl" n=1 wrk rps)" "$(get bl sleep "$pl" n=1 wrk rps)" / %.2f)"
+		done
+	done
+}
+
+LOCAL_P50=$(calc "$(rtt pd spin local p50)" "$(rtt bl sleep local p50)" / %.3f)
+LOCAL_CPU=$(calc "$(cpu_call pd sleep local)" "$(cpu_call bl sleep local)" / %.3f)
+REMOTE_P50=$(calc "$(rtt pd spin remote p50)" "$(rtt bl sleep remote p50)" / %.3f)
+REMOTE_CPU=$(calc "$(cpu_call pd sleep remote)" "$(cpu_call bl sleep remote)" / %.3f)
+FANOUT=$(fanout pd spin local)
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "nan") print "no data"; else if (r <= t) print "met"; else printf "missed (%.1fx too high)\n", r / t }'; }
+
+tables >"$OUT/tables.txt"
+{
+	echo "# bench/call: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo
+	echo "The cost of a call between functions (issue 13), Palladium against the HTTP baseline"
+	echo "of bench/knative with the same function code (functions/callbench.c calling"
+	echo "functions/echo.c), in one run of ${ELAPSED} s. See bench/call/run --help for the method."
+	echo
+	echo '```'
+	cat "$OUT/tables.txt"
+	echo '```'
+	echo
+	echo "## Targets (reported, not asserted)"
+	echo
+	echo "| ratio | value | target | |"
+	echo "|---|---|---|---|"
+	echo "| local call p50, Palladium spinning / baseline | $LOCAL_P50 | <= 0.1 | $(verdict "$LOCAL_P50" 0.1) |"
+	echo "| local CPU per call, Palladium sleeping / baseline | $LOCAL_CPU | <= 0.2 | $(verdict "$LOCAL_CPU" 0.2) |"
+	echo "| remote call p50, Palladium spinning / baseline | $REMOTE_P50 | <= 0.3 | $(verdict "$REMOTE_P50" 0.3) |"
+	echo "| remote CPU per call, Palladium sleeping / baseline | $REMOTE_CPU | <= 0.4 | $(verdict "$REMOTE_CPU" 0.4) |"
+	echo "| fan-out 8 / sequential 8, Palladium spinning, local | $FANOUT | <= 0.4 | $(verdict "$FANOUT" 0.4) |"
+	echo
+	echo "## Method"
+	echo
+	echo "- Placement: $PLACEMENT (netns: the ingress and the clients, node a and node b each in a"
+	echo "  network namespace over a bridge; loopback: 127.0.0.1/.2/.3). callbench on node a; echo"
+	echo "  on node a (local) or node b (remote)."
+	echo "- Palladium: palladium ingress (1 thread) + palladium engine per node, fabric tcp two-sided;"
+	echo "  spinning = engine.poll fixed, spin_us $SPIN_US; sleeping = spin_us 0. Each function one"
+	echo "  instance with one handler thread."
+	echo "- Baseline: nginx ingress -> nginx sidecar -> http-callbench (bench/knative/adapter.c, 1"
+	echo "  thread) -> over a pooled keep-alive HTTP/1.1 connection -> echo's nginx sidecar ->"
+	echo "  http-echo; one nginx worker each. It always sleeps (epoll, poll)."
+	echo "- Latency: h2load --h1 -c2 at $RATE requests/s in all for $LAT_SECONDS s, nearest-rank"
+	echo "  percentiles of its per-request log. A call's round trip = latency(/call?n=1) -"
+	echo "  latency(/call?n=0), from the two p50s (a difference of p99s would mean little: the"
+	echo "  tails are the machine's stalls, so the p99s are shown as measured)."
+	echo "- Peak: wrk -t1 -c$PEAK_CONNECTIONS for $PEAK_SECONDS s on /call?n=1 (calls/s) and"
+	echo "  /call?n=0. CPU = utime + stime of every process of each component from /proc/PID/stat"
+	echo "  around the run (10 ms ticks), per request; per call = n=1 - n=0."
+	echo "- Fan-out: p50 of /call?n=8&mode=par over p50 of /call?n=8&mode=seq at the fixed rate."
+	echo "- raw/: every h2load and wrk output, h2load's per-request logs, the cluster files, the"
+	echo "  engines' stats, the nginx configurations. results.tsv: every run."
+} >"$OUT/report.md"
+cat "$OUT/tables.txt"
+echo
+echo "call: local_p50_ratio=$LOCAL_P50 local_cpu_ratio=$LOCAL_CPU remote_p50_ratio=$REMOTE_P50 remote_cpu_ratio=$REMOTE_CPU fanout_ratio=$FANOUT"
