@@ -54,7 +54,7 @@ name() {
 tables() {
 	echo "bench/call  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)  $(nproc) CPUs  placement: $PLACEMENT  body: $BODY_SIZE B"
 	echo
-	echo "Latency at $RATE requests/s (h2load, 2 connections, ${LAT_SECONDS} s), microseconds."
+	echo "Latency at $RATE requests/s per case (h2load, one connection, ${LAT_SECONDS} s; n=0 beside n=1, 8par beside 8seq), microseconds."
 	echo "call = one call's round trip = latency of /call?n=1 - latency of /call?n=0 (same route and handler, no call)."
 	printf '%-6s %-20s | %7s %7s %7s | %7s %7s | %8s %8s %7s\n' where side "p50 n=0" "p50 n=1" "call" \
 		"p99 n=0" "p99 n=1" "p50 8par" "p50 8seq" "par/seq"
@@ -139,8 +139,10 @@ tables >"$OUT/tables.txt"
 	echo "- Baseline: nginx ingress -> nginx sidecar -> http-callbench (bench/knative/adapter.c, 1"
 	echo "  thread) -> over a pooled keep-alive HTTP/1.1 connection -> echo's nginx sidecar ->"
 	echo "  http-echo; one nginx worker each. It always sleeps (epoll, poll)."
-	echo "- Latency: h2load --h1 -c2 at $RATE requests/s in all for $LAT_SECONDS s, nearest-rank"
-	echo "  percentiles of its per-request log. A call's round trip = latency(/call?n=1) -"
+	echo "- Latency: h2load --h1 -c1 at $RATE requests/s for $LAT_SECONDS s per case, two cases"
+	echo "  side by side in the same window (n=0 with n=1, 8par with 8seq) so that the drift of"
+	echo "  the shared machine hits both alike; nearest-rank percentiles of h2load's"
+	echo "  per-request log. A call's round trip = latency(/call?n=1) -"
 	echo "  latency(/call?n=0), from the two p50s (a difference of p99s would mean little: the"
 	echo "  tails are the machine's stalls, so the p99s are shown as measured)."
 	echo "- Peak: wrk -t1 -c$PEAK_CONNECTIONS for $PEAK_SECONDS s on /call?n=1 (calls/s) and"
