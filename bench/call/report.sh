@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# bench/call/report.sh OUT PLACEMENT RATE LAT_SECONDS PEAK_SECONDS PEAK_CONNECTIONS SPIN_US
-#   BODY_SIZE ELAPSED: from OUT/results.tsv (written by bench/call/run), print the tables
+# bench/call/report.sh OUT PLACEMENT RATE LAT_SECONDS FANOUT_SECONDS PEAK_SECONDS
+#   PEAK_CONNECTIONS SPIN_US BODY_SIZE ELAPSED: from OUT/results.tsv (written by bench/call/run), print the tables
 # on stdout, the ratio line last, and write them with the method to OUT/report.md. Run by
 # bench/call/run; can be rerun by hand on a results folder.
 set -uo pipefail
 export LC_ALL=C
-OUT=$1 PLACEMENT=$2 RATE=$3 LAT_SECONDS=$4 PEAK_SECONDS=$5 PEAK_CONNECTIONS=$6 SPIN_US=$7
-BODY_SIZE=$8 ELAPSED=$9
+OUT=$1 PLACEMENT=$2 RATE=$3 LAT_SECONDS=$4 FANOUT_SECONDS=$5 PEAK_SECONDS=$6
+PEAK_CONNECTIONS=$7 SPIN_US=$8 BODY_SIZE=$9 ELAPSED=${10}
 R=$OUT/results.tsv
 [[ -s "$R" ]] || { echo "report.sh: no $R" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -54,7 +54,8 @@ name() {
 tables() {
 	echo "bench/call  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)  $(nproc) CPUs  placement: $PLACEMENT  body: $BODY_SIZE B"
 	echo
-	echo "Latency at $RATE requests/s per case (h2load, one connection, ${LAT_SECONDS} s; n=0 beside n=1, 8par beside 8seq), microseconds."
+	echo "Latency at a low fixed rate, microseconds: h2load, one connection, $RATE requests/s evenly spaced, the"
+	echo "cases alternating (n=0 with n=1 for ${LAT_SECONDS} s, 8par with 8seq for ${FANOUT_SECONDS} s): $((RATE / 2))/s each."
 	echo "call = one call's round trip = latency of /call?n=1 - latency of /call?n=0 (same route and handler, no call)."
 	printf '%-6s %-20s | %7s %7s %7s | %7s %7s | %8s %8s %7s\n' where side "p50 n=0" "p50 n=1" "call" \
 		"p99 n=0" "p99 n=1" "p50 8par" "p50 8seq" "par/seq"
@@ -139,9 +140,10 @@ tables >"$OUT/tables.txt"
 	echo "- Baseline: nginx ingress -> nginx sidecar -> http-callbench (bench/knative/adapter.c, 1"
 	echo "  thread) -> over a pooled keep-alive HTTP/1.1 connection -> echo's nginx sidecar ->"
 	echo "  http-echo; one nginx worker each. It always sleeps (epoll, poll)."
-	echo "- Latency: h2load --h1 -c1 at $RATE requests/s for $LAT_SECONDS s per case, two cases"
-	echo "  side by side in the same window (n=0 with n=1, 8par with 8seq) so that the drift of"
-	echo "  the shared machine hits both alike; nearest-rank percentiles of h2load's"
+	echo "- Latency: h2load --h1 -c1 -m1 --rps $RATE: one request at a time, evenly spaced, the"
+	echo "  URLs taken in turn (n=0, n=1, n=0, ... for $LAT_SECONDS s; then 8par, 8seq, ... for"
+	echo "  $FANOUT_SECONDS s), so that the cases see the same moments of the shared machine and"
+	echo "  none waits behind another; nearest-rank percentiles of each case's lines of h2load's"
 	echo "  per-request log. A call's round trip = latency(/call?n=1) -"
 	echo "  latency(/call?n=0), from the two p50s (a difference of p99s would mean little: the"
 	echo "  tails are the machine's stalls, so the p99s are shown as measured)."
