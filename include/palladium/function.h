@@ -118,6 +118,9 @@ PD_API int pd_response_error(pd_response *res, int status, const char *message);
  *   }
  *   pd_call_release(c);
  *
+ * A call belongs to the handler thread that started it: start, send, wait for and release
+ * it on that thread, while the handler runs.
+ *
  * A call cannot outlive the request it serves: it carries the time left of that
  * request's deadline (the route's timeout, less what has passed), which a per-call
  * timeout may only shorten. Every call ends with a status:

@@ -248,6 +248,9 @@ void tx_deliver_reply(struct engine *e, struct tenant_rt *t, uint32_t idx,
 			return;
 		}
 		t->c.replies_routed++;
+		/* Nobody waits for replies there: wake a worker to take it (see runtime.c). */
+		if (atomic_load(&t->pool.inst_status[slot]->reply_waiters) == 0)
+			pd_ring_notify(&t->pool.inst_ring[slot], t->inst[slot].efd);
 		return;
 	}
 	if (h->reply_node >= e->cfg->nodes_count || !t->peers[h->reply_node].hosts_tenant) {

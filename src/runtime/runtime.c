@@ -997,8 +997,17 @@ static void reply(uint32_t idx, uint16_t reply_node, uint16_t reply_slot)
 		(void)to_engine(idx);
 		return;
 	}
-	if (pd_pool_push_reply(&rt.pool, reply_slot, idx) == 0)
+	if (pd_pool_push_reply(&rt.pool, reply_slot, idx) == 0) {
+		/* Nobody waits for replies there: the reply may be for a call not waited on yet,
+		 * or for a process that died (the restarted one frees it). Wake a sleeping
+		 * worker of that instance to take it, so that it never sits there. */
+		if (atomic_load(&rt.pool.inst_status[reply_slot]->reply_waiters) == 0)
+			for (uint16_t i = 0; i < rt.cfg.ninst; i++)
+				if (rt.cfg.inst[i].slot == reply_slot)
+					pd_ring_notify(&rt.pool.inst_ring[reply_slot],
+					               rt.inst_efd[i]);
 		return;
+	}
 	/* The caller's reply ring is full: it gets its 504 at its deadline. */
 	atomic_fetch_add_explicit(&rt.pool.inst_status[rt.cfg.slot]->push_failures, 1,
 	                          memory_order_relaxed);
@@ -1223,6 +1232,10 @@ static void *worker_main(void *arg)
 			handle_one(self, (uint32_t)v, now);
 			continue;
 		}
+		/* Replies nobody waits for (a handler busy before its wait, or a predecessor's
+		 * calls): any worker may complete them. */
+		if (!pd_ring_looks_empty(&rt.pool.reply_ring[rt.cfg.slot]) && drain_replies(self))
+			pd_pool_wake_replies(&rt.pool, rt.cfg.slot);
 		int rc = pd_ring_wait(ring, self_efd, rt.stop_efd, &waiter, -1);
 		if (rc == -ECANCELED)
 			break;

@@ -3,7 +3,9 @@
  * libFuzzer target: a hostile tenant controls everything in its own pool (descriptors
  * pushed to the engine ring, buffer headers, buffer states, the ring's own indexes) and
  * the engine drains its ring. The engine must not crash (ASan/UBSan watch), must keep
- * every index it follows in range, and must never write to another tenant's pool.
+ * every index it follows in range, and must never write to another tenant's pool. The
+ * messages include calls and replies with fuzzed call ids, depths and reply addresses:
+ * the engine may answer a call (403, 508) or deliver a reply only inside the tenant.
  * Built with the engine's sources (tests/fuzz/meson.build), instrumented for coverage.
  */
 #include <string.h>
@@ -17,12 +19,14 @@
 #include <unistd.h>
 
 static const char cluster[] =
+    "engine: { max_call_depth: 3 }\n"
     "nodes: [ { name: n, address: \"127.0.0.1\", port: 7999 } ]\n"
     "tenants:\n"
     "  - { name: hostile, pool: 1MiB, buffer_size: 4KiB }\n"
     "  - { name: victim, pool: 1MiB, buffer_size: 4KiB }\n"
     "functions:\n"
-    "  - { name: fh, tenant: hostile, exec: /bin/true, node: n, instances: 2 }\n"
+    "  - { name: fh, tenant: hostile, exec: /bin/true, node: n, instances: 2, calls: [fh] }\n"
+    "  - { name: fh2, tenant: hostile, exec: /bin/true, node: n }\n"
     "  - { name: fv, tenant: victim, exec: /bin/true, node: n }\n"
     "routes:\n"
     "  - { path: /h, tenant: hostile, chain: [fh, fh] }\n"
@@ -48,7 +52,8 @@ static void tenant_setup(struct tenant_rt *t, uint16_t ti, uint16_t ninst)
 	for (uint16_t s = 0; s < ninst; s++) {
 		t->inst[s].slot = s;
 		t->inst[s].tenant = t;
-		t->inst[s].function = ti == 0 ? 0 : 1;
+		/* Hostile: slot 0 runs fh (which may call fh), slot 1 fh2 (which may not). */
+		t->inst[s].function = ti == 0 ? s : 2;
 		t->inst[s].state = INST_RUNNING;
 		t->inst[s].efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	}
@@ -87,15 +92,21 @@ static int init(void)
 	return 0;
 }
 
-static uint64_t checksum(const struct pd_pool *p)
+/* The victim's pool as it was before any input: compared whole after each one (memcmp
+ * is not instrumented for coverage, so this costs little of the fuzzer's time). */
+static uint8_t *victim_copy;
+
+static bool victim_unchanged(void)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < p->map_size; i += 8) {
-		uint64_t v;
-		memcpy(&v, p->base + i, 8);
-		h = (h ^ v) * 1099511628211ull;
+	const struct pd_pool *v = &tenants[1].pool;
+	if (victim_copy == NULL) {
+		victim_copy = malloc(v->map_size);
+		if (victim_copy == NULL)
+			abort();
+		memcpy(victim_copy, v->base, v->map_size);
+		return true;
 	}
-	return h;
+	return memcmp(victim_copy, v->base, v->map_size) == 0;
 }
 
 struct cursor {
@@ -131,7 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct tenant_rt *t = &tenants[0];
 	struct pd_pool *p = &t->pool;
 	reset(t);
-	uint64_t victim_before = checksum(&tenants[1].pool);
+	if (!victim_unchanged())
+		abort();
 
 	struct cursor c = {data, size};
 	while (c.n > 0) {
@@ -164,6 +176,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			h->payload_len = take(&c, 2);
 			h->req_meta_len = take(&c, 2);
 			h->resp_meta_len = take(&c, 1);
+			/* Calls and replies: the flags above pick the kind. */
+			h->depth = (uint16_t)(take(&c, 1) % 5);
+			h->call_id = take(&c, 1);
+			h->deadline_ms = take(&c, 1);
+			h->reply_node = (uint16_t)(take(&c, 1) % 3);
+			h->reply_slot = (uint16_t)(take(&c, 1) % 4);
 			pd_pool_set(p, k, 0, PD_BUF_TO_ENGINE);
 			pd_ring_push(&p->engine_ring, k);
 			break;
@@ -180,10 +198,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tx_transmit(&eng, pd_now_ns());
 
 	/* Whatever the hostile tenant did, the engine never touched the victim's pool. */
-	if (checksum(&tenants[1].pool) != victim_before)
+	if (!victim_unchanged())
 		abort();
 	/* And every buffer the engine keeps is a buffer of the hostile pool, queued once. */
 	if (t->pend_count > p->nbuffers)
 		abort();
+	/* A reply it delivered went to the slot it names, as a valid reply. */
+	for (uint16_t s = 0; s < t->ninst; s++) {
+		uint64_t v;
+		while (pd_ring_pop(&p->reply_ring[s], &v) == 0) {
+			if (!pd_pool_index_ok(p, v))
+				abort();
+			if (atomic_load(&p->ctl[v].state) != PD_BUF_IN_REPLY)
+				continue; /* the tenant may have changed it since */
+			if (atomic_load(&p->ctl[v].owner) != s)
+				abort();
+		}
+	}
 	return 0;
 }

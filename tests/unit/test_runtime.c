@@ -2,7 +2,8 @@
 /*
  * Unit tests of the runtime's per-message path (handle_one) on a real pool, without an
  * engine (tests/fuzz/runtime_harness.h): answers at the buffer's limit, a handler that
- * rewrites its own input's header, and an engine ring that takes nothing.
+ * rewrites its own input's header, an engine ring that takes nothing, and calls: a round
+ * trip, refusals, a deadline, a late reply, forged calls and replies.
  */
 #include "../fuzz/runtime_harness.h"
 #include "unit.h"
@@ -264,6 +265,251 @@ static void test_engine_ring_full_of_junk(void)
 	CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
 }
 
+/* ---------------------------------------------------------------- calls */
+
+/* What the call handler does with its one call, and what it saw. */
+static struct {
+	const char *callee;
+	int mode; /* 0: the callee answers before the wait; 1: nobody answers; 2: wait_any */
+	int status;
+	char body[64];
+	size_t body_len;
+	char header[32];
+	uint32_t call_msg; /* the CALL message the test took from the callee's ring */
+	uint64_t call_id;
+} cx;
+
+/* As the callee's runtime would: turn the CALL in buffer idx into its reply. */
+static void answer_call(uint32_t idx, uint16_t status, const char *text)
+{
+	struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, idx);
+	size_t n = strlen(text);
+	memcpy(pd_msg_payload(h), text, n);
+	uint8_t *meta = (uint8_t *)pd_msg_payload(h) + n;
+	const char *pairs[] = {"x-answer", "yes"};
+	size_t mlen = h_meta(meta, 64, pairs, 2);
+	h->flags = PD_MSG_F_REPLY;
+	h->status = status;
+	h->payload_len = (uint32_t)n;
+	h->req_meta_len = 0;
+	h->resp_meta_len = (uint32_t)mlen;
+	CHECK(pd_pool_push_reply(&rt.pool, h->reply_slot, idx) == 0);
+}
+
+static int call_handler(const pd_request *req, pd_response *res, void *arg)
+{
+	(void)arg;
+	pd_call *c = pd_call_start(req, cx.callee);
+	CHECK(c != NULL);
+	if (c == NULL)
+		return 1;
+	/* A refused call (403, 508) has finished already: nothing more can be set on it. */
+	int ok = pd_call_status(c) == 0 ? 0 : -1;
+	CHECK(pd_call_set_header(c, "X-Trace", "t1") == ok);
+	CHECK(pd_call_set_path(c, "/price", "cur=EUR") == ok);
+	pd_call_append(c, "{\"q\":1}", 7);
+	if (cx.mode == 1)
+		pd_call_set_timeout(c, 1);
+	pd_call_send(c);
+	cx.call_id = c->id;
+	cx.call_msg = UINT32_MAX;
+	/* The callee, here: take the call from its instance's ring and answer it. */
+	uint64_t v;
+	if (cx.mode != 1 && pd_ring_pop(&rt.pool.inst_ring[1], &v) == 0) {
+		cx.call_msg = (uint32_t)v;
+		pd_pool_set(&rt.pool, (uint32_t)v, 1, PD_BUF_IN_FUNCTION);
+		answer_call((uint32_t)v, 201, "{\"price\":3}");
+	}
+	if (cx.mode == 2) {
+		pd_call *set[3] = {NULL, c, NULL};
+		CHECK(pd_call_wait_any(set, 3) == 1);
+	}
+	cx.status = pd_call_wait(c);
+	size_t n, hl;
+	const char *b = pd_call_body(c, &n);
+	cx.body_len = n < sizeof(cx.body) ? n : sizeof(cx.body);
+	memcpy(cx.body, b, cx.body_len);
+	const char *hv = pd_call_header(c, "X-Answer", &hl);
+	snprintf(cx.header, sizeof(cx.header), "%.*s", hv != NULL ? (int)hl : 0, hv ? hv : "");
+	/* Left open on purpose: the runtime releases it when the handler returns. */
+	return pd_response_append(res, "done", 4);
+}
+
+static uint64_t st(size_t off)
+{
+	return atomic_load((_Atomic uint64_t *)((char *)rt.pool.inst_status[0] + off));
+}
+#define ST(f) st(offsetof(struct pd_inst_status, f))
+
+/* A call to a function on this node goes straight to its ring, as a CALL carrying the
+ * request's id, a depth of 1, this instance's reply address and the metadata set; its
+ * reply comes back in place (status, body, headers), and every buffer goes back. */
+static void test_local_call_round_trip(void)
+{
+	rt.handler = call_handler;
+	cx.callee = "local";
+	for (int mode = 0; mode <= 2; mode += 2) {
+		cx.mode = mode;
+		uint64_t answered = ST(calls_answered), started = ST(calls_started);
+		uint32_t in = h_request(H_ROUTE_ONE, 0, "x", 1, NULL, 0);
+		uint64_t request_id = pd_pool_buf(&rt.pool, in)->request_id;
+		h_handle(in);
+		CHECK(cx.call_msg != UINT32_MAX);
+		CHECK(cx.status == 201);
+		CHECK(cx.body_len == 11 && memcmp(cx.body, "{\"price\":3}", 11) == 0);
+		CHECK(strcmp(cx.header, "yes") == 0);
+		CHECK(ST(calls_started) == started + 1 && ST(calls_answered) == answered + 1);
+		if (cx.call_msg != UINT32_MAX) {
+			struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, cx.call_msg);
+			CHECK(h->request_id == request_id && h->depth == 1 && h->callee == 1);
+			CHECK(h->reply_node == 0 && h->reply_slot == 0 && h->call_id == cx.call_id);
+			CHECK(h->deadline_ms > 0 && h->deadline_ms <= 60000);
+		}
+		uint32_t out = h_sent(0);
+		CHECK(out != UINT32_MAX);
+		if (out != UINT32_MAX) {
+			struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, out);
+			CHECK(h->status == 200 && h->payload_len == 4);
+			pd_pool_free(&rt.pool, out);
+		}
+		CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
+	}
+	rt.handler = echo;
+}
+
+/* A call to a function on another node goes to the engine; one to a function not in
+ * calls is refused (403) and one past max_call_depth too (508): neither is sent. */
+static void test_remote_undeclared_and_deep(void)
+{
+	rt.handler = call_handler;
+	cx.mode = 1; /* nobody answers: 504 after 1 ms */
+	cx.callee = "remote";
+	uint64_t timed_out = ST(calls_timed_out);
+	uint32_t in = h_request(H_ROUTE_ONE, 0, "x", 1, NULL, 0);
+	h_handle(in);
+	CHECK(cx.status == 504);
+	CHECK(ST(calls_timed_out) == timed_out + 1);
+	uint32_t call = h_sent(0);
+	CHECK(call != UINT32_MAX);
+	uint32_t out = h_sent(0);
+	CHECK(out != UINT32_MAX);
+	if (call != UINT32_MAX) {
+		struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, call);
+		CHECK(pd_msg_kind(h) == PD_MSG_F_CALL && h->callee == 2);
+		/* Its reply comes after the deadline: counted late, its buffer freed. */
+		uint64_t late = ST(calls_late);
+		pd_pool_set(&rt.pool, call, 1, PD_BUF_IN_FUNCTION);
+		answer_call(call, 200, "late");
+		pd_call *probe = NULL;
+		CHECK(pd_call_wait_any(&probe, 1) == -1); /* nothing to wait for */
+		CHECK(drain_replies(&h_worker) == false);
+		CHECK(ST(calls_late) == late + 1);
+	}
+	if (out != UINT32_MAX)
+		pd_pool_free(&rt.pool, out);
+	CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
+
+	cx.mode = 0;
+	cx.callee = "nope";
+	uint64_t failed = ST(calls_failed);
+	in = h_request(H_ROUTE_ONE, 0, "x", 1, NULL, 0);
+	h_handle(in);
+	CHECK(cx.status == 403 && cx.call_msg == UINT32_MAX);
+	CHECK(ST(calls_failed) == failed + 1);
+	out = h_sent(0);
+	CHECK(out != UINT32_MAX && h_sent(0) == UINT32_MAX); /* the answer, nothing else */
+	if (out != UINT32_MAX)
+		pd_pool_free(&rt.pool, out);
+
+	/* The request is itself a call at the depth limit: its calls are refused. */
+	cx.callee = "local";
+	in = h_request(H_ROUTE_ONE, 0, "x", 1, NULL, 0);
+	struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, in);
+	h->flags = PD_MSG_F_CALL;
+	h->callee = 0;
+	h->depth = (uint16_t)rt.cfg.max_call_depth;
+	h->call_id = 0x300000007ull;
+	h->reply_node = 0;
+	h->reply_slot = 1;
+	h_handle(in);
+	CHECK(cx.status == 508 && cx.call_msg == UINT32_MAX);
+	/* Its own answer is a reply, in slot 1's reply ring, with the caller's call id. */
+	uint64_t v;
+	CHECK(pd_ring_pop(&rt.pool.reply_ring[1], &v) == 0);
+	if (pd_pool_index_ok(&rt.pool, v)) {
+		struct pd_msg_hdr *r = pd_pool_buf(&rt.pool, (uint32_t)v);
+		CHECK(pd_msg_kind(r) == PD_MSG_F_REPLY && !(r->flags & PD_MSG_F_ERROR));
+		CHECK(r->call_id == 0x300000007ull && r->status == 200 && r->payload_len == 4);
+		CHECK(atomic_load(&rt.pool.ctl[v].state) == PD_BUF_IN_REPLY);
+		pd_pool_free(&rt.pool, (uint32_t)v);
+	}
+	CHECK(h_sent(0) == UINT32_MAX);
+	CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
+	rt.handler = echo;
+}
+
+/* Calls that are not this function's to answer are refused, and their buffers freed:
+ * another callee, depth 0 or past the limit, a reply slot this pool does not have, no
+ * call id. */
+static void test_forged_calls(void)
+{
+	struct {
+		uint16_t callee, depth, slot;
+		uint64_t id;
+	} bad[] = {{1, 1, 1, 5}, {0, 0, 1, 5}, {0, 5, 1, 5}, {0, 1, 9, 5}, {0, 1, 1, 0}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t bad_input = ST(bad_input), handled = ST(handled);
+		uint32_t in = h_request(H_ROUTE_ONE, 0, "x", 1, NULL, 0);
+		struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, in);
+		h->flags = PD_MSG_F_CALL;
+		h->callee = bad[i].callee;
+		h->depth = bad[i].depth;
+		h->reply_slot = bad[i].slot;
+		h->call_id = bad[i].id;
+		h_handle(in);
+		CHECK(ST(bad_input) == bad_input + 1 && ST(handled) == handled);
+		CHECK(h_sent(0) == UINT32_MAX && pd_ring_looks_empty(&rt.pool.reply_ring[1]));
+		CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
+	}
+}
+
+/* Replies that are not for this instance, or name no call of it, are dropped and
+ * counted; a stale generation never completes a newer call in the same slot. */
+static void test_forged_replies(void)
+{
+	uint64_t id;
+	CHECK(pd_calltable_alloc(&rt.calls, 1, UINT64_MAX, 0, &id) == 0);
+	struct {
+		uint16_t flags, tenant, slot;
+		uint64_t id;
+		int late;
+	} bad[] = {
+	    {PD_MSG_F_REPLY, H_TENANT, 0, id + (1ull << 32), 1}, /* stale / future generation */
+	    {PD_MSG_F_REPLY, H_TENANT, 0, id + 1, 1},            /* another slot */
+	    {PD_MSG_F_REPLY, 1, 0, id, 0},                       /* another tenant */
+	    {PD_MSG_F_REPLY, H_TENANT, 1, id, 0},                /* another instance */
+	    {PD_MSG_F_CALL, H_TENANT, 0, id, 0},                 /* not a reply */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t late = ST(calls_late), bad_input = ST(bad_input);
+		uint32_t idx = h_request(H_ROUTE_ONE, 0, "r", 1, NULL, 0);
+		struct pd_msg_hdr *h = pd_pool_buf(&rt.pool, idx);
+		h->flags = bad[i].flags;
+		h->tenant = bad[i].tenant;
+		h->reply_slot = bad[i].slot;
+		h->call_id = bad[i].id;
+		h->callee = 1;
+		h->depth = 1;
+		CHECK(pd_pool_push_reply(&rt.pool, 0, idx) == 0);
+		drain_replies(&h_worker);
+		CHECK(ST(calls_late) == late + (uint64_t)bad[i].late);
+		CHECK(ST(bad_input) == bad_input + (uint64_t)!bad[i].late);
+		CHECK(pd_call_entry_state(pd_calltable_lookup(&rt.calls, id)) == PD_CALL_SENT);
+		CHECK(h_count(PD_BUF_FREE) == rt.pool.nbuffers);
+	}
+	CHECK(pd_calltable_release(&rt.calls, id, NULL, NULL) == 0);
+}
+
 int main(void)
 {
 	memset(body, 'b', sizeof(body));
@@ -278,5 +524,9 @@ int main(void)
 	RUN(test_capacity_reserve_headers);
 	RUN(test_forward_with_tampered_header);
 	RUN(test_engine_ring_full_of_junk);
+	RUN(test_local_call_round_trip);
+	RUN(test_remote_undeclared_and_deep);
+	RUN(test_forged_calls);
+	RUN(test_forged_replies);
 	return SUMMARY("runtime");
 }
