@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # bench/call/report.sh OUT PLACEMENT RATE LAT_SECONDS FANOUT_SECONDS PEAK_SECONDS
-#   PEAK_CONNECTIONS SPIN_US BODY_SIZE ELAPSED: from OUT/results.tsv (written by bench/call/run), print the tables
+#   PEAK_CONNECTIONS SPIN_US BODY_SIZE CPU_RATE CPU_SECONDS ELAPSED: from OUT/results.tsv (written by bench/call/run), print the tables
 # on stdout, the ratio line last, and write them with the method to OUT/report.md. Run by
 # bench/call/run; can be rerun by hand on a results folder.
 set -uo pipefail
 export LC_ALL=C
 OUT=$1 PLACEMENT=$2 RATE=$3 LAT_SECONDS=$4 FANOUT_SECONDS=$5 PEAK_SECONDS=$6
-PEAK_CONNECTIONS=$7 SPIN_US=$8 BODY_SIZE=$9 ELAPSED=${10}
+PEAK_CONNECTIONS=$7 SPIN_US=$8 BODY_SIZE=$9 CPU_RATE=${10} CPU_SECONDS=${11} ELAPSED=${12}
 R=$OUT/results.tsv
 [[ -s "$R" ]] || { echo "report.sh: no $R" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,18 +24,18 @@ calc() { awk -v a="$1" -v b="$2" -v op="$3" -v f="${4:-%.1f}" 'BEGIN {
 	if (op == "-") printf f "\n", a - b
 	else if (op == "/") { if (b + 0 == 0) print "nan"; else printf f "\n", a / b }
 	else if (op == "*") printf f "\n", a * b }'; }
-cpu_total() { # SIDE MODE PLACEMENT CASE: CPU-us per request, all components (peak run)
+cpu_total() { # SIDE MODE PLACEMENT CASE: CPU-us per request, all components (fixed rate)
 	local c
 	for c in ingress front caller back callee; do
-		get "$1" "$2" "$3" "$4" wrk "cpu_$c"
+		get "$1" "$2" "$3" "$4" h2load-cpu "cpu_$c"
 	done | awk '$1 == "nan" { bad = 1 } { t += $1 } END { if (bad) print "nan"; else printf "%.1f\n", t }'
 }
 # rtt SIDE MODE PLACEMENT p50: one call's round trip (n=1 - n=0 at the fixed rate)
 rtt() { calc "$(get "$1" "$2" "$3" n=1 h2load "$4")" "$(get "$1" "$2" "$3" n=0 h2load "$4")" - %.0f; }
-# cpu_call SIDE MODE PLACEMENT [COMPONENT]: CPU-us per call (n=1 - n=0 per request, peak)
+# cpu_call SIDE MODE PLACEMENT [COMPONENT]: CPU-us per call (n=1 - n=0 per request)
 cpu_call() {
 	if [[ -n "${4:-}" ]]; then
-		calc "$(get "$1" "$2" "$3" n=1 wrk "cpu_$4")" "$(get "$1" "$2" "$3" n=0 wrk "cpu_$4")" -
+		calc "$(get "$1" "$2" "$3" n=1 h2load-cpu "cpu_$4")" "$(get "$1" "$2" "$3" n=0 h2load-cpu "cpu_$4")" -
 	else
 		calc "$(cpu_total "$1" "$2" "$3" n=1)" "$(cpu_total "$1" "$2" "$3" n=0)" -
 	fi
@@ -76,20 +76,21 @@ tables() {
 			"$(fanout "$1" "$2" "$3")"
 	done
 	echo
-	echo "Peak (wrk -t1 -c$PEAK_CONNECTIONS, ${PEAK_SECONDS} s): calls/s = requests/s of /call?n=1 (one call each; one"
-	echo "handler thread on both sides). CPU per call, microseconds = CPU per request of n=1 - of n=0, by component:"
-	echo "ingress (Palladium ingress | nginx ingress), front (engine a | the caller's sidecar), caller"
-	echo "(callbench), back (engine b | echo's sidecar), callee (echo)."
-	printf '%-6s %-20s | %8s %8s | %7s %7s %7s %7s %7s | %8s\n' where side "calls/s" "rps n=0" \
-		ingress front caller back callee "cpu/call"
+	echo "Peak calls/s: requests/s of /call?n=1 under wrk -t1 -c$PEAK_CONNECTIONS for ${PEAK_SECONDS} s (one call each; one handler"
+	echo "thread on both sides). CPU per call, microseconds: CPU per request of /call?n=1 - of /call?n=0,"
+	echo "both at $CPU_RATE requests/s for $CPU_SECONDS s, by component: ingress (Palladium ingress | nginx"
+	echo "ingress), front (engine a | the caller's sidecar), caller (callbench), back (engine b | echo's"
+	echo "sidecar), callee (echo); n=1 total is the CPU per request of /call?n=1, all components."
+	printf '%-6s %-20s | %8s | %7s %7s %7s %7s %7s | %8s %9s\n' where side "calls/s" \
+		ingress front caller back callee "cpu/call" "n=1 total"
 	for r in "${ROWS[@]}"; do
 		# shellcheck disable=SC2086
 		set -- $r
-		printf '%-6s %-20s | %8.0f %8.0f | %7s %7s %7s %7s %7s | %8s\n' "$3" "$(name "$1" "$2")" \
-			"$(get "$1" "$2" "$3" n=1 wrk rps)" "$(get "$1" "$2" "$3" n=0 wrk rps)" \
+		printf '%-6s %-20s | %8.0f | %7s %7s %7s %7s %7s | %8s %9s\n' "$3" "$(name "$1" "$2")" \
+			"$(get "$1" "$2" "$3" n=1 wrk rps)" \
 			"$(cpu_call "$1" "$2" "$3" ingress)" "$(cpu_call "$1" "$2" "$3" front)" \
 			"$(cpu_call "$1" "$2" "$3" caller)" "$(cpu_call "$1" "$2" "$3" back)" \
-			"$(cpu_call "$1" "$2" "$3" callee)" "$(cpu_call "$1" "$2" "$3")"
+			"$(cpu_call "$1" "$2" "$3" callee)" "$(cpu_call "$1" "$2" "$3")" "$(cpu_total "$1" "$2" "$3" n=1)"
 	done
 	echo
 	echo "Palladium / baseline, per mode (lower is better; for calls/s higher is better):"
@@ -110,7 +111,7 @@ LOCAL_P50=$(calc "$(rtt pd adaptive local p50)" "$(rtt bl sleep local p50)" / %.
 LOCAL_CPU=$(calc "$(cpu_call pd adaptive local)" "$(cpu_call bl sleep local)" / %.3f)
 REMOTE_P50=$(calc "$(rtt pd adaptive remote p50)" "$(rtt bl sleep remote p50)" / %.3f)
 REMOTE_CPU=$(calc "$(cpu_call pd adaptive remote)" "$(cpu_call bl sleep remote)" / %.3f)
-FANOUT=$(fanout pd adaptive local)
+FANOUT=$(fanout pd adaptive remote)
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "nan") print "no data"; else if (r <= t) print "met"; else printf "missed (%.1fx too high)\n", r / t }'; }
 
 tables >"$OUT/tables.txt"
@@ -136,7 +137,7 @@ tables >"$OUT/tables.txt"
 	echo "| local CPU per call, Palladium / baseline | $LOCAL_CPU | <= 0.2 | $(verdict "$LOCAL_CPU" 0.2) |"
 	echo "| remote call round trip p50, Palladium / baseline | $REMOTE_P50 | <= 0.3 | $(verdict "$REMOTE_P50" 0.3) |"
 	echo "| remote CPU per call, Palladium / baseline | $REMOTE_CPU | <= 0.4 | $(verdict "$REMOTE_CPU" 0.4) |"
-	echo "| fan-out 8 / sequential 8 (p50), Palladium, local | $FANOUT | <= 0.4 | $(verdict "$FANOUT" 0.4) |"
+	echo "| fan-out 8 / sequential 8 (p50), Palladium, echo on the other node | $FANOUT | <= 0.4 | $(verdict "$FANOUT" 0.4) |"
 	echo
 	echo "## Method"
 	echo
@@ -157,10 +158,16 @@ tables >"$OUT/tables.txt"
 	echo "  per-request log. A call's round trip = latency(/call?n=1) -"
 	echo "  latency(/call?n=0), from the two p50s (a difference of p99s would mean little: the"
 	echo "  tails are the machine's stalls, so the p99s are shown as measured)."
-	echo "- Peak: wrk -t1 -c$PEAK_CONNECTIONS for $PEAK_SECONDS s on /call?n=1 (calls/s) and"
-	echo "  /call?n=0. CPU = utime + stime of every process of each component from /proc/PID/stat"
-	echo "  around the run (10 ms ticks), per request; per call = n=1 - n=0."
-	echo "- Fan-out: p50 of /call?n=8&mode=par over p50 of /call?n=8&mode=seq at the fixed rate."
+	echo "- Peak calls/s: wrk -t1 -c$PEAK_CONNECTIONS for $PEAK_SECONDS s on /call?n=1."
+	echo "- CPU: /call?n=0, then /call?n=1, each at $CPU_RATE requests/s for $CPU_SECONDS s (h2load, 4"
+	echo "  connections); utime + stime of every process of each component from /proc/PID/stat"
+	echo "  around the run (10 ms ticks), per request; per call = n=1 - n=0 (the same rate for both,"
+	echo "  so that the part of the ingress and the sidecars, which batching makes depend on the"
+	echo "  rate, cancels out). Spinning consumers' CPU includes their polling."
+	echo "- Fan-out: p50 of /call?n=8&mode=par over p50 of /call?n=8&mode=seq at the fixed rate;"
+	echo "  the ratio line takes the remote one: on one node, with echo's one thread, 8 sequential"
+	echo "  calls cost one wake-up and 8 short handler runs, which leaves a fan-out nothing to"
+	echo "  overlap."
 	echo "- raw/: every h2load and wrk output, h2load's per-request logs, the cluster files, the"
 	echo "  engines' stats, the nginx configurations. results.tsv: every run."
 } >"$OUT/report.md"
