@@ -77,5 +77,11 @@ boutique:
 bench-call: build
 	bench/call/run
 
+# The Online Boutique under its load generator's mix, Palladium against the same services
+# on HTTP + sidecars (bench/knative's adapter), on one node and on two, <= 10 min. See
+# docs/benchmarks.md.
+bench-boutique: build
+	bench/boutique/run
+
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
