@@ -162,6 +162,24 @@ class_table() {
 	done
 }
 
+# procs PLACEMENT SIDE KIND: "label us_per_request" of the processes of a mix run, busiest
+# first (processes with the same label summed: nginx's master and worker).
+procs() {
+	local b=$OUT/raw/cpu.$1.$2.mix.$3 reqs
+	[[ -f $b.before && -f $b.after ]] || return 0
+	reqs=$(get "$1" "$2" mix "$3" reqs)
+	awk -v r="$reqs" 'NR == FNR { a[$2] = $3; next } { d[$4] += $3 - ($2 in a ? a[$2] : $3) }
+		END { for (l in d) if (r > 0) printf "%s %.1f\n", l, d[l] / 1e3 / r }' "$b.before" "$b.after" | sort -k2 -rn
+}
+proc_table() {
+	local pl=$1 kind=$2
+	echo "| | Palladium process | us/req | baseline process | us/req |"
+	echo "|---|---|---:|---|---:|"
+	local pad='NR <= 12 { print $1, $2 } END { for (i = NR; i < 12; i++) print "-", "-" }'
+	paste -d' ' <(procs "$pl" pd "$kind" | awk "$pad") <(procs "$pl" bl "$kind" | awk "$pad") |
+		awk '{ printf "| %d | %s | %s | %s | %s |\n", NR, $1, $2, $3, $4 }'
+}
+
 {
 	echo "# bench-boutique: Online Boutique, Palladium against the HTTP + sidecar baseline"
 	echo
@@ -200,6 +218,12 @@ class_table() {
 	echo
 	class_table peak
 	echo
+	for pl in $PLS; do
+		echo "## CPU per request by process, the mix at peak, $(pl_name "$pl") (the busiest 12 of each side)"
+		echo
+		proc_table "$pl" peak
+		echo
+	done
 	echo "## Plots"
 	echo
 	echo "$PLOTS"
