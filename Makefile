@@ -6,7 +6,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 CONFIG ?= examples/quickstart.yaml
 
-.PHONY: all deps build install run test test-fast bench bench-quick bench-echo bench-hop bench-fairness bench-call clean
+.PHONY: all deps build install run test test-fast bench bench-quick bench-echo bench-hop bench-fairness bench-call boutique clean
 
 all: build
 
@@ -71,6 +71,11 @@ bench-fairness: build
 # node and across two, <= 5 min. See docs/benchmarks.md.
 bench-call: build
 	bench/call/run
+
+# The Online Boutique (docs/boutique.md) in the foreground: Redis and examples/boutique.yaml;
+# Ctrl-C stops both. Then shop at http://127.0.0.1:8080/.
+boutique:
+	BUILD=$(BUILD) scripts/boutique
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

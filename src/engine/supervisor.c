@@ -211,6 +211,18 @@ static void spawn(struct engine *e, struct instance *in)
 		argv[argc++] = fc->args[i];
 	argv[argc] = NULL;
 
+	/* Functions start in the cluster file's folder, so that relative paths in their
+	 * args mean what they mean in the file (the engine's own folder may be anywhere). */
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", e->cfg->path != NULL ? e->cfg->path : ".");
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -243,6 +255,10 @@ static void spawn(struct engine *e, struct instance *in)
 		setenv("PD_FUNCTION", fc->name, 1);
 		setenv("PD_TENANT", in->tenant->conf->name, 1);
 		setenv("PD_NODE", e->node_conf->name, 1);
+		/* A folder its tenant's identity may not enter: the root, which every
+		 * process may (the function then needs absolute paths). */
+		if (chdir(dir) != 0 && chdir("/") != 0)
+			child_fail(fc->name, "chdir", errno, 126);
 		execv(path, argv);
 		child_fail(fc->name, path, errno, 127);
 	}
@@ -286,6 +302,10 @@ static int attach_reply(struct engine *e, struct instance *in, int fd)
 		c->function = (uint16_t)fc->calls_idx[k];
 		snprintf(c->name, sizeof(c->name), "%s", cfg->functions[fc->calls_idx[k]].name);
 	}
+	for (uint32_t f = 0; f < cfg->functions_count && f < PD_MAX_FUNCTIONS; f++)
+		for (uint32_t k = 0; k < cfg->functions[f].calls_count; k++)
+			if (cfg->functions[f].calls_idx[k] == in->function)
+				r->callers[r->ncallers++] = (uint16_t)f;
 	r->pool = t->pool.attr;
 	for (uint32_t ri = 0; ri < cfg->routes_count; ri++) {
 		const struct pd_config_route *rc = &cfg->routes[ri];

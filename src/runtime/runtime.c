@@ -429,11 +429,12 @@ static void call_finish(pd_call *c, int status, const char *fmt, const char *arg
 	}
 }
 
-/* Milliseconds from now to deadline, at least 1 (0 in a header means "none"). */
+/* Whole milliseconds from now to deadline, rounded down so that no message ever carries
+ * more time than its sender had left; 0 when less than one is left. */
 static uint32_t ms_left(uint64_t deadline, uint64_t now)
 {
-	uint64_t ms = deadline > now ? (deadline - now + 999999) / 1000000 : 1;
-	return ms == 0 ? 1 : ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+	uint64_t ms = deadline > now ? (deadline - now) / 1000000 : 0;
+	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
 }
 
 PD_API pd_call *pd_call_start(const pd_request *req, const char *function)
@@ -630,7 +631,9 @@ PD_API int pd_call_send(pd_call *call)
 	if (pd_call_reserve(call, call->reserved) == NULL) /* the buffer, for an empty body */
 		return -1;
 	uint64_t now = pd_now_ns();
-	if (now >= call->deadline_ns) {
+	uint32_t left_ms = ms_left(call->deadline_ns, now);
+	if (left_ms == 0) {
+		/* Less than a millisecond: no callee could answer in time. */
 		call_finish(call, 504, "call not sent: the request's deadline has passed%s\n", "");
 		return -1;
 	}
@@ -662,7 +665,7 @@ PD_API int pd_call_send(pd_call *call)
 	    .req_meta_len = (uint32_t)mlen,
 	    .sent_ns = call->parent.sent_ns,
 	    .call_id = call->id,
-	    .deadline_ms = ms_left(call->deadline_ns, now),
+	    .deadline_ms = left_ms,
 	    .reply_node = rt.cfg.node,
 	    .reply_slot = rt.cfg.slot,
 	};
@@ -1044,6 +1047,24 @@ static uint64_t deadline_of(const struct pd_msg_hdr *h, const struct pd_attach_r
 	return from + ms * 1000000u;
 }
 
+/*
+ * May the instance in slot of this node call this function? Only if it is an instance
+ * of a function that declares this one in its calls: a function that pushes a call
+ * straight into this instance's ring cannot get around its calls list.
+ */
+static bool local_caller_ok(uint16_t slot)
+{
+	for (uint16_t i = 0; i < rt.cfg.ninst && i < PD_MAX_INSTANCES; i++) {
+		if (rt.cfg.inst[i].slot != slot)
+			continue;
+		for (uint16_t k = 0; k < rt.cfg.ncallers && k < PD_MAX_FUNCTIONS; k++)
+			if (rt.cfg.callers[k] == rt.cfg.inst[i].function)
+				return true;
+		return false;
+	}
+	return false;
+}
+
 /* Release the calls the handler left open: their buffers go back, late replies are
  * refused by their ids. */
 static void release_open_calls(struct worker *w)
@@ -1085,7 +1106,8 @@ static void handle_one(struct worker *w, uint32_t in_idx, uint64_t now)
 		 * pool has (or on another node, which the engine checks). */
 		ok = req.hdr.callee == rt.cfg.function && req.hdr.depth >= 1 &&
 		     req.hdr.depth <= rt.cfg.max_call_depth &&
-		     (req.hdr.reply_node != rt.cfg.node || req.hdr.reply_slot < pool->attr.ninst);
+		     (req.hdr.reply_node != rt.cfg.node || (req.hdr.reply_slot < pool->attr.ninst &&
+		                                            local_caller_ok(req.hdr.reply_slot)));
 	else if (ok)
 		ok = kind == PD_MSG_F_REQUEST && req.hdr.hop < route->chain_len &&
 		     route->chain[req.hdr.hop] == rt.cfg.function && req.hdr.depth == 0;
@@ -1165,7 +1187,10 @@ static void handle_one(struct worker *w, uint32_t in_idx, uint64_t now)
 		out->flags = PD_MSG_F_REQUEST;
 		out->hop = (uint16_t)(hop + 1);
 		out->status = 0;
-		out->deadline_ms = ms_left(req.deadline_ns, pd_now_ns());
+		/* At least 1 (0 would mean the route's whole timeout): the next function drops
+		 * a request whose time is up as expired. */
+		uint32_t left = ms_left(req.deadline_ns, pd_now_ns());
+		out->deadline_ms = left > 0 ? left : 1;
 	}
 	/* A request carries its metadata on (forwarding leaves it where it is), followed by
 	 * this hop's response headers. pd_response_set_header keeps them within the buffer,
@@ -1307,8 +1332,8 @@ static int attach(void)
 	for (uint16_t i = 0; i < PD_MAX_CALLS; i++)
 		rt.cfg.callees[i].name[PD_NAME_MAX] = '\0';
 	if (rt.cfg.ninst > PD_MAX_INSTANCES || rt.cfg.nroutes > PD_MAX_ROUTES ||
-	    rt.cfg.ncallees > PD_MAX_CALLS || got != PD_ATTACH_FIXED_FDS + rt.cfg.ninst ||
-	    rt.cfg.slot >= rt.cfg.pool.ninst) {
+	    rt.cfg.ncallees > PD_MAX_CALLS || rt.cfg.ncallers > PD_MAX_FUNCTIONS ||
+	    got != PD_ATTACH_FIXED_FDS + rt.cfg.ninst || rt.cfg.slot >= rt.cfg.pool.ninst) {
 		fail("attach reply carries the wrong number of descriptors", 0);
 		for (int i = 0; i < got; i++)
 			close(fds[i]);

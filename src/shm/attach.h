@@ -62,6 +62,11 @@ struct pd_attach_reply {
 	uint16_t ninst;
 	uint16_t ncallees;
 	struct pd_attach_callee callees[PD_MAX_CALLS];
+	/* The functions that declare this one in their calls: the only ones whose calls it
+	 * serves from this node's instances (a call from another node was checked by the
+	 * engine of the caller's node). */
+	uint16_t ncallers;
+	uint16_t callers[PD_MAX_FUNCTIONS];
 	struct pd_attach_route routes[PD_MAX_ROUTES];
 	struct pd_attach_inst inst[PD_MAX_INSTANCES];
 };

@@ -52,6 +52,9 @@ static inline int h_init(uint32_t buffer_size, pd_handler handler, void *arg)
 	c->ncallees = 2;
 	c->callees[0] = (struct pd_attach_callee){.function = 1, .name = "local"};
 	c->callees[1] = (struct pd_attach_callee){.function = 2, .name = "remote"};
+	/* Function 1 (slot 1) may call this one (function 0). */
+	c->ncallers = 1;
+	c->callers[0] = 1;
 	c->ninst = 2;
 	c->inst[0] = (struct pd_attach_inst){.function = 0, .slot = 0};
 	c->inst[1] = (struct pd_attach_inst){.function = 1, .slot = 1};

@@ -1032,3 +1032,80 @@ raw_exchange() {
 	exec 3<&-
 	return $rc
 }
+
+# ------------------------------------------------------------------------------ calls
+
+# shellcheck disable=SC2034 # used by the tests
+CALLPROBE=$TEST_FUNCTIONS_DIR/callprobe
+
+# fn_stat FUNCTION KEY: sum over the nodes of KEY=VALUE on the "  function FUNCTION ..."
+# lines of the last fetch_stats (or fetch_stats_node); empty if the key is missing.
+fn_stat() {
+	awk -v f="$1" -v k="$2" '
+		$1 == "function" && $2 == f {
+			for (i = 3; i <= NF; i++) {
+				split($i, kv, "=")
+				if (kv[1] == k) { sum += kv[2]; found = 1 }
+			}
+		}
+		END { if (found) printf "%.0f\n", sum }' "$TMP/stats"
+}
+
+# fn_stat_now FUNCTION KEY: fetch_stats, then fn_stat.
+fn_stat_now() {
+	fetch_stats
+	fn_stat "$1" "$2"
+}
+
+# fn_stat_is OP FUNCTION KEY VALUE: for wait_for.
+fn_stat_is() {
+	local v
+	"$PALLADIUM" stats "$CFG" >"$TMP/stats" 2>&1 || return 1
+	record_pids
+	v=$(fn_stat "$2" "$3")
+	[[ -n "$v" ]] && test "$v" "$1" "$4"
+}
+
+# fn_stats_differ FUNCTION "KEY=VALUE ...": fetch_stats, then FN_BAD says which keys of
+# FUNCTION (summed over the nodes) differ from their VALUE (empty if none does).
+FN_BAD=""
+fn_stats_differ() {
+	local fn=$1 want=$2 kv got
+	FN_BAD=""
+	fetch_stats
+	for kv in $want; do
+		got=$(fn_stat "$fn" "${kv%%=*}")
+		[[ "$got" == "${kv#*=}" ]] || FN_BAD+=" ${kv%%=*}=${got:-missing} (expected ${kv#*=})"
+	done
+	[[ -z "$FN_BAD" ]] || FN_BAD="function $fn:$FN_BAD; its lines: $(grep -E "^ +function $fn " "$TMP/stats")"
+}
+
+# assert_fn_stats FUNCTION "KEY=VALUE ..." WHAT: every KEY of FUNCTION (summed over the
+# nodes) equals its VALUE, or the test fails.
+assert_fn_stats() {
+	fn_stats_differ "$1" "$2"
+	[[ -z "$FN_BAD" ]] || fail "$3: $FN_BAD"
+	pass "$3: function $1 $2"
+}
+
+# expect_fn_stats FUNCTION "KEY=VALUE ..." WHAT: the same, but a difference is a
+# soft_fail (the test goes on and fails at its end).
+expect_fn_stats() {
+	fn_stats_differ "$1" "$2"
+	if [[ -n "$FN_BAD" ]]; then
+		soft_fail "$3: $FN_BAD"
+	else
+		pass "$3: function $1 $2"
+	fi
+}
+
+# expect_within SECONDS WHAT CMD [ARGS...]: wait_for CMD, a soft_fail if it never holds.
+expect_within() {
+	local secs=$1 what=$2
+	shift 2
+	if wait_for "$secs" "$@"; then
+		pass "$what"
+	else
+		soft_fail "$what: not within $((secs * TIME_SCALE)) s ($*)"
+	fi
+}

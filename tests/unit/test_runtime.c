@@ -309,7 +309,7 @@ static int call_handler(const pd_request *req, pd_response *res, void *arg)
 	CHECK(pd_call_set_path(c, "/price", "cur=EUR") == ok);
 	pd_call_append(c, "{\"q\":1}", 7);
 	if (cx.mode == 1)
-		pd_call_set_timeout(c, 1);
+		pd_call_set_timeout(c, 20);
 	pd_call_send(c);
 	cx.call_id = c->id;
 	cx.call_msg = UINT32_MAX;
@@ -382,7 +382,7 @@ static void test_local_call_round_trip(void)
 static void test_remote_undeclared_and_deep(void)
 {
 	rt.handler = call_handler;
-	cx.mode = 1; /* nobody answers: 504 after 1 ms */
+	cx.mode = 1; /* nobody answers: 504 after 20 ms */
 	cx.callee = "remote";
 	uint64_t timed_out = ST(calls_timed_out);
 	uint32_t in = h_request(H_ROUTE_ONE, 0, "x", 1, NULL, 0);
@@ -450,13 +450,19 @@ static void test_remote_undeclared_and_deep(void)
 
 /* Calls that are not this function's to answer are refused, and their buffers freed:
  * another callee, depth 0 or past the limit, a reply slot this pool does not have, no
- * call id. */
+ * call id, a caller here whose function does not declare this one. */
 static void test_forged_calls(void)
 {
 	struct {
 		uint16_t callee, depth, slot;
 		uint64_t id;
-	} bad[] = {{1, 1, 1, 5}, {0, 0, 1, 5}, {0, 5, 1, 5}, {0, 1, 9, 5}, {0, 1, 1, 0}};
+	} bad[] = {{1, 1, 1, 5},
+	           {0, 0, 1, 5},
+	           {0, 5, 1, 5},
+	           {0, 1, 9, 5},
+	           {0, 1, 1, 0},
+	           /* from slot 0: function 0 does not declare itself in its calls */
+	           {0, 1, 0, 5}};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		uint64_t bad_input = ST(bad_input), handled = ST(handled);
 		uint32_t in = h_request(H_ROUTE_ONE, 0, "x", 1, NULL, 0);

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the Online Boutique services share: JSON bodies, errors, calls, money, arguments. */
+#include "common.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* ------------------------------------------------------------------------ arguments */
+
+static int parse_host_port(const char *s, struct boutique_args *args)
+{
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon == s || (size_t)(colon - s) >= sizeof(args->redis_host))
+		return -1;
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || port < 1 || port > 65535)
+		return -1;
+	memcpy(args->redis_host, s, (size_t)(colon - s));
+	args->redis_host[colon - s] = '\0';
+	args->redis_port = (int)port;
+	return 0;
+}
+
+int boutique_args_parse(int argc, char **argv, struct boutique_args *args)
+{
+	*args = (struct boutique_args){.data_dir = "data", .redis_port = 6379};
+	strcpy(args->redis_host, "127.0.0.1");
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "--data") != 0 && strcmp(arg, "--static") != 0 &&
+		    strcmp(arg, "--redis") != 0) {
+			fprintf(stderr,
+			        "%s: unknown argument '%s' (expected --data DIR, --static DIR, "
+			        "--redis HOST:PORT)\n",
+			        argv[0], arg);
+			return -1;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "%s: %s needs a value\n", argv[0], arg);
+			return -1;
+		}
+		const char *value = argv[++i];
+		if (strcmp(arg, "--data") == 0) {
+			args->data_dir = value;
+		} else if (strcmp(arg, "--static") == 0) {
+			args->static_dir = value;
+		} else if (parse_host_port(value, args) != 0) {
+			fprintf(stderr, "%s: --redis '%s': expected HOST:PORT\n", argv[0], value);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+json_t *boutique_load_json(const char *dir, const char *name)
+{
+	char path[4096];
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
+		fprintf(stderr, "boutique: path %s/%s too long\n", dir, name);
+		return NULL;
+	}
+	json_error_t err;
+	json_t *v = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+	if (v == NULL)
+		fprintf(stderr, "boutique: %s:%d:%d: %s\n", path, err.line, err.column, err.text);
+	return v;
+}
+
+/* ---------------------------------------------------------------- requests, answers */
+
+void boutique_method(const pd_request *req, char *buf, size_t size)
+{
+	size_t len;
+	const char *path = pd_request_path(req, &len);
+	const char *q = memchr(path, '?', len);
+	if (q != NULL)
+		len = (size_t)(q - path);
+	/* A trailing slash does not start a new segment: /svc/cart/GetCart/ is GetCart. */
+	while (len > 0 && path[len - 1] == '/')
+		len--;
+	size_t start = len;
+	while (start > 0 && path[start - 1] != '/')
+		start--;
+	size_t n = len - start;
+	if (n >= size)
+		n = 0;
+	memcpy(buf, path + start, n);
+	buf[n] = '\0';
+}
+
+json_t *boutique_request_object(const pd_request *req, pd_response *res)
+{
+	size_t len;
+	const char *body = pd_request_body(req, &len);
+	size_t i = 0;
+	while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
+		i++;
+	if (i == len)
+		return json_object();
+	json_error_t err;
+	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+	if (v == NULL) {
+		boutique_error(res, 400, "invalid JSON: %s", err.text);
+		return NULL;
+	}
+	if (!json_is_object(v)) {
+		json_decref(v);
+		boutique_error(res, 400, "the body must be a JSON object");
+		return NULL;
+	}
+	return v;
+}
+
+/* Written straight into the response buffer: json_dumpb is told the room there is and
+ * says how much it needed. The header goes first: reserving all the room would leave
+ * none for it. */
+int boutique_answer(pd_response *res, int status, json_t *v)
+{
+	if (v == NULL)
+		return pd_response_error(res, 500, "out of memory\n");
+	pd_response_set_header(res, "content-type", "application/json");
+	size_t cap = pd_response_capacity(res);
+	char *out = pd_response_reserve(res, cap);
+	size_t n = out != NULL ? json_dumpb(v, out, cap, JSON_COMPACT) : 0;
+	json_decref(v);
+	if (out == NULL)
+		return -1; /* no free buffer: the platform answers 503 */
+	if (n == 0 || n >= cap)
+		return pd_response_error(res, 500, "the answer does not fit in a buffer\n");
+	out[n++] = '\n';
+	pd_response_commit(res, n);
+	pd_response_set_status(res, status);
+	return 0;
+}
+
+int boutique_error(pd_response *res, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* A message cut in the middle of a UTF-8 sequence (or not UTF-8 at all, from a
+	 * callee) would make json_string fail: fall back on a plain one. */
+	json_t *text = json_string(msg);
+	if (text == NULL)
+		text = json_string("invalid request");
+	return boutique_answer(res, status, json_pack("{s:o}", "error", text));
+}
+
+int boutique_unknown_method(pd_response *res, const char *method)
+{
+	return boutique_error(res, 404, "unknown method '%s'", method);
+}
+
+/* --------------------------------------------------------------------------- fields */
+
+const char *boutique_string(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+int boutique_int(const json_t *obj, const char *key, json_int_t *out)
+{
+	const json_t *v = json_object_get(obj, key);
+	if (!json_is_integer(v))
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------------- calls */
+
+pd_call *boutique_call_start(const pd_request *req, const char *function, const char *method,
+                             json_t *v)
+{
+	if (v == NULL)
+		return NULL;
+	pd_call *c = pd_call_start(req, function);
+	if (c == NULL || pd_call_status(c) != 0) {
+		json_decref(v);
+		return c;
+	}
+	char path[128];
+	snprintf(path, sizeof(path), "/%s", method);
+	pd_call_set_path(c, path, NULL);
+	pd_call_set_header(c, "content-type", "application/json");
+	size_t cap = pd_call_capacity(c);
+	char *room = pd_call_reserve(c, cap);
+	size_t n = room != NULL ? json_dumpb(v, room, cap, JSON_COMPACT) : 0;
+	json_decref(v);
+	if (n == 0 || n > cap) {
+		/* The body does not fit in a buffer: the call is not made at all. */
+		pd_call_release(c);
+		return NULL;
+	}
+	pd_call_commit(c, n);
+	pd_call_send(c);
+	return c;
+}
+
+static void text_of(const char *body, size_t len, char *why, size_t size)
+{
+	while (len > 0 && (body[len - 1] == '\n' || body[len - 1] == ' ' || body[len - 1] == '\r'))
+		len--;
+	if (len >= size)
+		len = size - 1;
+	for (size_t i = 0; i < len; i++)
+		why[i] = body[i] >= 0x20 && body[i] < 0x7f ? body[i] : '?';
+	why[len] = '\0';
+}
+
+int boutique_call_result(pd_call *c, json_t **answer, char *why, size_t why_size)
+{
+	*answer = NULL;
+	if (why_size > 0)
+		why[0] = '\0';
+	if (c == NULL) {
+		snprintf(why, why_size, "out of memory or request too large");
+		return 0;
+	}
+	int status = pd_call_status(c);
+	size_t len;
+	const char *body = pd_call_body(c, &len);
+	json_t *v = json_loadb(body, len, 0, NULL);
+	if (status == 200) {
+		if (json_is_object(v)) {
+			*answer = v;
+			return 200;
+		}
+		json_decref(v);
+		snprintf(why, why_size, "the answer is not a JSON object");
+		return 502;
+	}
+	const char *err = boutique_string(v, "error");
+	if (err != NULL)
+		text_of(err, strlen(err), why, why_size);
+	else
+		text_of(body, len, why, why_size);
+	json_decref(v);
+	return status;
+}
+
+int boutique_call(const pd_request *req, const char *function, const char *method, json_t *v,
+                  json_t **answer, char *why, size_t why_size)
+{
+	pd_call *c = boutique_call_start(req, function, method, v);
+	if (c != NULL)
+		pd_call_wait(c);
+	int status = boutique_call_result(c, answer, why, why_size);
+	pd_call_release(c);
+	return status;
+}
+
+/* ---------------------------------------------------------------------------- money */
+
+#define NANOS BOUTIQUE_NANOS_PER_UNIT
+
+bool boutique_currency_code_valid(const char *code)
+{
+	if (code == NULL)
+		return false;
+	for (int i = 0; i < 3; i++)
+		if (code[i] < 'A' || code[i] > 'Z')
+			return false;
+	return code[3] == '\0';
+}
+
+bool boutique_money_valid(const struct boutique_money *m)
+{
+	if (!boutique_currency_code_valid(m->currency_code))
+		return false;
+	if (m->nanos <= -NANOS || m->nanos >= NANOS)
+		return false;
+	if ((m->units > 0 && m->nanos < 0) || (m->units < 0 && m->nanos > 0))
+		return false;
+	return m->units >= -BOUTIQUE_MAX_UNITS && m->units <= BOUTIQUE_MAX_UNITS;
+}
+
+int boutique_money_from_json(const json_t *j, struct boutique_money *m)
+{
+	const char *code = boutique_string(j, "currency_code");
+	json_int_t units, nanos;
+	if (!json_is_object(j) || !boutique_currency_code_valid(code) ||
+	    boutique_int(j, "units", &units) != 0)
+		return -EINVAL;
+	/* nanos may be left out, as proto3 leaves out zero fields. */
+	if (json_object_get(j, "nanos") == NULL)
+		nanos = 0;
+	else if (boutique_int(j, "nanos", &nanos) != 0)
+		return -EINVAL;
+	if (nanos <= -NANOS || nanos >= NANOS || (units > 0 && nanos < 0) ||
+	    (units < 0 && nanos > 0))
+		return -EINVAL;
+	if (units < -BOUTIQUE_MAX_UNITS || units > BOUTIQUE_MAX_UNITS)
+		return -ERANGE;
+	memcpy(m->currency_code, code, 4);
+	m->units = units;
+	m->nanos = (int32_t)nanos;
+	return 0;
+}
+
+json_t *boutique_money_to_json(const struct boutique_money *m)
+{
+	return json_pack("{s:s,s:I,s:i}", "currency_code", m->currency_code, "units",
+	                 (json_int_t)m->units, "nanos", (int)m->nanos);
+}
+
+static __int128 total_nanos(const struct boutique_money *m)
+{
+	return (__int128)m->units * NANOS + m->nanos;
+}
+
+/* Split a total in nanos into units and nanos of the same sign: C's division truncates
+ * toward zero, so quotient and remainder both take the sign of the total. */
+static int from_total(__int128 total, const char *code, struct boutique_money *out)
+{
+	__int128 units = total / NANOS;
+	if (units < -BOUTIQUE_MAX_UNITS || units > BOUTIQUE_MAX_UNITS)
+		return -ERANGE;
+	memcpy(out->currency_code, code, 4);
+	out->units = (int64_t)units;
+	out->nanos = (int32_t)(total % NANOS);
+	return 0;
+}
+
+int boutique_money_add(const struct boutique_money *a, const struct boutique_money *b,
+                       struct boutique_money *out)
+{
+	if (strcmp(a->currency_code, b->currency_code) != 0)
+		return -EINVAL;
+	char code[4];
+	memcpy(code, a->currency_code, 4); /* out may be a or b */
+	return from_total(total_nanos(a) + total_nanos(b), code, out);
+}
+
+int boutique_money_mul(const struct boutique_money *a, int64_t k, struct boutique_money *out)
+{
+	/* Both factors are bounded (10^21 nanos, and k checked here) so the product fits. */
+	if (k < -BOUTIQUE_MAX_UNITS || k > BOUTIQUE_MAX_UNITS)
+		return -ERANGE;
+	char code[4];
+	memcpy(code, a->currency_code, 4);
+	return from_total(total_nanos(a) * k, code, out);
+}
+
+#define MAX_RATE (INT64_C(1000000) * NANOS)
+
+int boutique_money_convert(const struct boutique_money *from, int64_t from_rate,
+                           const char *to_code, int64_t to_rate, struct boutique_money *out)
+{
+	if (from_rate <= 0 || to_rate <= 0 || from_rate > MAX_RATE || to_rate > MAX_RATE ||
+	    !boutique_currency_code_valid(to_code))
+		return -EINVAL;
+	/* |total| <= 10^21 and to_rate <= 10^15: the product stays below 2^127. */
+	__int128 num = total_nanos(from) * to_rate;
+	__int128 q = num / from_rate;
+	__int128 r = num % from_rate;
+	/* Round half away from zero: compare twice the remainder with the divisor. */
+	if (r < 0 ? -2 * r >= from_rate : 2 * r >= from_rate)
+		q += r < 0 ? -1 : 1;
+	char code[4];
+	memcpy(code, to_code, 4);
+	return from_total(q, code, out);
+}
+
+int boutique_rate_from_json(const json_t *j, int64_t *rate)
+{
+	if (!json_is_number(j))
+		return -EINVAL;
+	double v = json_number_value(j);
+	/* A decimal of the table, like 1.0842, is a double within 10^-16 of it: rounding
+	 * to the nano gives back the decimal exactly. */
+	if (!(v > 0) || v > 1e6)
+		return -EINVAL;
+	long long r = llround(v * 1e9);
+	if (r <= 0)
+		return -EINVAL;
+	*rate = r;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- identifiers */
+
+static void random_bytes(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+	while (n > 0) {
+		ssize_t got = getrandom(p, n, 0);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			/* getrandom does not fail once the pool is ready; ids need not be
+			 * secret, so something unique enough will do. */
+			for (size_t i = 0; i < n; i++)
+				p[i] = (unsigned char)rand();
+			return;
+		}
+		p += got;
+		n -= (size_t)got;
+	}
+}
+
+void boutique_uuid(char buf[37])
+{
+	unsigned char b[16];
+	random_bytes(b, sizeof(b));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(buf, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+	         b[13], b[14], b[15]);
+}
+
+uint64_t boutique_random_below(uint64_t bound)
+{
+	/* Rejection sampling: no bias toward small values. */
+	uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+	uint64_t x;
+	do
+		random_bytes(&x, sizeof(x));
+	while (x >= limit);
+	return x % bound;
+}
