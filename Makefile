@@ -67,11 +67,6 @@ bench-hop: build
 bench-fairness: build
 	bench/fairness/run
 
-# The Online Boutique (docs/boutique.md) in the foreground: Redis and examples/boutique.yaml;
-# Ctrl-C stops both. Then shop at http://127.0.0.1:8080/.
-boutique:
-	BUILD=$(BUILD) scripts/boutique
-
 # A call between functions, Palladium against HTTP calls (bench/knative's adapter), on one
 # node and across two, <= 5 min. See docs/benchmarks.md.
 bench-call: build
@@ -82,6 +77,11 @@ bench-call: build
 # docs/benchmarks.md.
 bench-boutique: build
 	bench/boutique/run
+
+# The Online Boutique (docs/boutique.md) in the foreground: Redis and examples/boutique.yaml;
+# Ctrl-C stops both. Then shop at http://127.0.0.1:8080/.
+boutique:
+	BUILD=$(BUILD) scripts/boutique
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1084,6 +1084,8 @@ static const struct callee *find_callee(const char *name)
 
 PD_API pd_call *pd_call_start(const pd_request *req, const char *function)
 {
+	if (req == NULL || function == NULL)
+		return NULL;
 	struct worker *w = exchange_of_request(req)->w;
 	pd_call *c;
 	if (!h2o_linklist_is_empty(&w->spare_calls)) {
@@ -1118,9 +1120,8 @@ PD_API pd_call *pd_call_start(const pd_request *req, const char *function)
 	h2o_linklist_insert(&w->calls, &c->link);
 	w->ncalls++;
 
-	if (function == NULL || (c->callee = find_callee(function)) == NULL)
-		call_fail(c, 403, "%.64s is not in this function's calls (--call)\n",
-		          function != NULL ? function : "(null)");
+	if ((c->callee = find_callee(function)) == NULL)
+		call_fail(c, 403, "%.64s is not in this function's calls (--call)\n", function);
 	else if (c->depth > ad.max_call_depth)
 		call_fail(c, 508, "call to %s: deeper than --max-call-depth %u\n", function,
 		          ad.max_call_depth);
@@ -1131,7 +1132,7 @@ PD_API pd_call *pd_call_start(const pd_request *req, const char *function)
 
 PD_API char *pd_call_reserve(pd_call *c, size_t n)
 {
-	if (c->state != CALL_NEW || n > ad.max_body)
+	if (c == NULL || c->state != CALL_NEW || n > ad.max_body)
 		return NULL;
 	if (c->body == NULL)
 		c->body = h2o_mem_alloc_recycle(&c->w->bodies, ad.body_buf_size);
@@ -1142,12 +1143,12 @@ PD_API char *pd_call_reserve(pd_call *c, size_t n)
 
 PD_API size_t pd_call_capacity(const pd_call *c)
 {
-	return c->state == CALL_NEW ? ad.max_body : 0;
+	return c != NULL && c->state == CALL_NEW ? ad.max_body : 0;
 }
 
 PD_API int pd_call_commit(pd_call *c, size_t n)
 {
-	if (c->state != CALL_NEW || n > c->reserved)
+	if (c == NULL || c->state != CALL_NEW || n > c->reserved)
 		return -1;
 	c->len = n;
 	return 0;
@@ -1155,7 +1156,8 @@ PD_API int pd_call_commit(pd_call *c, size_t n)
 
 PD_API int pd_call_append(pd_call *c, const void *data, size_t n)
 {
-	if (c->state != CALL_NEW || n > ad.max_body - c->len)
+	if (c == NULL || (data == NULL && n > 0) || c->state != CALL_NEW ||
+	    n > ad.max_body - c->len)
 		return -1;
 	char *p = pd_call_reserve(c, c->len + n);
 	if (p == NULL)
@@ -1167,7 +1169,7 @@ PD_API int pd_call_append(pd_call *c, const void *data, size_t n)
 
 PD_API int pd_call_set_method(pd_call *c, const char *method)
 {
-	if (c->state != CALL_NEW || method == NULL || !pd_http_name_ok(method) ||
+	if (c == NULL || c->state != CALL_NEW || method == NULL || !pd_http_name_ok(method) ||
 	    strlen(method) >= sizeof(c->method))
 		return -1;
 	memcpy(c->method, method, strlen(method) + 1);
@@ -1187,7 +1189,7 @@ static bool target_part_ok(const char *p, size_t n, const char *stop)
 
 PD_API int pd_call_set_path(pd_call *c, const char *path, const char *query)
 {
-	if (c->state != CALL_NEW || path == NULL || path[0] != '/')
+	if (c == NULL || c->state != CALL_NEW || path == NULL || path[0] != '/')
 		return -1;
 	size_t pl = strlen(path), ql = query != NULL ? strlen(query) : 0;
 	if (!target_part_ok(path, pl, "?#") || !target_part_ok(query, ql, "#") ||
@@ -1215,8 +1217,8 @@ static bool is_call_owned_header(const char *name, size_t n)
 
 PD_API int pd_call_set_header(pd_call *c, const char *name, const char *value)
 {
-	if (c->state != CALL_NEW || name == NULL || value == NULL || !pd_http_name_ok(name) ||
-	    !pd_http_value_ok(value))
+	if (c == NULL || c->state != CALL_NEW || name == NULL || value == NULL ||
+	    !pd_http_name_ok(name) || !pd_http_value_ok(value))
 		return -1;
 	size_t n = strlen(name), v = strlen(value);
 	if (is_call_owned_header(name, n))
@@ -1234,7 +1236,7 @@ PD_API int pd_call_set_header(pd_call *c, const char *name, const char *value)
 
 PD_API int pd_call_set_timeout(pd_call *c, unsigned timeout_ms)
 {
-	if (c->state != CALL_NEW)
+	if (c == NULL || c->state != CALL_NEW)
 		return -1;
 	c->has_timeout = true;
 	c->timeout_ms = timeout_ms;
@@ -1243,7 +1245,7 @@ PD_API int pd_call_set_timeout(pd_call *c, unsigned timeout_ms)
 
 PD_API int pd_call_send(pd_call *c)
 {
-	if (c->state != CALL_NEW) /* finished, or already out */
+	if (c == NULL || c->state != CALL_NEW) /* finished, or already out */
 		return -1;
 	uint64_t now = now_ns();
 	if (c->has_timeout && now + (uint64_t)c->timeout_ms * 1000000 < c->deadline_ns)
@@ -1320,6 +1322,8 @@ static void calls_wait(pd_call *const *calls, size_t n, bool all, int *first)
 
 PD_API int pd_call_wait(pd_call *c)
 {
+	if (c == NULL)
+		return 0;
 	int first;
 	calls_wait(&c, 1, true, &first);
 	return c->status;
@@ -1327,6 +1331,8 @@ PD_API int pd_call_wait(pd_call *c)
 
 PD_API int pd_call_wait_all(pd_call *const *calls, size_t n)
 {
+	if (calls == NULL)
+		return 0;
 	int first;
 	calls_wait(calls, n, true, &first);
 	return 0;
@@ -1334,6 +1340,8 @@ PD_API int pd_call_wait_all(pd_call *const *calls, size_t n)
 
 PD_API int pd_call_wait_any(pd_call *const *calls, size_t n)
 {
+	if (calls == NULL)
+		return -1;
 	int first;
 	calls_wait(calls, n, false, &first);
 	return first;
@@ -1341,12 +1349,12 @@ PD_API int pd_call_wait_any(pd_call *const *calls, size_t n)
 
 PD_API int pd_call_status(const pd_call *c)
 {
-	return c->state == CALL_DONE ? c->status : 0;
+	return c != NULL && c->state == CALL_DONE ? c->status : 0;
 }
 
 PD_API const char *pd_call_body(const pd_call *c, size_t *len)
 {
-	bool done = c->state == CALL_DONE;
+	bool done = c != NULL && c->state == CALL_DONE;
 	if (len != NULL)
 		*len = done ? c->answer_len : 0;
 	return done ? c->answer : "";
@@ -1354,7 +1362,7 @@ PD_API const char *pd_call_body(const pd_call *c, size_t *len)
 
 PD_API const char *pd_call_header(const pd_call *c, const char *name, size_t *len)
 {
-	if (c->state != CALL_DONE || !c->head_done || name == NULL)
+	if (c == NULL || c->state != CALL_DONE || !c->head_done || name == NULL)
 		return NULL;
 	for (size_t i = 0; i < c->nanswer_headers; i++) {
 		const struct phr_header *h = &c->answer_headers[i];

@@ -30,7 +30,7 @@ stop_redis() {
 # folders (relative to examples/) made absolute.
 boutique_yaml_of() {
 	example_yaml "$SOURCE_ROOT/examples/$1" |
-		sed -e "s|\.\./apps/boutique/|$BOUTIQUE/|g" -e "s|127\.0\.0\.1:6379|127.0.0.1:$REDIS_PORT|"
+		sed -E -e "s|\.\./apps/boutique/|$BOUTIQUE/|g" -e "s|127\.0\.0\.[0-9]+:6379|127.0.0.1:$REDIS_PORT|"
 }
 one_node_yaml() { boutique_yaml_of boutique.yaml; }
 two_node_yaml() { boutique_yaml_of boutique-two-node.yaml; }
