@@ -31,40 +31,47 @@ static const struct ad ads[] = {
 };
 #define NADS (sizeof(ads) / sizeof(ads[0]))
 
-static int append_ad(json_t *list, const struct ad *a)
+static int append_ad(struct json_object *list, const struct ad *a)
 {
 	char url[64];
 	snprintf(url, sizeof(url), "/product/%s", a->product_id);
-	return json_array_append_new(list,
-	                             json_pack("{s:s,s:s}", "redirect_url", url, "text", a->text));
+	struct json_object *ad = json_object_new_object();
+	bool ok = boutique_add(ad, "redirect_url", json_object_new_string(url));
+	ok &= boutique_add(ad, "text", json_object_new_string(a->text));
+	if (!ok || json_object_array_add(list, ad) != 0) {
+		json_object_put(ad);
+		return -1;
+	}
+	return 0;
 }
 
-static int get_ads(pd_response *res, const json_t *in)
+static int get_ads(pd_response *res, const struct json_object *in)
 {
-	const json_t *keys = json_object_get(in, "context_keys");
-	if (keys != NULL && !json_is_array(keys))
+	const struct json_object *keys = json_object_object_get(in, "context_keys");
+	if (boutique_has(in, "context_keys") && !boutique_is_array(keys))
 		return boutique_error(res, 400, "expected \"context_keys\": [string...]");
 	size_t i;
-	const json_t *k;
-	json_array_foreach(keys, i, k)
+	const struct json_object *k;
+	boutique_array_foreach(keys, i, k)
 	{
-		if (!json_is_string(k))
+		if (!boutique_is_string(k))
 			return boutique_error(res, 400, "expected \"context_keys\": [string...]");
 	}
-	json_t *list = json_array();
+	struct json_object *list = json_object_new_array();
 	/* In the table's order, each ad once even when several of its keys are given. */
 	for (size_t a = 0; a < NADS; a++) {
-		json_array_foreach(keys, i, k)
+		boutique_array_foreach(keys, i, k)
 		{
-			if (strcmp(json_string_value(k), ads[a].category) == 0) {
+			if (strcmp(json_object_get_string((struct json_object *)k),
+			           ads[a].category) == 0) {
 				append_ad(list, &ads[a]);
 				break;
 			}
 		}
 	}
-	if (json_array_size(list) == 0)
+	if (boutique_array_size(list) == 0)
 		append_ad(list, &ads[boutique_random_below(NADS)]);
-	return boutique_answer(res, 200, json_pack("{s:o}", "ads", list));
+	return boutique_answer(res, 200, boutique_object1("ads", list));
 }
 
 static int handle(const pd_request *req, pd_response *res, void *arg)
@@ -72,7 +79,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	(void)arg;
 	char method[64];
 	boutique_method(req, method, sizeof(method));
-	json_t *in = boutique_request_object(req, res);
+	struct json_object *in = boutique_request_object(req, res);
 	if (in == NULL)
 		return 0;
 	int rc;
@@ -80,7 +87,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 		rc = get_ads(res, in);
 	else
 		rc = boutique_unknown_method(res, method);
-	json_decref(in);
+	json_object_put(in);
 	return rc;
 }
 
@@ -89,7 +96,7 @@ int main(int argc, char **argv)
 	struct boutique_args args;
 	if (boutique_args_parse(argc, argv, &args) != 0)
 		return 1;
-	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
-	json_object_seed(0);
+	/* Seed json-c's hash function here, before pd_serve starts the handler threads. */
+	boutique_json_init();
 	return pd_serve(argc, argv, handle, NULL);
 }

@@ -117,7 +117,7 @@ static int check_reply(pd_response *res, redisReply *r, int want)
 }
 
 /* The user id of the request: a string of 1..MAX_ID_BYTES bytes; NULL after a 400. */
-static const char *user_id(pd_response *res, const json_t *in)
+static const char *user_id(pd_response *res, const struct json_object *in)
 {
 	const char *id = boutique_string(in, "user_id");
 	if (id == NULL || id[0] == '\0' || strlen(id) > MAX_ID_BYTES) {
@@ -128,14 +128,14 @@ static const char *user_id(pd_response *res, const json_t *in)
 	return id;
 }
 
-static int add_item(pd_response *res, const json_t *in)
+static int add_item(pd_response *res, const struct json_object *in)
 {
 	const char *user = user_id(res, in);
 	if (user == NULL)
 		return 0;
-	const json_t *item = json_object_get(in, "item");
+	const struct json_object *item = json_object_object_get(in, "item");
 	const char *product = boutique_string(item, "product_id");
-	json_int_t quantity;
+	int64_t quantity;
 	if (product == NULL || product[0] == '\0' || strlen(product) > MAX_ID_BYTES ||
 	    boutique_int(item, "quantity", &quantity) != 0)
 		return boutique_error(res, 400,
@@ -147,16 +147,17 @@ static int add_item(pd_response *res, const json_t *in)
 	if (check_reply(res, r, REDIS_REPLY_INTEGER) != 0)
 		return 0;
 	freeReplyObject(r);
-	return boutique_answer(res, 200, json_object());
+	return boutique_answer(res, 200, json_object_new_object());
 }
 
 static int by_product_id(const void *a, const void *b)
 {
-	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+	const struct json_object *x = *(struct json_object *const *)a,
+	                         *y = *(struct json_object *const *)b;
 	return strcmp(boutique_string(x, "product_id"), boutique_string(y, "product_id"));
 }
 
-static int get_cart(pd_response *res, const json_t *in)
+static int get_cart(pd_response *res, const struct json_object *in)
 {
 	const char *user = user_id(res, in);
 	if (user == NULL)
@@ -165,7 +166,7 @@ static int get_cart(pd_response *res, const json_t *in)
 	if (check_reply(res, r, REDIS_REPLY_ARRAY) != 0)
 		return 0;
 	size_t n = r->elements / 2;
-	json_t **items = calloc(n > 0 ? n : 1, sizeof(*items));
+	struct json_object **items = calloc(n > 0 ? n : 1, sizeof(*items));
 	if (items == NULL) {
 		freeReplyObject(r);
 		return pd_response_error(res, 500, "out of memory\n");
@@ -181,22 +182,35 @@ static int get_cart(pd_response *res, const json_t *in)
 		/* Only what this service wrote is shown: a positive count. */
 		if (errno != 0 || end == v->str || *end != '\0' || q <= 0)
 			continue;
-		json_t *item = json_pack("{s:s%,s:I}", "product_id", k->str, (size_t)k->len,
-		                         "quantity", (json_int_t)q);
-		if (item != NULL)
+		/* The ids are what AddItem stored from its (checked) JSON: valid UTF-8. */
+		struct json_object *item = json_object_new_object();
+		bool ok = boutique_add(item, "product_id",
+		                       json_object_new_string_len(k->str, (int)k->len));
+		ok &= boutique_add(item, "quantity", json_object_new_int64(q));
+		if (ok)
 			items[nitems++] = item;
+		else
+			json_object_put(item);
 	}
 	freeReplyObject(r);
 	/* A stable order, whatever order Redis keeps the hash in. */
 	qsort(items, nitems, sizeof(*items), by_product_id);
-	json_t *list = json_array();
+	struct json_object *list = json_object_new_array();
 	for (size_t i = 0; i < nitems; i++)
-		json_array_append_new(list, items[i]);
+		if (list == NULL || json_object_array_add(list, items[i]) != 0)
+			json_object_put(items[i]);
 	free(items);
-	return boutique_answer(res, 200, json_pack("{s:s,s:o}", "user_id", user, "items", list));
+	struct json_object *out = json_object_new_object();
+	bool ok = boutique_add(out, "user_id", json_object_new_string(user));
+	ok &= boutique_add(out, "items", list);
+	if (!ok) {
+		json_object_put(out);
+		out = NULL;
+	}
+	return boutique_answer(res, 200, out);
 }
 
-static int empty_cart(pd_response *res, const json_t *in)
+static int empty_cart(pd_response *res, const struct json_object *in)
 {
 	const char *user = user_id(res, in);
 	if (user == NULL)
@@ -205,7 +219,7 @@ static int empty_cart(pd_response *res, const json_t *in)
 	if (check_reply(res, r, REDIS_REPLY_INTEGER) != 0)
 		return 0;
 	freeReplyObject(r);
-	return boutique_answer(res, 200, json_object());
+	return boutique_answer(res, 200, json_object_new_object());
 }
 
 static int handle(const pd_request *req, pd_response *res, void *arg)
@@ -213,7 +227,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	(void)arg;
 	char method[64];
 	boutique_method(req, method, sizeof(method));
-	json_t *in = boutique_request_object(req, res);
+	struct json_object *in = boutique_request_object(req, res);
 	if (in == NULL)
 		return 0;
 	int rc;
@@ -225,7 +239,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 		rc = empty_cart(res, in);
 	else
 		rc = boutique_unknown_method(res, method);
-	json_decref(in);
+	json_object_put(in);
 	return rc;
 }
 
@@ -239,7 +253,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cart: pthread_key_create failed\n");
 		return 1;
 	}
-	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
-	json_object_seed(0);
+	/* Seed json-c's hash function here, before pd_serve starts the handler threads. */
+	boutique_json_init();
 	return pd_serve(argc, argv, handle, NULL);
 }

@@ -21,7 +21,7 @@
 
 struct line {
 	const char *product_id; /* in the cart's answer */
-	json_int_t quantity;
+	int64_t quantity;
 	struct boutique_money price_usd;
 	struct boutique_money cost; /* unit price in the user's currency */
 };
@@ -29,9 +29,9 @@ struct line {
 struct order {
 	const pd_request *req;
 	pd_response *res;
-	const json_t *in;
+	const struct json_object *in;
 	const char *currency;
-	json_t *cart; /* cart's answer: the lines point into it */
+	struct json_object *cart; /* cart's answer: the lines point into it */
 	struct line lines[MAX_ORDER_ITEMS];
 	size_t nlines;
 	struct boutique_money shipping_usd, shipping;
@@ -52,9 +52,10 @@ static void release_all(pd_call **calls, size_t n)
 static int get_cart(struct order *o)
 {
 	char why[256];
-	int status = boutique_call(o->req, "cart", "GetCart",
-	                           json_pack("{s:s}", "user_id", boutique_string(o->in, "user_id")),
-	                           &o->cart, why, sizeof(why));
+	int status = boutique_call(
+	    o->req, "cart", "GetCart",
+	    boutique_object1("user_id", boutique_new_string(boutique_string(o->in, "user_id"))),
+	    &o->cart, why, sizeof(why));
 	if (status == 503) {
 		boutique_error(o->res, 503, "cart: %s", why);
 		return -1;
@@ -63,12 +64,12 @@ static int get_cart(struct order *o)
 		callee_failed(o, "cart", status, why);
 		return -1;
 	}
-	const json_t *items = json_object_get(o->cart, "items");
+	const struct json_object *items = json_object_object_get(o->cart, "items");
 	size_t i;
-	const json_t *item;
-	json_array_foreach(items, i, item)
+	const struct json_object *item;
+	boutique_array_foreach(items, i, item)
 	{
-		json_int_t q;
+		int64_t q;
 		const char *id = boutique_string(item, "product_id");
 		if (id == NULL || boutique_int(item, "quantity", &q) != 0 || q < 1) {
 			callee_failed(o, "cart", 200, "an item without product_id or quantity");
@@ -88,14 +89,27 @@ static int get_cart(struct order *o)
 	return 0;
 }
 
-/* The cart's items as CartItems, for shipping. */
-static json_t *cart_items(const struct order *o)
+/* Append v (taken) to the array a; a failure (out of memory) loses v, as jansson's
+ * json_array_append_new did. */
+static void append(struct json_object *a, struct json_object *v)
 {
-	json_t *items = json_array();
+	if (a == NULL || v == NULL || json_object_array_add(a, v) != 0)
+		json_object_put(v);
+}
+
+/* {"product_id", "quantity"} of line i. */
+static struct json_object *cart_item(const struct order *o, size_t i)
+{
+	return boutique_object2("product_id", json_object_new_string(o->lines[i].product_id),
+	                        "quantity", json_object_new_int64(o->lines[i].quantity));
+}
+
+/* The cart's items as CartItems, for shipping. */
+static struct json_object *cart_items(const struct order *o)
+{
+	struct json_object *items = json_object_new_array();
 	for (size_t i = 0; i < o->nlines; i++)
-		json_array_append_new(items,
-		                      json_pack("{s:s,s:I}", "product_id", o->lines[i].product_id,
-		                                "quantity", o->lines[i].quantity));
+		append(items, cart_item(o, i));
 	return items;
 }
 
@@ -105,16 +119,17 @@ static int prices_and_quote(struct order *o)
 	pd_call *calls[MAX_ORDER_ITEMS + 1] = {NULL};
 	size_t n = o->nlines;
 	for (size_t i = 0; i < n; i++)
-		calls[i] = boutique_call_start(o->req, "productcatalog", "GetProduct",
-		                               json_pack("{s:s}", "id", o->lines[i].product_id));
-	calls[n] =
-	    boutique_call_start(o->req, "shipping", "GetQuote",
-	                        json_pack("{s:O,s:o}", "address", json_object_get(o->in, "address"),
-	                                  "items", cart_items(o)));
+		calls[i] = boutique_call_start(
+		    o->req, "productcatalog", "GetProduct",
+		    boutique_object1("id", json_object_new_string(o->lines[i].product_id)));
+	calls[n] = boutique_call_start(
+	    o->req, "shipping", "GetQuote",
+	    boutique_object2("address", boutique_ref(json_object_object_get(o->in, "address")),
+	                     "items", cart_items(o)));
 	pd_call_wait_all(calls, n + 1);
 	int rc = 0;
 	for (size_t i = 0; i <= n && rc == 0; i++) {
-		json_t *answer;
+		struct json_object *answer;
 		char why[256];
 		int status = boutique_call_result(calls[i], &answer, why, sizeof(why));
 		const char *callee = i < n ? "productcatalog" : "shipping";
@@ -125,11 +140,11 @@ static int prices_and_quote(struct order *o)
 		}
 		struct boutique_money *m = i < n ? &o->lines[i].price_usd : &o->shipping_usd;
 		const char *member = i < n ? "price_usd" : "cost_usd";
-		if (boutique_money_from_json(json_object_get(answer, member), m) != 0) {
+		if (boutique_money_from_json(json_object_object_get(answer, member), m) != 0) {
 			callee_failed(o, callee, 200, "no valid price in the answer");
 			rc = -1;
 		}
-		json_decref(answer);
+		json_object_put(answer);
 	}
 	release_all(calls, n + 1);
 	return rc;
@@ -143,15 +158,15 @@ static int convert_all(struct order *o)
 	for (size_t i = 0; i <= n; i++) {
 		const struct boutique_money *from =
 		    i < n ? &o->lines[i].price_usd : &o->shipping_usd;
-		calls[i] =
-		    boutique_call_start(o->req, "currency", "Convert",
-		                        json_pack("{s:o,s:s}", "from", boutique_money_to_json(from),
-		                                  "to_code", o->currency));
+		calls[i] = boutique_call_start(
+		    o->req, "currency", "Convert",
+		    boutique_object2("from", boutique_money_to_json(from), "to_code",
+		                     json_object_new_string(o->currency)));
 	}
 	pd_call_wait_all(calls, n + 1);
 	int rc = 0;
 	for (size_t i = 0; i <= n && rc == 0; i++) {
-		json_t *answer;
+		struct json_object *answer;
 		char why[256];
 		int status = boutique_call_result(calls[i], &answer, why, sizeof(why));
 		if (status == 400) {
@@ -166,7 +181,7 @@ static int convert_all(struct order *o)
 			callee_failed(o, "currency", 200, "no valid amount in the answer");
 			rc = -1;
 		}
-		json_decref(answer);
+		json_object_put(answer);
 	}
 	release_all(calls, n + 1);
 	return rc;
@@ -188,13 +203,14 @@ static int total(struct order *o, struct boutique_money *sum)
 
 static int charge(struct order *o, const struct boutique_money *amount)
 {
-	json_t *answer;
+	struct json_object *answer;
 	char why[256];
-	int status = boutique_call(o->req, "payment", "Charge",
-	                           json_pack("{s:o,s:O}", "amount", boutique_money_to_json(amount),
-	                                     "credit_card", json_object_get(o->in, "credit_card")),
-	                           &answer, why, sizeof(why));
-	json_decref(answer);
+	int status = boutique_call(
+	    o->req, "payment", "Charge",
+	    boutique_object2("amount", boutique_money_to_json(amount), "credit_card",
+	                     boutique_ref(json_object_object_get(o->in, "credit_card"))),
+	    &answer, why, sizeof(why));
+	json_object_put(answer);
 	if (status == 400) {
 		boutique_error(o->res, 400, "payment refused: %s", why);
 		return -1;
@@ -209,66 +225,76 @@ static int charge(struct order *o, const struct boutique_money *amount)
 /* The tracking id into id[size]. */
 static int ship(struct order *o, char *id, size_t size)
 {
-	json_t *answer;
+	struct json_object *answer;
 	char why[256];
-	int status =
-	    boutique_call(o->req, "shipping", "ShipOrder",
-	                  json_pack("{s:O,s:o}", "address", json_object_get(o->in, "address"),
-	                            "items", cart_items(o)),
-	                  &answer, why, sizeof(why));
+	int status = boutique_call(
+	    o->req, "shipping", "ShipOrder",
+	    boutique_object2("address", boutique_ref(json_object_object_get(o->in, "address")),
+	                     "items", cart_items(o)),
+	    &answer, why, sizeof(why));
 	const char *tracking = boutique_string(answer, "tracking_id");
 	if (status != 200 || tracking == NULL) {
-		json_decref(answer);
+		json_object_put(answer);
 		callee_failed(o, "shipping", status, status == 200 ? "no tracking_id" : why);
 		return -1;
 	}
 	snprintf(id, size, "%s", tracking);
-	json_decref(answer);
+	json_object_put(answer);
 	return 0;
 }
 
-static json_t *order_result(const struct order *o, const char *order_id, const char *tracking)
+static struct json_object *order_result(const struct order *o, const char *order_id,
+                                        const char *tracking)
 {
-	json_t *items = json_array();
+	struct json_object *items = json_object_new_array();
 	for (size_t i = 0; i < o->nlines; i++)
-		json_array_append_new(items, json_pack("{s:{s:s,s:I},s:o}", "item", "product_id",
-		                                       o->lines[i].product_id, "quantity",
-		                                       o->lines[i].quantity, "cost",
-		                                       boutique_money_to_json(&o->lines[i].cost)));
-	return json_pack("{s:s,s:s,s:o,s:O,s:o}", "order_id", order_id, "shipping_tracking_id",
-	                 tracking, "shipping_cost", boutique_money_to_json(&o->shipping),
-	                 "shipping_address", json_object_get(o->in, "address"), "items", items);
+		append(items, boutique_object2("item", cart_item(o, i), "cost",
+		                               boutique_money_to_json(&o->lines[i].cost)));
+	struct json_object *result = json_object_new_object();
+	bool ok = boutique_add(result, "order_id", json_object_new_string(order_id));
+	ok &= boutique_add(result, "shipping_tracking_id", json_object_new_string(tracking));
+	ok &= boutique_add(result, "shipping_cost", boutique_money_to_json(&o->shipping));
+	ok &= boutique_add(result, "shipping_address",
+	                   boutique_ref(json_object_object_get(o->in, "address")));
+	ok &= boutique_add(result, "items", items);
+	if (!ok) {
+		json_object_put(result);
+		return NULL;
+	}
+	return result;
 }
 
 /* After the charge nothing may fail the order: the answers of these two are only
  * logged. */
-static void finish_quietly(struct order *o, const json_t *result)
+static void finish_quietly(struct order *o, const struct json_object *result)
 {
-	json_t *answer;
+	struct json_object *answer;
 	char why[256];
-	int status = boutique_call(o->req, "cart", "EmptyCart",
-	                           json_pack("{s:s}", "user_id", boutique_string(o->in, "user_id")),
-	                           &answer, why, sizeof(why));
-	json_decref(answer);
+	int status = boutique_call(
+	    o->req, "cart", "EmptyCart",
+	    boutique_object1("user_id", boutique_new_string(boutique_string(o->in, "user_id"))),
+	    &answer, why, sizeof(why));
+	json_object_put(answer);
 	if (status != 200)
 		fprintf(stderr, "checkout: emptying the cart failed (%d: %s)\n", status, why);
 	status = boutique_call(
 	    o->req, "email", "SendOrderConfirmation",
-	    json_pack("{s:s,s:O}", "email", boutique_string(o->in, "email"), "order", result),
+	    boutique_object2("email", boutique_new_string(boutique_string(o->in, "email")), "order",
+	                     boutique_ref(result)),
 	    &answer, why, sizeof(why));
-	json_decref(answer);
+	json_object_put(answer);
 	if (status != 200)
 		fprintf(stderr, "checkout: the confirmation e-mail failed (%d: %s)\n", status, why);
 }
 
-static int place_order(const pd_request *req, pd_response *res, const json_t *in)
+static int place_order(const pd_request *req, pd_response *res, const struct json_object *in)
 {
 	const char *user = boutique_string(in, "user_id");
 	const char *currency = boutique_string(in, "user_currency");
 	const char *email = boutique_string(in, "email");
 	if (user == NULL || user[0] == '\0' || !boutique_currency_code_valid(currency) ||
-	    email == NULL || !json_is_object(json_object_get(in, "address")) ||
-	    !json_is_object(json_object_get(in, "credit_card")))
+	    email == NULL || !boutique_is_object(json_object_object_get(in, "address")) ||
+	    !boutique_is_object(json_object_object_get(in, "credit_card")))
 		return boutique_error(res, 400,
 		                      "expected {\"user_id\": string, \"user_currency\": code, "
 		                      "\"address\": object, \"email\": string, \"credit_card\": "
@@ -276,7 +302,7 @@ static int place_order(const pd_request *req, pd_response *res, const json_t *in
 	struct order o = {.req = req, .res = res, .in = in, .currency = currency};
 	struct boutique_money amount;
 	char tracking[128], order_id[37];
-	json_t *result;
+	struct json_object *result;
 	int rc = 0; /* each step that fails has written the answer */
 	if (get_cart(&o) != 0 || prices_and_quote(&o) != 0 || convert_all(&o) != 0 ||
 	    total(&o, &amount) != 0 || charge(&o, &amount) != 0 ||
@@ -289,9 +315,9 @@ static int place_order(const pd_request *req, pd_response *res, const json_t *in
 		goto out;
 	}
 	finish_quietly(&o, result);
-	rc = boutique_answer(res, 200, json_pack("{s:o}", "order", result));
+	rc = boutique_answer(res, 200, boutique_object1("order", result));
 out:
-	json_decref(o.cart);
+	json_object_put(o.cart);
 	return rc;
 }
 
@@ -300,7 +326,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	(void)arg;
 	char method[64];
 	boutique_method(req, method, sizeof(method));
-	json_t *in = boutique_request_object(req, res);
+	struct json_object *in = boutique_request_object(req, res);
 	if (in == NULL)
 		return 0;
 	int rc;
@@ -308,7 +334,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 		rc = place_order(req, res, in);
 	else
 		rc = boutique_unknown_method(res, method);
-	json_decref(in);
+	json_object_put(in);
 	return rc;
 }
 
@@ -317,7 +343,7 @@ int main(int argc, char **argv)
 	struct boutique_args args;
 	if (boutique_args_parse(argc, argv, &args) != 0)
 		return 1;
-	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
-	json_object_seed(0);
+	/* Seed json-c's hash function here, before pd_serve starts the handler threads. */
+	boutique_json_init();
 	return pd_serve(argc, argv, handle, NULL);
 }

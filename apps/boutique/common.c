@@ -60,17 +60,171 @@ int boutique_args_parse(int argc, char **argv, struct boutique_args *args)
 	return 0;
 }
 
-json_t *boutique_load_json(const char *dir, const char *name)
+/* jansson's limit on nesting, which the services had before json-c (whose default is 32). */
+#define MAX_DEPTH 2048
+
+/*
+ * What jansson rejected and json-c's tokener lets through, even strict: integers beyond
+ * 64 bits (json-c saturates them), reals that overflow to infinity, and strings with
+ * \u0000 in them. Returns the reason, or NULL if v is fine.
+ */
+static const char *check_tree(struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_int:
+		/* A number above INT64_MAX is kept as uint64; one below INT64_MIN saturates
+		 * to it and cannot be told apart (the services' range checks reject it). */
+		if (json_object_get_int64(v) == INT64_MAX && json_object_get_uint64(v) > INT64_MAX)
+			return "too big integer";
+		return NULL;
+	case json_type_double:
+		return isfinite(json_object_get_double(v)) ? NULL : "real number overflow";
+	case json_type_string:
+		if (strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+			return "\\u0000 is not allowed";
+		return NULL;
+	case json_type_array: {
+		size_t n = json_object_array_length(v);
+		for (size_t i = 0; i < n; i++) {
+			const char *why = check_tree(json_object_array_get_idx(v, i));
+			if (why != NULL)
+				return why;
+		}
+		return NULL;
+	}
+	case json_type_object: {
+		json_object_object_foreach(v, key, member)
+		{
+			(void)key;
+			const char *why = check_tree(member);
+			if (why != NULL)
+				return why;
+		}
+		return NULL;
+	}
+	default: return NULL;
+	}
+}
+
+/*
+ * Whether text has a single quote outside a double-quoted string: json-c's tokener takes
+ * 'single-quoted' strings even when strict, JSON (and jansson) does not.
+ */
+static bool single_quoted(const char *text, size_t len)
+{
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		if (in_string) {
+			if (text[i] == '\\')
+				i++;
+			else if (text[i] == '"')
+				in_string = false;
+		} else if (text[i] == '"') {
+			in_string = true;
+		} else if (text[i] == '\'') {
+			return true;
+		}
+	}
+	return false;
+}
+
+struct json_object *boutique_parse(const char *text, size_t len, const char **why)
+{
+	*why = NULL;
+	if (memchr(text, '\0', len) != NULL) {
+		*why = "NUL byte in the input";
+		return NULL;
+	}
+	if (len > INT_MAX) {
+		*why = "input too large";
+		return NULL;
+	}
+	if (single_quoted(text, len)) {
+		*why = "single quotes are not JSON";
+		return NULL;
+	}
+	struct json_tokener *tok = json_tokener_new_ex(MAX_DEPTH);
+	if (tok == NULL) {
+		*why = "out of memory";
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	struct json_object *v = json_tokener_parse_ex(tok, text, (int)len);
+	enum json_tokener_error e = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	/* A number at the very end of the input waits for what follows it: the end of
+	 * the input is told with a NUL. */
+	if (v == NULL && e == json_tokener_continue) {
+		v = json_tokener_parse_ex(tok, "", 1);
+		e = json_tokener_get_error(tok);
+		end = len;
+	}
+	if (v == NULL || e != json_tokener_success) {
+		*why = e == json_tokener_continue ? "unexpected end of input"
+		                                  : json_tokener_error_desc(e);
+		json_object_put(v);
+		v = NULL;
+	} else {
+		/* What follows the value may only be white space. */
+		while (end < len && (text[end] == ' ' || text[end] == '\n' || text[end] == '\r' ||
+		                     text[end] == '\t'))
+			end++;
+		if (end != len)
+			*why = "end of file expected";
+		else
+			*why = check_tree(v);
+		if (*why != NULL) {
+			json_object_put(v);
+			v = NULL;
+		}
+	}
+	json_tokener_free(tok);
+	return v;
+}
+
+struct json_object *boutique_load_json(const char *dir, const char *name)
 {
 	char path[4096];
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path)) {
 		fprintf(stderr, "boutique: path %s/%s too long\n", dir, name);
 		return NULL;
 	}
-	json_error_t err;
-	json_t *v = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		fprintf(stderr, "boutique: %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len == cap) {
+			cap = cap > 0 ? 2 * cap : 65536;
+			char *more = realloc(text, cap);
+			if (more == NULL) {
+				free(text);
+				fclose(f);
+				fprintf(stderr, "boutique: %s: out of memory\n", path);
+				return NULL;
+			}
+			text = more;
+		}
+		size_t got = fread(text + len, 1, cap - len, f);
+		len += got;
+		if (got == 0)
+			break;
+	}
+	bool failed = ferror(f) != 0;
+	fclose(f);
+	if (failed) {
+		free(text);
+		fprintf(stderr, "boutique: %s: read error\n", path);
+		return NULL;
+	}
+	const char *why;
+	struct json_object *v = boutique_parse(text, len, &why);
+	free(text);
 	if (v == NULL)
-		fprintf(stderr, "boutique: %s:%d:%d: %s\n", path, err.line, err.column, err.text);
+		fprintf(stderr, "boutique: %s: %s\n", path, why);
 	return v;
 }
 
@@ -96,7 +250,7 @@ void boutique_method(const pd_request *req, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
-json_t *boutique_request_object(const pd_request *req, pd_response *res)
+struct json_object *boutique_request_object(const pd_request *req, pd_response *res)
 {
 	size_t len;
 	const char *body = pd_request_body(req, &len);
@@ -104,33 +258,46 @@ json_t *boutique_request_object(const pd_request *req, pd_response *res)
 	while (i < len && (body[i] == ' ' || body[i] == '\n' || body[i] == '\r' || body[i] == '\t'))
 		i++;
 	if (i == len)
-		return json_object();
-	json_error_t err;
-	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+		return json_object_new_object();
+	const char *why;
+	struct json_object *v = boutique_parse(body, len, &why);
 	if (v == NULL) {
-		boutique_error(res, 400, "invalid JSON: %s", err.text);
+		boutique_error(res, 400, "invalid JSON: %s", why);
 		return NULL;
 	}
-	if (!json_is_object(v)) {
-		json_decref(v);
+	if (!json_object_is_type(v, json_type_object)) {
+		json_object_put(v);
 		boutique_error(res, 400, "the body must be a JSON object");
 		return NULL;
 	}
 	return v;
 }
 
-/* Written straight into the response buffer: json_dumpb is told the room there is and
- * says how much it needed. The header goes first: reserving all the room would leave
- * none for it. */
-int boutique_answer(pd_response *res, int status, json_t *v)
+/* v compact (as jansson's JSON_COMPACT wrote it) into buf of cap bytes: its length, or 0
+ * when out of memory, or more than cap when it does not fit. json-c writes into the
+ * object's own buffer; the copy is what jansson's json_dumpb did in place. */
+static size_t dump_into(struct json_object *v, char *buf, size_t cap)
+{
+	size_t n;
+	const char *text = json_object_to_json_string_length(
+	    v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	if (text == NULL)
+		return 0;
+	if (n <= cap)
+		memcpy(buf, text, n);
+	return n;
+}
+
+/* The header goes first: reserving all the room would leave none for it. */
+int boutique_answer(pd_response *res, int status, struct json_object *v)
 {
 	if (v == NULL)
 		return pd_response_error(res, 500, "out of memory\n");
 	pd_response_set_header(res, "content-type", "application/json");
 	size_t cap = pd_response_capacity(res);
 	char *out = pd_response_reserve(res, cap);
-	size_t n = out != NULL ? json_dumpb(v, out, cap, JSON_COMPACT) : 0;
-	json_decref(v);
+	size_t n = out != NULL ? dump_into(v, out, cap) : 0;
+	json_object_put(v);
 	if (out == NULL)
 		return -1; /* no free buffer: the platform answers 503 */
 	if (n == 0 || n >= cap)
@@ -141,6 +308,39 @@ int boutique_answer(pd_response *res, int status, json_t *v)
 	return 0;
 }
 
+/* Whether s is UTF-8 as jansson's json_string checked it: no overlong forms, no
+ * surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p != '\0') {
+		unsigned c = *p;
+		int n;
+		uint32_t cp, min;
+		if (c < 0x80) {
+			p++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
 int boutique_error(pd_response *res, int status, const char *fmt, ...)
 {
 	char msg[512];
@@ -149,11 +349,12 @@ int boutique_error(pd_response *res, int status, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* A message cut in the middle of a UTF-8 sequence (or not UTF-8 at all, from a
-	 * callee) would make json_string fail: fall back on a plain one. */
-	json_t *text = json_string(msg);
-	if (text == NULL)
-		text = json_string("invalid request");
-	return boutique_answer(res, status, json_pack("{s:o}", "error", text));
+	 * callee) is no JSON string: fall back on a plain one, as jansson's json_string
+	 * refused it. */
+	return boutique_answer(
+	    res, status,
+	    boutique_object1("error",
+	                     json_object_new_string(utf8_valid(msg) ? msg : "invalid request")));
 }
 
 int boutique_unknown_method(pd_response *res, const char *method)
@@ -163,30 +364,84 @@ int boutique_unknown_method(pd_response *res, const char *method)
 
 /* --------------------------------------------------------------------------- fields */
 
-const char *boutique_string(const json_t *obj, const char *key)
+const char *boutique_string(const struct json_object *obj, const char *key)
 {
-	return json_string_value(json_object_get(obj, key));
+	struct json_object *v = json_object_object_get(obj, key);
+	return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
 }
 
-int boutique_int(const json_t *obj, const char *key, json_int_t *out)
+int boutique_int(const struct json_object *obj, const char *key, int64_t *out)
 {
-	const json_t *v = json_object_get(obj, key);
-	if (!json_is_integer(v))
+	const struct json_object *v = json_object_object_get(obj, key);
+	if (!json_object_is_type(v, json_type_int))
 		return -1;
-	*out = json_integer_value(v);
+	*out = json_object_get_int64(v);
 	return 0;
+}
+
+/* ----------------------------------------------------------------------- building */
+
+bool boutique_add(struct json_object *obj, const char *key, struct json_object *v)
+{
+	if (obj == NULL || v == NULL || json_object_object_add(obj, key, v) != 0) {
+		json_object_put(v);
+		return false;
+	}
+	return true;
+}
+
+struct json_object *boutique_object1(const char *key, struct json_object *v)
+{
+	struct json_object *obj = json_object_new_object();
+	if (!boutique_add(obj, key, v)) {
+		json_object_put(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+struct json_object *boutique_object2(const char *k1, struct json_object *v1, const char *k2,
+                                     struct json_object *v2)
+{
+	struct json_object *obj = json_object_new_object();
+	bool ok = boutique_add(obj, k1, v1);
+	ok &= boutique_add(obj, k2, v2);
+	if (!ok) {
+		json_object_put(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+struct json_object *boutique_new_string(const char *s)
+{
+	return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+char *boutique_dumps(struct json_object *v)
+{
+	if (v == NULL)
+		return NULL;
+	const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+	                                                         JSON_C_TO_STRING_NOSLASHESCAPE);
+	return text != NULL ? strdup(text) : NULL;
+}
+
+void boutique_json_init(void)
+{
+	json_object_put(boutique_object1("seed", json_object_new_int(0)));
 }
 
 /* ---------------------------------------------------------------------------- calls */
 
 pd_call *boutique_call_start(const pd_request *req, const char *function, const char *method,
-                             json_t *v)
+                             struct json_object *v)
 {
 	if (v == NULL)
 		return NULL;
 	pd_call *c = pd_call_start(req, function);
 	if (c == NULL || pd_call_status(c) != 0) {
-		json_decref(v);
+		json_object_put(v);
 		return c;
 	}
 	char path[128];
@@ -195,8 +450,8 @@ pd_call *boutique_call_start(const pd_request *req, const char *function, const 
 	pd_call_set_header(c, "content-type", "application/json");
 	size_t cap = pd_call_capacity(c);
 	char *room = pd_call_reserve(c, cap);
-	size_t n = room != NULL ? json_dumpb(v, room, cap, JSON_COMPACT) : 0;
-	json_decref(v);
+	size_t n = room != NULL ? dump_into(v, room, cap) : 0;
+	json_object_put(v);
 	if (n == 0 || n > cap) {
 		/* The body does not fit in a buffer: the call is not made at all. */
 		pd_call_release(c);
@@ -218,7 +473,7 @@ static void text_of(const char *body, size_t len, char *why, size_t size)
 	why[len] = '\0';
 }
 
-int boutique_call_result(pd_call *c, json_t **answer, char *why, size_t why_size)
+int boutique_call_result(pd_call *c, struct json_object **answer, char *why, size_t why_size)
 {
 	*answer = NULL;
 	if (why_size > 0)
@@ -230,13 +485,14 @@ int boutique_call_result(pd_call *c, json_t **answer, char *why, size_t why_size
 	int status = pd_call_status(c);
 	size_t len;
 	const char *body = pd_call_body(c, &len);
-	json_t *v = json_loadb(body, len, 0, NULL);
+	const char *ignored;
+	struct json_object *v = boutique_parse(body, len, &ignored);
 	if (status == 200) {
-		if (json_is_object(v)) {
+		if (json_object_is_type(v, json_type_object)) {
 			*answer = v;
 			return 200;
 		}
-		json_decref(v);
+		json_object_put(v);
 		snprintf(why, why_size, "the answer is not a JSON object");
 		return 502;
 	}
@@ -245,12 +501,12 @@ int boutique_call_result(pd_call *c, json_t **answer, char *why, size_t why_size
 		text_of(err, strlen(err), why, why_size);
 	else
 		text_of(body, len, why, why_size);
-	json_decref(v);
+	json_object_put(v);
 	return status;
 }
 
-int boutique_call(const pd_request *req, const char *function, const char *method, json_t *v,
-                  json_t **answer, char *why, size_t why_size)
+int boutique_call(const pd_request *req, const char *function, const char *method,
+                  struct json_object *v, struct json_object **answer, char *why, size_t why_size)
 {
 	pd_call *c = boutique_call_start(req, function, method, v);
 	if (c != NULL)
@@ -285,15 +541,15 @@ bool boutique_money_valid(const struct boutique_money *m)
 	return m->units >= -BOUTIQUE_MAX_UNITS && m->units <= BOUTIQUE_MAX_UNITS;
 }
 
-int boutique_money_from_json(const json_t *j, struct boutique_money *m)
+int boutique_money_from_json(const struct json_object *j, struct boutique_money *m)
 {
 	const char *code = boutique_string(j, "currency_code");
-	json_int_t units, nanos;
-	if (!json_is_object(j) || !boutique_currency_code_valid(code) ||
+	int64_t units, nanos;
+	if (!json_object_is_type(j, json_type_object) || !boutique_currency_code_valid(code) ||
 	    boutique_int(j, "units", &units) != 0)
 		return -EINVAL;
 	/* nanos may be left out, as proto3 leaves out zero fields. */
-	if (json_object_get(j, "nanos") == NULL)
+	if (!json_object_object_get_ex(j, "nanos", NULL))
 		nanos = 0;
 	else if (boutique_int(j, "nanos", &nanos) != 0)
 		return -EINVAL;
@@ -308,10 +564,17 @@ int boutique_money_from_json(const json_t *j, struct boutique_money *m)
 	return 0;
 }
 
-json_t *boutique_money_to_json(const struct boutique_money *m)
+struct json_object *boutique_money_to_json(const struct boutique_money *m)
 {
-	return json_pack("{s:s,s:I,s:i}", "currency_code", m->currency_code, "units",
-	                 (json_int_t)m->units, "nanos", (int)m->nanos);
+	struct json_object *v = json_object_new_object();
+	bool ok = boutique_add(v, "currency_code", json_object_new_string(m->currency_code));
+	ok &= boutique_add(v, "units", json_object_new_int64(m->units));
+	ok &= boutique_add(v, "nanos", json_object_new_int(m->nanos));
+	if (!ok) {
+		json_object_put(v);
+		return NULL;
+	}
+	return v;
 }
 
 static __int128 total_nanos(const struct boutique_money *m)
@@ -372,11 +635,11 @@ int boutique_money_convert(const struct boutique_money *from, int64_t from_rate,
 	return from_total(q, code, out);
 }
 
-int boutique_rate_from_json(const json_t *j, int64_t *rate)
+int boutique_rate_from_json(const struct json_object *j, int64_t *rate)
 {
-	if (!json_is_number(j))
+	if (!json_object_is_type(j, json_type_double) && !json_object_is_type(j, json_type_int))
 		return -EINVAL;
-	double v = json_number_value(j);
+	double v = json_object_get_double(j);
 	/* A decimal of the table, like 1.0842, is a double within 10^-16 of it: rounding
 	 * to the nano gives back the decimal exactly. */
 	if (!(v > 0) || v > 1e6)

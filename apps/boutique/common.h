@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
+#include <json-c/json.h>
 #include <palladium/function.h>
 
 /* ---- Arguments (`args:` in the cluster file) ---- */
@@ -31,8 +31,16 @@ struct boutique_args {
  */
 int boutique_args_parse(int argc, char **argv, struct boutique_args *args);
 
+/*
+ * Parse the JSON text[0..len) (NUL-terminated or not) with json-c, as strictly as jansson
+ * did: the whole text is one value, no NUL bytes, no \u0000, integers within 64 bits,
+ * strict JSON only. The value, or NULL with *why a static reason. A JSON null parses to
+ * NULL too (json-c's null is the NULL pointer) with *why NULL.
+ */
+struct json_object *boutique_parse(const char *text, size_t len, const char **why);
+
 /* Read and parse the JSON file DIR/NAME; NULL (with the reason on stderr) on failure. */
-json_t *boutique_load_json(const char *dir, const char *name);
+struct json_object *boutique_load_json(const char *dir, const char *name);
 
 /* ---- Requests and answers ---- */
 
@@ -47,13 +55,13 @@ void boutique_method(const pd_request *req, char *buf, size_t size);
  * The request's body as a JSON object: an empty body reads as {}. NULL when it is not
  * a JSON object; an answer 400 {"error": ...} has then been written to res.
  */
-json_t *boutique_request_object(const pd_request *req, pd_response *res);
+struct json_object *boutique_request_object(const pd_request *req, pd_response *res);
 
 /*
  * Answer the JSON value v (freed, NULL allowed: 500) with status and content-type
  * application/json. Returns what the handler returns.
  */
-int boutique_answer(pd_response *res, int status, json_t *v);
+int boutique_answer(pd_response *res, int status, struct json_object *v);
 
 /* Answer status with {"error": message (printf format)}. Returns what the handler returns. */
 int boutique_error(pd_response *res, int status, const char *fmt, ...)
@@ -62,12 +70,75 @@ int boutique_error(pd_response *res, int status, const char *fmt, ...)
 /* The unknown method's 404. */
 int boutique_unknown_method(pd_response *res, const char *method);
 
+/*
+ * json-c reads a JSON null as the NULL pointer, so json_object_object_get cannot tell a
+ * null member from an absent one: boutique_has can (what jansson's non-NULL null did).
+ */
+static inline bool boutique_has(const struct json_object *obj, const char *key)
+{
+	return json_object_object_get_ex(obj, key, NULL);
+}
+static inline bool boutique_is_object(const struct json_object *v)
+{
+	return json_object_is_type(v, json_type_object);
+}
+static inline bool boutique_is_array(const struct json_object *v)
+{
+	return json_object_is_type(v, json_type_array);
+}
+static inline bool boutique_is_string(const struct json_object *v)
+{
+	return json_object_is_type(v, json_type_string);
+}
+
+/* The length of the array v, 0 if v is not an array (json-c asserts, jansson said 0). */
+static inline size_t boutique_array_size(const struct json_object *v)
+{
+	return boutique_is_array(v) ? json_object_array_length(v) : 0;
+}
+
+/* jansson's json_array_foreach: each element of array (none if it is not an array). */
+#define boutique_array_foreach(array, index, value)                                                \
+	for ((index) = 0; (index) < boutique_array_size(array) &&                                  \
+	                  ((value) = json_object_array_get_idx((array), (index)), true);           \
+	     (index)++)
+
+/* ---- Building values ---- */
+
+/*
+ * Add the member key: v to obj, taking v (as jansson's json_pack "o" did): true, or false
+ * (v released) when obj or v is NULL (out of memory) or the add fails. Chained with &=
+ * so that every v is taken even after a failure.
+ */
+bool boutique_add(struct json_object *obj, const char *key, struct json_object *v);
+/* {key: v}, taking v; NULL when v is NULL or out of memory. */
+struct json_object *boutique_object1(const char *key, struct json_object *v);
+/* {k1: v1, k2: v2}, taking both; NULL when either is NULL or out of memory. */
+struct json_object *boutique_object2(const char *k1, struct json_object *v1, const char *k2,
+                                     struct json_object *v2);
+/* json_object_new_string of s, or NULL when s is NULL (json-c would make a JSON null). */
+struct json_object *boutique_new_string(const char *s);
+/* v as compact JSON text (jansson's json_dumps with JSON_COMPACT), malloc'd; NULL when
+ * v is NULL or out of memory. */
+char *boutique_dumps(struct json_object *v);
+/* A new reference to v (jansson's "O"); NULL stays NULL. */
+static inline struct json_object *boutique_ref(const struct json_object *v)
+{
+	return json_object_get((struct json_object *)v);
+}
+
+/*
+ * Warm json-c's string hash up (its random seed) before pd_serve starts the handler
+ * threads, as the services seeded jansson's hash before.
+ */
+void boutique_json_init(void);
+
 /* ---- Reading fields ---- */
 
 /* obj's string member key: its value, or NULL if absent or not a string. */
-const char *boutique_string(const json_t *obj, const char *key);
+const char *boutique_string(const struct json_object *obj, const char *key);
 /* obj's integer member key into *out: 0, or -1 if absent or not an integer. */
-int boutique_int(const json_t *obj, const char *key, json_int_t *out);
+int boutique_int(const struct json_object *obj, const char *key, int64_t *out);
 
 /* ---- Calls ---- */
 
@@ -78,7 +149,7 @@ int boutique_int(const json_t *obj, const char *key, json_int_t *out);
  * not made). Call it on the handler thread of req, like every pd_call_*.
  */
 pd_call *boutique_call_start(const pd_request *req, const char *function, const char *method,
-                             json_t *v);
+                             struct json_object *v);
 
 /*
  * The answer of a finished call: its status (0 if c is NULL), and in *answer the JSON
@@ -86,11 +157,11 @@ pd_call *boutique_call_start(const pd_request *req, const char *function, const 
  * counts as 502). When the status is not 200, why gets a short text: the callee's
  * "error" member, or its text body.
  */
-int boutique_call_result(pd_call *c, json_t **answer, char *why, size_t why_size);
+int boutique_call_result(pd_call *c, struct json_object **answer, char *why, size_t why_size);
 
 /* The blocking one-liner: start, wait, result, release. */
-int boutique_call(const pd_request *req, const char *function, const char *method, json_t *v,
-                  json_t **answer, char *why, size_t why_size);
+int boutique_call(const pd_request *req, const char *function, const char *method,
+                  struct json_object *v, struct json_object **answer, char *why, size_t why_size);
 
 /* ---- Money ---- */
 
@@ -113,9 +184,9 @@ bool boutique_currency_code_valid(const char *code);
  * is missing or of the wrong type, the code is not three upper-case letters, |nanos| >=
  * 10^9, the signs of units and nanos differ, or -ERANGE if |units| > BOUTIQUE_MAX_UNITS.
  */
-int boutique_money_from_json(const json_t *j, struct boutique_money *m);
+int boutique_money_from_json(const struct json_object *j, struct boutique_money *m);
 /* The JSON Money of m; NULL when out of memory. */
-json_t *boutique_money_to_json(const struct boutique_money *m);
+struct json_object *boutique_money_to_json(const struct boutique_money *m);
 
 /* Whether m is well formed (the checks of boutique_money_from_json). */
 bool boutique_money_valid(const struct boutique_money *m);
@@ -137,7 +208,7 @@ int boutique_money_convert(const struct boutique_money *from, int64_t from_rate,
 
 /* A rate of the currency table (a JSON number, at most 10^6) as fixed-point nanos:
  * 0, or -EINVAL. */
-int boutique_rate_from_json(const json_t *j, int64_t *rate);
+int boutique_rate_from_json(const struct json_object *j, int64_t *rate);
 
 /* ---- Identifiers ---- */
 

@@ -25,24 +25,22 @@ static char *codes_answer; /* {"currency_codes":[...]} in the file's order */
 
 static int load_table(const char *dir)
 {
-	json_t *root = boutique_load_json(dir, "currencies.json");
+	struct json_object *root = boutique_load_json(dir, "currencies.json");
 	if (root == NULL)
 		return -1;
-	const json_t *rates = json_object_get(root, "rates");
-	json_t *codes = json_array();
+	const struct json_object *rates = json_object_object_get(root, "rates");
+	struct json_object *codes = json_object_new_array();
 	int rc = -1;
-	if (!json_is_object(rates) || json_object_size(rates) == 0 ||
-	    json_object_size(rates) > MAX_CURRENCIES) {
+	if (!boutique_is_object(rates) || json_object_object_length(rates) == 0 ||
+	    json_object_object_length(rates) > MAX_CURRENCIES) {
 		fprintf(stderr,
 		        "currency: %s/currencies.json: expected {\"rates\": {\"EUR\": 1, "
 		        "...}} with 1..%d currencies\n",
 		        dir, MAX_CURRENCIES);
 		goto out;
 	}
-	const char *code;
-	json_t *rate;
-	/* jansson keeps an object's members in the order of the file. */
-	json_object_foreach((json_t *)rates, code, rate)
+	/* json-c, as jansson did, keeps an object's members in the order of the file. */
+	json_object_object_foreach((struct json_object *)rates, code, rate)
 	{
 		struct currency *c = &currencies[ncurrencies];
 		if (!boutique_currency_code_valid(code) ||
@@ -53,15 +51,19 @@ static int load_table(const char *dir)
 		}
 		memcpy(c->code, code, 4);
 		ncurrencies++;
-		json_array_append_new(codes, json_string(code));
+		struct json_object *s = json_object_new_string(code);
+		if (codes == NULL || json_object_array_add(codes, s) != 0) {
+			json_object_put(s);
+			goto out;
+		}
 	}
-	json_t *answer = json_pack("{s:O}", "currency_codes", codes);
-	codes_answer = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
-	json_decref(answer);
+	struct json_object *answer = boutique_object1("currency_codes", boutique_ref(codes));
+	codes_answer = boutique_dumps(answer);
+	json_object_put(answer);
 	rc = codes_answer != NULL ? 0 : -1;
 out:
-	json_decref(codes);
-	json_decref(root);
+	json_object_put(codes);
+	json_object_put(root);
 	return rc;
 }
 
@@ -73,10 +75,10 @@ static const struct currency *find(const char *code)
 	return NULL;
 }
 
-static int convert(pd_response *res, const json_t *in)
+static int convert(pd_response *res, const struct json_object *in)
 {
 	struct boutique_money from, to;
-	int rc = boutique_money_from_json(json_object_get(in, "from"), &from);
+	int rc = boutique_money_from_json(json_object_object_get(in, "from"), &from);
 	if (rc == -ERANGE)
 		return boutique_error(res, 400, "amount out of range");
 	const char *to_code = boutique_string(in, "to_code");
@@ -101,7 +103,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	(void)arg;
 	char method[64];
 	boutique_method(req, method, sizeof(method));
-	json_t *in = boutique_request_object(req, res);
+	struct json_object *in = boutique_request_object(req, res);
 	if (in == NULL)
 		return 0;
 	int rc;
@@ -117,7 +119,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	} else {
 		rc = boutique_unknown_method(res, method);
 	}
-	json_decref(in);
+	json_object_put(in);
 	return rc;
 }
 
@@ -126,8 +128,8 @@ int main(int argc, char **argv)
 	struct boutique_args args;
 	if (boutique_args_parse(argc, argv, &args) != 0)
 		return 1;
-	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
-	json_object_seed(0);
+	/* Seed json-c's hash function here, before pd_serve starts the handler threads. */
+	boutique_json_init();
 	if (load_table(args.data_dir) != 0)
 		return 1;
 	return pd_serve(argc, argv, handle, NULL);

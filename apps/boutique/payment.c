@@ -11,17 +11,17 @@
 #include "card.h"
 #include "common.h"
 
-static int charge(pd_response *res, const json_t *in)
+static int charge(pd_response *res, const struct json_object *in)
 {
 	struct boutique_money amount;
-	if (boutique_money_from_json(json_object_get(in, "amount"), &amount) != 0)
+	if (boutique_money_from_json(json_object_object_get(in, "amount"), &amount) != 0)
 		return boutique_error(
 		    res, 400, "expected \"amount\": {\"currency_code\", \"units\", \"nanos\"}");
 	if (amount.units < 0 || amount.nanos < 0)
 		return boutique_error(res, 400, "a charge cannot be negative");
-	const json_t *card = json_object_get(in, "credit_card");
+	const struct json_object *card = json_object_object_get(in, "credit_card");
 	const char *number = boutique_string(card, "credit_card_number");
-	json_int_t year, month, cvv;
+	int64_t year, month, cvv;
 	if (number == NULL || boutique_int(card, "credit_card_expiration_year", &year) != 0 ||
 	    boutique_int(card, "credit_card_expiration_month", &month) != 0 ||
 	    boutique_int(card, "credit_card_cvv", &cvv) != 0)
@@ -41,7 +41,8 @@ static int charge(pd_response *res, const json_t *in)
 		return boutique_error(res, 400, "%s", why);
 	char id[37];
 	boutique_uuid(id);
-	return boutique_answer(res, 200, json_pack("{s:s}", "transaction_id", id));
+	return boutique_answer(res, 200,
+	                       boutique_object1("transaction_id", json_object_new_string(id)));
 }
 
 static int handle(const pd_request *req, pd_response *res, void *arg)
@@ -49,7 +50,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	(void)arg;
 	char method[64];
 	boutique_method(req, method, sizeof(method));
-	json_t *in = boutique_request_object(req, res);
+	struct json_object *in = boutique_request_object(req, res);
 	if (in == NULL)
 		return 0;
 	int rc;
@@ -57,7 +58,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 		rc = charge(res, in);
 	else
 		rc = boutique_unknown_method(res, method);
-	json_decref(in);
+	json_object_put(in);
 	return rc;
 }
 
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
 	struct boutique_args args;
 	if (boutique_args_parse(argc, argv, &args) != 0)
 		return 1;
-	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
-	json_object_seed(0);
+	/* Seed json-c's hash function here, before pd_serve starts the handler threads. */
+	boutique_json_init();
 	return pd_serve(argc, argv, handle, NULL);
 }

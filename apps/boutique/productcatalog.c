@@ -36,20 +36,20 @@ static char *lower_dup(const char *s)
 }
 
 /* A product is accepted only with every field of the contract, of the right type. */
-static int product_valid(const json_t *p)
+static int product_valid(const struct json_object *p)
 {
 	struct boutique_money price;
-	const json_t *categories = json_object_get(p, "categories");
+	const struct json_object *categories = json_object_object_get(p, "categories");
 	if (boutique_string(p, "id") == NULL || boutique_string(p, "name") == NULL ||
 	    boutique_string(p, "description") == NULL || boutique_string(p, "picture") == NULL ||
-	    boutique_money_from_json(json_object_get(p, "price_usd"), &price) != 0 ||
-	    strcmp(price.currency_code, "USD") != 0 || !json_is_array(categories))
+	    boutique_money_from_json(json_object_object_get(p, "price_usd"), &price) != 0 ||
+	    strcmp(price.currency_code, "USD") != 0 || !boutique_is_array(categories))
 		return -1;
 	size_t i;
-	const json_t *c;
-	json_array_foreach(categories, i, c)
+	const struct json_object *c;
+	boutique_array_foreach(categories, i, c)
 	{
-		if (!json_is_string(c))
+		if (!boutique_is_string(c))
 			return -1;
 	}
 	return 0;
@@ -57,44 +57,44 @@ static int product_valid(const json_t *p)
 
 static int load_catalog(const char *dir)
 {
-	json_t *root = boutique_load_json(dir, "products.json");
+	struct json_object *root = boutique_load_json(dir, "products.json");
 	if (root == NULL)
 		return -1;
-	const json_t *list = json_object_get(root, "products");
-	if (!json_is_array(list) || json_array_size(list) == 0) {
+	const struct json_object *list = json_object_object_get(root, "products");
+	if (!boutique_is_array(list) || boutique_array_size(list) == 0) {
 		fprintf(stderr,
 		        "productcatalog: %s/products.json: expected {\"products\": [...]}\n", dir);
-		json_decref(root);
+		json_object_put(root);
 		return -1;
 	}
-	nproducts = json_array_size(list);
+	nproducts = boutique_array_size(list);
 	products = calloc(nproducts, sizeof(*products));
 	size_t i;
-	json_t *p;
-	json_array_foreach(list, i, p)
+	struct json_object *p;
+	boutique_array_foreach(list, i, p)
 	{
 		if (product_valid(p) != 0) {
 			fprintf(stderr,
 			        "productcatalog: %s/products.json: product %zu lacks a field "
 			        "or has one of the wrong type\n",
 			        dir, i + 1);
-			json_decref(root);
+			json_object_put(root);
 			return -1;
 		}
 		products[i].id = strdup(boutique_string(p, "id"));
 		products[i].name_lower = lower_dup(boutique_string(p, "name"));
 		products[i].description_lower = lower_dup(boutique_string(p, "description"));
-		products[i].json = json_dumps(p, JSON_COMPACT);
+		products[i].json = boutique_dumps(p);
 		if (products[i].json == NULL) {
-			json_decref(root);
+			json_object_put(root);
 			return -1;
 		}
 		products[i].json_len = strlen(products[i].json);
 	}
-	json_t *answer = json_pack("{s:O}", "products", list);
-	list_answer = answer != NULL ? json_dumps(answer, JSON_COMPACT) : NULL;
-	json_decref(answer);
-	json_decref(root);
+	struct json_object *answer = boutique_object1("products", boutique_ref(list));
+	list_answer = boutique_dumps(answer);
+	json_object_put(answer);
+	json_object_put(root);
 	if (list_answer == NULL)
 		return -1;
 	list_answer_len = strlen(list_answer);
@@ -109,7 +109,7 @@ static int answer_text(pd_response *res, const char *text, size_t len)
 	return 0;
 }
 
-static int get_product(pd_response *res, const json_t *in)
+static int get_product(pd_response *res, const struct json_object *in)
 {
 	const char *id = boutique_string(in, "id");
 	if (id == NULL)
@@ -120,7 +120,7 @@ static int get_product(pd_response *res, const json_t *in)
 	return boutique_error(res, 404, "no product with id '%s'", id);
 }
 
-static int search_products(pd_response *res, const json_t *in)
+static int search_products(pd_response *res, const struct json_object *in)
 {
 	const char *query = boutique_string(in, "query");
 	if (query == NULL)
@@ -154,7 +154,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	(void)arg;
 	char method[64];
 	boutique_method(req, method, sizeof(method));
-	json_t *in = boutique_request_object(req, res);
+	struct json_object *in = boutique_request_object(req, res);
 	if (in == NULL)
 		return 0;
 	int rc;
@@ -166,7 +166,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 		rc = search_products(res, in);
 	else
 		rc = boutique_unknown_method(res, method);
-	json_decref(in);
+	json_object_put(in);
 	return rc;
 }
 
@@ -175,8 +175,8 @@ int main(int argc, char **argv)
 	struct boutique_args args;
 	if (boutique_args_parse(argc, argv, &args) != 0)
 		return 1;
-	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
-	json_object_seed(0);
+	/* Seed json-c's hash function here, before pd_serve starts the handler threads. */
+	boutique_json_init();
 	if (load_catalog(args.data_dir) != 0)
 		return 1;
 	return pd_serve(argc, argv, handle, NULL);

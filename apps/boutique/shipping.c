@@ -14,24 +14,24 @@ static const struct boutique_money flat_rate = {"USD", 8, 990000000};
 
 /* The number of pieces of items (a list of CartItem), or -1 after a 400. An address,
  * when given, must be an object. */
-static json_int_t count_items(pd_response *res, const json_t *in)
+static int64_t count_items(pd_response *res, const struct json_object *in)
 {
-	const json_t *address = json_object_get(in, "address");
-	const json_t *items = json_object_get(in, "items");
-	if (address != NULL && !json_is_object(address)) {
+	const struct json_object *address = json_object_object_get(in, "address");
+	const struct json_object *items = json_object_object_get(in, "items");
+	if (boutique_has(in, "address") && !boutique_is_object(address)) {
 		boutique_error(res, 400, "expected \"address\": an object");
 		return -1;
 	}
-	if (items != NULL && !json_is_array(items)) {
+	if (boutique_has(in, "items") && !boutique_is_array(items)) {
 		boutique_error(res, 400, "expected \"items\": [{\"product_id\", \"quantity\"}...]");
 		return -1;
 	}
-	json_int_t total = 0;
+	int64_t total = 0;
 	size_t i;
-	const json_t *item;
-	json_array_foreach(items, i, item)
+	const struct json_object *item;
+	boutique_array_foreach(items, i, item)
 	{
-		json_int_t q;
+		int64_t q;
 		if (boutique_string(item, "product_id") == NULL ||
 		    boutique_int(item, "quantity", &q) != 0 || q < 1 || q > 1000000) {
 			boutique_error(res, 400,
@@ -45,21 +45,21 @@ static json_int_t count_items(pd_response *res, const json_t *in)
 	return total;
 }
 
-static int get_quote(pd_response *res, const json_t *in)
+static int get_quote(pd_response *res, const struct json_object *in)
 {
-	json_int_t pieces = count_items(res, in);
+	int64_t pieces = count_items(res, in);
 	if (pieces < 0)
 		return 0;
 	struct boutique_money cost = {"USD", 0, 0};
 	if (pieces > 0)
 		cost = flat_rate;
 	return boutique_answer(res, 200,
-	                       json_pack("{s:o}", "cost_usd", boutique_money_to_json(&cost)));
+	                       boutique_object1("cost_usd", boutique_money_to_json(&cost)));
 }
 
-static int ship_order(pd_response *res, const json_t *in)
+static int ship_order(pd_response *res, const struct json_object *in)
 {
-	json_int_t pieces = count_items(res, in);
+	int64_t pieces = count_items(res, in);
 	if (pieces < 0)
 		return 0;
 	if (pieces == 0)
@@ -70,7 +70,8 @@ static int ship_order(pd_response *res, const json_t *in)
 	         'A' + (int)boutique_random_below(26),
 	         (unsigned long long)boutique_random_below(100000000),
 	         (unsigned long long)boutique_random_below(1000000));
-	return boutique_answer(res, 200, json_pack("{s:s}", "tracking_id", id));
+	return boutique_answer(res, 200,
+	                       boutique_object1("tracking_id", json_object_new_string(id)));
 }
 
 static int handle(const pd_request *req, pd_response *res, void *arg)
@@ -78,7 +79,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 	(void)arg;
 	char method[64];
 	boutique_method(req, method, sizeof(method));
-	json_t *in = boutique_request_object(req, res);
+	struct json_object *in = boutique_request_object(req, res);
 	if (in == NULL)
 		return 0;
 	int rc;
@@ -88,7 +89,7 @@ static int handle(const pd_request *req, pd_response *res, void *arg)
 		rc = ship_order(res, in);
 	else
 		rc = boutique_unknown_method(res, method);
-	json_decref(in);
+	json_object_put(in);
 	return rc;
 }
 
@@ -97,7 +98,7 @@ int main(int argc, char **argv)
 	struct boutique_args args;
 	if (boutique_args_parse(argc, argv, &args) != 0)
 		return 1;
-	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
-	json_object_seed(0);
+	/* Seed json-c's hash function here, before pd_serve starts the handler threads. */
+	boutique_json_init();
 	return pd_serve(argc, argv, handle, NULL);
 }
