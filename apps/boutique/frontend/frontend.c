@@ -9,6 +9,7 @@
  *   frontend --static DIR
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <jansson.h>
+#include <json-c/json.h>
 #include <palladium/function.h>
 
 #include "form.h"
@@ -45,6 +46,197 @@ struct ctx {
 	char currency[8]; /* the session's currency: the cookie's, checked, or the default */
 };
 
+/* ---- JSON with json-c ------------------------------------------------------------------- */
+
+/* A string the services can read: UTF-8 as jansson, which they parse with, checks it
+ * (no overlong forms, no surrogates, nothing above U+10FFFF). */
+static bool utf8_ok(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	while (*u != '\0') {
+		unsigned char c = *u++;
+		if (c < 0x80)
+			continue;
+		int more;
+		uint32_t cp;
+		if (c >= 0xc2 && c <= 0xdf)
+			more = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			more = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			more = 3, cp = c & 0x07;
+		else
+			return false;
+		for (int i = 0; i < more; i++, u++) {
+			if ((*u & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (*u & 0x3f);
+		}
+		if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
+/* A call body under construction. The first failure (out of memory, or a string that is
+ * not UTF-8, which jansson's json_pack refused before) spoils the whole body: jb_end
+ * then gives NULL, which rpc_start reports. */
+struct jb {
+	bool failed;
+};
+
+static struct json_object *jb_made(struct jb *b, struct json_object *v)
+{
+	if (v == NULL)
+		b->failed = true;
+	return v;
+}
+
+static struct json_object *jb_object(struct jb *b)
+{
+	return jb_made(b, json_object_new_object());
+}
+
+static struct json_object *jb_array(struct jb *b)
+{
+	return jb_made(b, json_object_new_array());
+}
+
+static struct json_object *jb_string(struct jb *b, const char *s)
+{
+	if (!utf8_ok(s)) {
+		b->failed = true;
+		return NULL;
+	}
+	return jb_made(b, json_object_new_string(s));
+}
+
+static struct json_object *jb_int(struct jb *b, int64_t v)
+{
+	return jb_made(b, json_object_new_int64(v));
+}
+
+/* A value of another tree taken by reference (NULL is JSON's null: no failure). */
+static struct json_object *jb_ref(struct json_object *v)
+{
+	return json_object_get(v);
+}
+
+/* obj[key] = v, v's reference passing to obj; keys are literals, each set once. */
+static void jb_set(struct jb *b, struct json_object *obj, const char *key, struct json_object *v)
+{
+	if (obj == NULL ||
+	    json_object_object_add_ex(
+	        obj, key, v, JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) != 0) {
+		json_object_put(v);
+		b->failed = true;
+	}
+}
+
+static void jb_push(struct jb *b, struct json_object *array, struct json_object *v)
+{
+	if (array == NULL || json_object_array_add(array, v) != 0) {
+		json_object_put(v);
+		b->failed = true;
+	}
+}
+
+static struct json_object *jb_end(struct jb *b, struct json_object *root)
+{
+	if (b->failed) {
+		json_object_put(root);
+		return NULL;
+	}
+	return root;
+}
+
+/* Whether text holds a \u0000 escape (one whose backslash is not itself escaped). */
+static bool has_nul_escape(const char *text, size_t len)
+{
+	const char *at = text;
+	while ((at = memmem(at, len - (size_t)(at - text), "\\u0000", 6)) != NULL) {
+		size_t slashes = 0;
+		while (at - slashes > text && *(at - slashes - 1) == '\\')
+			slashes++;
+		if (slashes % 2 == 0)
+			return true;
+		at++;
+	}
+	return false;
+}
+
+/* A service's answer parsed as strictly as jansson's json_loadb(body, len, 0) did: strict
+ * JSON, valid UTF-8, nothing but white space after the value, and no \u0000 in a string
+ * (jansson refuses it without JSON_ALLOW_NUL; json-c would cut the string there). NULL
+ * when it is not that or not an object. */
+static struct json_object *parse_object(const char *body, size_t len)
+{
+	if (len == 0 || len > INT_MAX)
+		return NULL;
+	struct json_tokener *tok = json_tokener_new();
+	if (tok == NULL)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+	                                JSON_TOKENER_VALIDATE_UTF8);
+	struct json_object *v = json_tokener_parse_ex(tok, body, (int)len);
+	bool ok = json_tokener_get_error(tok) == json_tokener_success;
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	while (ok && end < len &&
+	       (body[end] == ' ' || body[end] == '\t' || body[end] == '\n' || body[end] == '\r'))
+		end++;
+	if (!ok || end != len || !json_object_is_type(v, json_type_object) ||
+	    has_nul_escape(body, len)) {
+		json_object_put(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* obj[key]; NULL when obj is no object, key is absent or its value is null. */
+static struct json_object *jget(const struct json_object *obj, const char *key)
+{
+	struct json_object *v = NULL;
+	if (!json_object_object_get_ex(obj, key, &v))
+		return NULL;
+	return v;
+}
+
+/* Whether obj has key at all, null included (json-c's null is a NULL value). */
+static bool jhas(const struct json_object *obj, const char *key, struct json_object **v)
+{
+	*v = NULL;
+	return json_object_object_get_ex(obj, key, v);
+}
+
+static const char *jstring(const struct json_object *v)
+{
+	if (!json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string((struct json_object *)v);
+}
+
+static bool jis_int(const struct json_object *v)
+{
+	return json_object_is_type(v, json_type_int);
+}
+
+static int64_t jint(const struct json_object *v)
+{
+	return jis_int(v) ? json_object_get_int64(v) : 0;
+}
+
+static size_t jlen(const struct json_object *array)
+{
+	return json_object_is_type(array, json_type_array) ? json_object_array_length(array) : 0;
+}
+
+static struct json_object *jat(const struct json_object *array, size_t i)
+{
+	return json_object_array_get_idx(array, i);
+}
+
 /* ---- calls to the services -------------------------------------------------------- */
 
 /* One call: started by rpc_start, finished by rpcs_wait, which parses its answer. */
@@ -52,13 +244,13 @@ struct rpc {
 	pd_call *call;
 	const char *service;
 	const char *method;
-	int status;    /* the call's status; -1: it could not be made here (500) */
-	json_t *reply; /* the answer when status is 200 and it is a JSON object */
+	int status;                /* the call's status; -1: it could not be made here (500) */
+	struct json_object *reply; /* the answer when status is 200 and it is a JSON object */
 	char error[200];
 };
 
 static void rpc_start(struct ctx *x, struct rpc *r, const char *service, const char *method,
-                      json_t *body, unsigned timeout_ms)
+                      struct json_object *body, unsigned timeout_ms)
 {
 	*r = (struct rpc){.service = service, .method = method};
 	if (body == NULL) {
@@ -68,13 +260,13 @@ static void rpc_start(struct ctx *x, struct rpc *r, const char *service, const c
 	}
 	r->call = pd_call_start(x->req, service);
 	if (r->call == NULL) {
-		json_decref(body);
+		json_object_put(body);
 		snprintf(r->error, sizeof(r->error), "out of memory");
 		r->status = -1;
 		return;
 	}
 	if (pd_call_status(r->call) != 0) {
-		json_decref(body); /* refused before it was sent: rpcs_wait reads why */
+		json_object_put(body); /* refused before it was sent: rpcs_wait reads why */
 		return;
 	}
 	pd_call_set_path(r->call, method, NULL);
@@ -83,8 +275,16 @@ static void rpc_start(struct ctx *x, struct rpc *r, const char *service, const c
 		pd_call_set_timeout(r->call, timeout_ms);
 	size_t cap = pd_call_capacity(r->call);
 	char *room = pd_call_reserve(r->call, cap);
-	size_t n = room != NULL ? json_dumpb(body, room, cap, JSON_COMPACT) : 0;
-	json_decref(body);
+	size_t n = 0;
+	const char *text =
+	    room != NULL ? json_object_to_json_string_length(
+	                       body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n)
+	                 : NULL;
+	if (text == NULL)
+		n = 0;
+	else if (n <= cap)
+		memcpy(room, text, n);
+	json_object_put(body);
 	if (room == NULL || n == 0 || n > cap) {
 		pd_call_release(r->call);
 		r->call = NULL;
@@ -99,8 +299,8 @@ static void rpc_start(struct ctx *x, struct rpc *r, const char *service, const c
 /* The error text of a failed answer: {"error": "..."} or the platform's short text. */
 static void rpc_take_error(struct rpc *r, const char *body, size_t len)
 {
-	json_t *v = json_loadb(body, len, 0, NULL);
-	const char *text = json_string_value(json_object_get(v, "error"));
+	struct json_object *v = parse_object(body, len);
+	const char *text = jstring(jget(v, "error"));
 	if (text != NULL) {
 		snprintf(r->error, sizeof(r->error), "%s", text);
 	} else {
@@ -111,7 +311,7 @@ static void rpc_take_error(struct rpc *r, const char *body, size_t len)
 		memcpy(r->error, body, len);
 		r->error[len] = '\0';
 	}
-	json_decref(v);
+	json_object_put(v);
 }
 
 /* Wait for every call of rs[0..n) and parse each answer; the calls are released (their
@@ -132,10 +332,8 @@ static void rpcs_wait(struct rpc *rs, size_t n)
 		size_t len;
 		const char *body = pd_call_body(r->call, &len);
 		if (r->status == 200) {
-			r->reply = json_loadb(body, len, 0, NULL);
-			if (!json_is_object(r->reply)) {
-				json_decref(r->reply);
-				r->reply = NULL;
+			r->reply = parse_object(body, len);
+			if (r->reply == NULL) {
 				r->status = 502;
 				snprintf(r->error, sizeof(r->error),
 				         "the answer is not a JSON object");
@@ -157,7 +355,7 @@ static void rpcs_free(struct rpc *rs, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		pd_call_release(rs[i].call);
-		json_decref(rs[i].reply);
+		json_object_put(rs[i].reply);
 		rs[i].call = NULL;
 		rs[i].reply = NULL;
 	}
@@ -176,53 +374,56 @@ static int failure_status(const struct rpc *r)
 
 /* ---- reading the services' JSON ------------------------------------------------------ */
 
-static const char *jstr(const json_t *obj, const char *key)
+static const char *jstr(const struct json_object *obj, const char *key)
 {
-	const char *s = json_string_value(json_object_get(obj, key));
+	const char *s = jstring(jget(obj, key));
 	return s != NULL ? s : "";
 }
 
-static bool money_from_json(const json_t *v, struct money *m)
+static bool money_from_json(const struct json_object *v, struct money *m)
 {
-	const char *code = json_string_value(json_object_get(v, "currency_code"));
-	json_t *units = json_object_get(v, "units");
-	json_t *nanos = json_object_get(v, "nanos");
+	const char *code = jstring(jget(v, "currency_code"));
+	struct json_object *units, *nanos;
+	bool has_units = jhas(v, "units", &units);
+	bool has_nanos = jhas(v, "nanos", &nanos);
 	if (code == NULL || strlen(code) >= sizeof(m->currency_code) ||
-	    (units != NULL && !json_is_integer(units)) ||
-	    (nanos != NULL && !json_is_integer(nanos)))
+	    (has_units && !jis_int(units)) || (has_nanos && !jis_int(nanos)))
 		return false;
-	json_int_t n = nanos != NULL ? json_integer_value(nanos) : 0;
+	int64_t n = jint(nanos);
 	if (n <= -1000000000 || n >= 1000000000)
 		return false;
 	snprintf(m->currency_code, sizeof(m->currency_code), "%s", code);
-	m->units = units != NULL ? json_integer_value(units) : 0;
+	m->units = jint(units);
 	m->nanos = (int32_t)n;
 	return true;
 }
 
-static json_t *money_to_json(const struct money *m)
+static struct json_object *money_to_json(struct jb *b, const struct money *m)
 {
-	return json_pack("{s:s,s:I,s:i}", "currency_code", m->currency_code, "units",
-	                 (json_int_t)m->units, "nanos", (int)m->nanos);
+	struct json_object *o = jb_object(b);
+	jb_set(b, o, "currency_code", jb_string(b, m->currency_code));
+	jb_set(b, o, "units", jb_int(b, m->units));
+	jb_set(b, o, "nanos", jb_int(b, m->nanos));
+	return o;
 }
 
 /* A product of the catalog, pointing into the JSON answer that holds it. */
 struct product {
-	const json_t *json;
+	const struct json_object *json;
 	const char *id, *name, *description, *picture;
 	struct money price_usd;
 };
 
-static bool product_from_json(const json_t *v, struct product *p)
+static bool product_from_json(const struct json_object *v, struct product *p)
 {
-	if (!json_is_object(v) || json_string_value(json_object_get(v, "id")) == NULL)
+	if (!json_object_is_type(v, json_type_object) || jstring(jget(v, "id")) == NULL)
 		return false;
 	*p = (struct product){.json = v,
 	                      .id = jstr(v, "id"),
 	                      .name = jstr(v, "name"),
 	                      .description = jstr(v, "description"),
 	                      .picture = jstr(v, "picture")};
-	return money_from_json(json_object_get(v, "price_usd"), &p->price_usd);
+	return money_from_json(jget(v, "price_usd"), &p->price_usd);
 }
 
 /* A currency code as the services spell them: three capital letters. */
@@ -236,13 +437,10 @@ static bool currency_code_ok(const char *s, size_t n)
 	return true;
 }
 
-static bool currency_listed(const json_t *list, const char *code)
+static bool currency_listed(const struct json_object *list, const char *code)
 {
-	size_t i;
-	json_t *c;
-	json_array_foreach(list, i, c)
-	{
-		const char *s = json_string_value(c);
+	for (size_t i = 0, n = jlen(list); i < n; i++) {
+		const char *s = jstring(jat(list, i));
 		if (s != NULL && strcmp(s, code) == 0)
 			return true;
 	}
@@ -294,7 +492,8 @@ static void put_head(struct page *p, const char *title)
 
 /* The top bar: the shop's name, the currency picker (when currencies is given) and the
  * cart link with its size (when cart_size >= 0). */
-static void put_header(struct page *p, const struct ctx *x, const json_t *currencies, int cart_size)
+static void put_header(struct page *p, const struct ctx *x, const struct json_object *currencies,
+                       int cart_size)
 {
 	page_put(p, "<header class=\"top\"><a class=\"brand\" href=\"/\">Online Boutique</a>"
 	            "<nav>");
@@ -302,11 +501,8 @@ static void put_header(struct page *p, const struct ctx *x, const json_t *curren
 		page_put(p, "<form class=\"currency-form\" method=\"POST\" action=\"/setCurrency\">"
 		            "<label>Currency <select name=\"currency_code\" "
 		            "onchange=\"this.form.submit()\">");
-		size_t i;
-		json_t *c;
-		json_array_foreach(currencies, i, c)
-		{
-			const char *code = json_string_value(c);
+		for (size_t i = 0, n = jlen(currencies); i < n; i++) {
+			const char *code = jstring(jat(currencies, i));
 			if (code == NULL)
 				continue;
 			page_put(p, "<option value=\"%s\"%r>%s</option>", code,
@@ -334,14 +530,14 @@ static void put_ad(struct page *p, const struct rpc *ad)
 {
 	if (!rpc_ok(ad))
 		return; /* an ad that did not come is no error, as in the original */
-	json_t *ads = json_object_get(ad->reply, "ads");
-	size_t n = json_array_size(ads);
+	struct json_object *ads = jget(ad->reply, "ads");
+	size_t n = jlen(ads);
 	if (n == 0)
 		return;
 	unsigned pick = 0;
 	if (getrandom(&pick, sizeof(pick), 0) != (ssize_t)sizeof(pick))
 		pick = 0;
-	json_t *one = json_array_get(ads, pick % n);
+	struct json_object *one = jat(ads, pick % n);
 	page_put(p,
 	         "<aside class=\"ad\"><strong>Ad</strong> <a href=\"%s\" rel=\"nofollow\">%s</a>"
 	         "</aside>\n",
@@ -482,25 +678,51 @@ static int start_session(struct ctx *x)
  * change of the table, or forged) falls back to the default instead of failing pages. */
 static void check_currency(struct ctx *x, const struct rpc *currencies)
 {
-	json_t *list = json_object_get(currencies->reply, "currency_codes");
+	struct json_object *list = jget(currencies->reply, "currency_codes");
 	if (!currency_listed(list, x->currency))
 		snprintf(x->currency, sizeof(x->currency), DEFAULT_CURRENCY);
 }
 
-static json_t *convert_request(const struct money *m, const char *to)
+static struct json_object *convert_request(const struct money *m, const char *to)
 {
-	return json_pack("{s:o,s:s}", "from", money_to_json(m), "to_code", to);
+	struct jb b = {0};
+	struct json_object *o = jb_object(&b);
+	jb_set(&b, o, "from", money_to_json(&b, m));
+	jb_set(&b, o, "to_code", jb_string(&b, to));
+	return jb_end(&b, o);
 }
 
-static json_t *user_request(const struct ctx *x)
+/* {key: s}, the body of many calls. */
+static struct json_object *one_string_request(const char *key, const char *s)
 {
-	return json_pack("{s:s}", "user_id", x->session);
+	struct jb b = {0};
+	struct json_object *o = jb_object(&b);
+	jb_set(&b, o, key, jb_string(&b, s));
+	return jb_end(&b, o);
 }
 
-static void start_recommendations(struct ctx *x, struct rpc *r, json_t *product_ids)
+static struct json_object *user_request(const struct ctx *x)
 {
-	rpc_start(x, r, "recommendation", "/ListRecommendations",
-	          json_pack("{s:s,s:o}", "user_id", x->session, "product_ids", product_ids), 0);
+	return one_string_request("user_id", x->session);
+}
+
+/* {key: v}, v's reference passing to the body (NULL: a failed array). */
+static struct json_object *one_value_request(const char *key, struct json_object *v)
+{
+	struct jb b = {.failed = v == NULL};
+	struct json_object *o = jb_object(&b);
+	jb_set(&b, o, key, v);
+	return jb_end(&b, o);
+}
+
+/* product_ids' reference passes to the call (NULL: it could not be made). */
+static void start_recommendations(struct ctx *x, struct rpc *r, struct json_object *product_ids)
+{
+	struct jb b = {.failed = product_ids == NULL};
+	struct json_object *o = jb_object(&b);
+	jb_set(&b, o, "user_id", jb_string(&b, x->session));
+	jb_set(&b, o, "product_ids", product_ids);
+	rpc_start(x, r, "recommendation", "/ListRecommendations", jb_end(&b, o), 0);
 }
 
 /* GetProduct for the first MAX_RECOMMENDATIONS ids a ListRecommendations answered;
@@ -509,28 +731,25 @@ static size_t start_recommended_products(struct ctx *x, const struct rpc *rec, s
 {
 	if (!rpc_ok(rec))
 		return 0; /* not worth failing a page for, as in the original */
-	json_t *ids = json_object_get(rec->reply, "product_ids");
-	size_t n = 0, i;
-	json_t *id;
-	json_array_foreach(ids, i, id)
-	{
+	struct json_object *ids = jget(rec->reply, "product_ids");
+	size_t n = 0;
+	for (size_t i = 0, len = jlen(ids); i < len; i++) {
 		if (n == MAX_RECOMMENDATIONS)
 			break;
-		if (json_is_string(id))
+		struct json_object *id = jat(ids, i);
+		if (json_object_is_type(id, json_type_string))
 			rpc_start(x, &out[n++], "productcatalog", "/GetProduct",
-			          json_pack("{s:O}", "id", id), 0);
+			          one_value_request("id", jb_ref(id)), 0);
 	}
 	return n;
 }
 
-static int cart_size(const json_t *cart)
+static int cart_size(const struct json_object *cart)
 {
 	long long total = 0;
-	size_t i;
-	json_t *it;
-	json_array_foreach(json_object_get(cart, "items"), i, it)
-	{
-		json_int_t q = json_integer_value(json_object_get(it, "quantity"));
+	struct json_object *items = jget(cart, "items");
+	for (size_t i = 0, n = jlen(items); i < n; i++) {
+		int64_t q = jint(jget(jat(items, i), "quantity"));
 		if (q > 0 && total < 1000000)
 			total += q;
 	}
@@ -548,11 +767,13 @@ static int home(struct ctx *x)
 	struct product products[MAX_PRODUCTS];
 	size_t nconv = 0;
 	int rc;
-	rpc_start(x, &r[HOME_CURRENCIES], "currency", "/GetSupportedCurrencies", json_object(), 0);
-	rpc_start(x, &r[HOME_PRODUCTS], "productcatalog", "/ListProducts", json_object(), 0);
+	rpc_start(x, &r[HOME_CURRENCIES], "currency", "/GetSupportedCurrencies",
+	          json_object_new_object(), 0);
+	rpc_start(x, &r[HOME_PRODUCTS], "productcatalog", "/ListProducts", json_object_new_object(),
+	          0);
 	rpc_start(x, &r[HOME_CART], "cart", "/GetCart", user_request(x), 0);
-	rpc_start(x, &r[HOME_AD], "ad", "/GetAds", json_pack("{s:[]}", "context_keys"),
-	          AD_TIMEOUT_MS);
+	rpc_start(x, &r[HOME_AD], "ad", "/GetAds",
+	          one_value_request("context_keys", json_object_new_array()), AD_TIMEOUT_MS);
 	rpcs_wait(r, HOME_N);
 	for (int i = HOME_CURRENCIES; i <= HOME_CART; i++)
 		if (!rpc_ok(&r[i])) {
@@ -565,14 +786,12 @@ static int home(struct ctx *x)
 	check_currency(x, &r[HOME_CURRENCIES]);
 
 	/* Every price in the session's currency, converted in parallel. */
-	json_t *list = json_object_get(r[HOME_PRODUCTS].reply, "products");
+	struct json_object *list = jget(r[HOME_PRODUCTS].reply, "products");
 	size_t i;
-	json_t *v;
-	json_array_foreach(list, i, v)
-	{
+	for (i = 0; i < jlen(list); i++) {
 		if (nconv == MAX_PRODUCTS)
 			break;
-		if (!product_from_json(v, &products[nconv])) {
+		if (!product_from_json(jat(list, i), &products[nconv])) {
 			struct rpc bad = {
 			    .service = "productcatalog", .method = "/ListProducts", .status = 502};
 			snprintf(bad.error, sizeof(bad.error), "a product is malformed");
@@ -597,7 +816,7 @@ static int home(struct ctx *x)
 		goto free_conv;
 	}
 	put_head(&p, "Shop");
-	put_header(&p, x, json_object_get(r[HOME_CURRENCIES].reply, "currency_codes"),
+	put_header(&p, x, jget(r[HOME_CURRENCIES].reply, "currency_codes"),
 	           cart_size(r[HOME_CART].reply));
 	page_put(&p, "<section class=\"hot-products\"><h1>Hot products</h1><div class=\"grid\">");
 	for (i = 0; i < nconv; i++)
@@ -641,10 +860,14 @@ static int product_page(struct ctx *x, const char *id)
 	size_t n2 = 0;
 	int rc;
 	rpc_start(x, &r[PROD_PRODUCT], "productcatalog", "/GetProduct",
-	          json_pack("{s:s}", "id", id), 0);
-	rpc_start(x, &r[PROD_CURRENCIES], "currency", "/GetSupportedCurrencies", json_object(), 0);
+	          one_string_request("id", id), 0);
+	rpc_start(x, &r[PROD_CURRENCIES], "currency", "/GetSupportedCurrencies",
+	          json_object_new_object(), 0);
 	rpc_start(x, &r[PROD_CART], "cart", "/GetCart", user_request(x), 0);
-	start_recommendations(x, &r[PROD_REC], json_pack("[s]", id));
+	struct jb b = {0};
+	struct json_object *ids = jb_array(&b);
+	jb_push(&b, ids, jb_string(&b, id));
+	start_recommendations(x, &r[PROD_REC], jb_end(&b, ids));
 	rpcs_wait(r, PROD_N);
 	if (r[PROD_PRODUCT].status == 404) {
 		rc = error_page(x, 404, "There is no such product.", id);
@@ -666,10 +889,11 @@ static int product_page(struct ctx *x, const char *id)
 
 	rpc_start(x, &r2[0], "currency", "/Convert", convert_request(&pr.price_usd, x->currency),
 	          0);
-	json_t *cats = json_object_get(pr.json, "categories");
+	struct json_object *cats = jget(pr.json, "categories");
 	rpc_start(x, &r2[1], "ad", "/GetAds",
-	          json_is_array(cats) ? json_pack("{s:O}", "context_keys", cats)
-	                              : json_pack("{s:[]}", "context_keys"),
+	          one_value_request("context_keys", json_object_is_type(cats, json_type_array)
+	                                                ? jb_ref(cats)
+	                                                : json_object_new_array()),
 	          AD_TIMEOUT_MS);
 	n2 = 2 + start_recommended_products(x, &r[PROD_REC], &r2[2]);
 	rpcs_wait(r2, n2);
@@ -685,7 +909,7 @@ static int product_page(struct ctx *x, const char *id)
 		goto free_r2;
 	}
 	put_head(&p, pr.name);
-	put_header(&p, x, json_object_get(r[PROD_CURRENCIES].reply, "currency_codes"),
+	put_header(&p, x, jget(r[PROD_CURRENCIES].reply, "currency_codes"),
 	           cart_size(r[PROD_CART].reply));
 	page_put(&p,
 	         "<section class=\"product\"><img class=\"product-picture\" src=\"%s\" alt=\"%s\">"
@@ -759,7 +983,8 @@ static int cart_page(struct ctx *x)
 	size_t nitems = 0, n2 = 0, n3 = 0, nrec = 0;
 	int rc;
 
-	rpc_start(x, &r[CART_CURRENCIES], "currency", "/GetSupportedCurrencies", json_object(), 0);
+	rpc_start(x, &r[CART_CURRENCIES], "currency", "/GetSupportedCurrencies",
+	          json_object_new_object(), 0);
 	rpc_start(x, &r[CART_CART], "cart", "/GetCart", user_request(x), 0);
 	rpcs_wait(r, CART_N);
 	for (int i = 0; i < CART_N; i++)
@@ -771,37 +996,47 @@ static int cart_page(struct ctx *x)
 		}
 	check_currency(x, &r[CART_CURRENCIES]);
 
-	json_t *items = json_object_get(r[CART_CART].reply, "items");
-	json_t *ids = json_array();
+	struct json_object *items = jget(r[CART_CART].reply, "items");
+	/* The items' ids, one string each, shared by reference among the calls' bodies. */
+	struct jb b = {0};
+	struct json_object *ids = jb_array(&b);
 	size_t i;
-	json_t *it;
-	json_array_foreach(items, i, it)
-	{
-		json_int_t q = json_integer_value(json_object_get(it, "quantity"));
-		const char *pid = json_string_value(json_object_get(it, "product_id"));
+	for (i = 0; i < jlen(items); i++) {
+		struct json_object *it = jat(items, i);
+		int64_t q = jint(jget(it, "quantity"));
+		const char *pid = jstring(jget(it, "product_id"));
 		if (pid == NULL || q <= 0 || q > 1000000)
 			continue;
 		if (nitems == MAX_PRODUCTS)
 			break;
 		quantity[nitems++] = (uint32_t)q;
-		json_array_append_new(ids, json_string(pid));
+		jb_push(&b, ids, jb_string(&b, pid));
 	}
-	start_recommendations(x, &r2[0], json_deep_copy(ids));
-	json_t *quote_items = json_array();
-	for (i = 0; i < nitems; i++)
-		json_array_append_new(quote_items,
-		                      json_pack("{s:O,s:i}", "product_id", json_array_get(ids, i),
-		                                "quantity", (int)quantity[i]));
-	rpc_start(x, &r2[1], "shipping", "/GetQuote",
-	          json_pack("{s:{s:s,s:s,s:s,s:s,s:i},s:o}", "address", "street_address", "",
-	                    "city", "", "state", "", "country", "", "zip_code", 0, "items",
-	                    quote_items),
-	          0);
+	ids = jb_end(&b, ids);
+	start_recommendations(x, &r2[0], jb_ref(ids));
+	struct jb qb = {.failed = ids == NULL};
+	struct json_object *quote = jb_object(&qb);
+	struct json_object *address = jb_object(&qb);
+	jb_set(&qb, quote, "address", address);
+	jb_set(&qb, address, "street_address", jb_string(&qb, ""));
+	jb_set(&qb, address, "city", jb_string(&qb, ""));
+	jb_set(&qb, address, "state", jb_string(&qb, ""));
+	jb_set(&qb, address, "country", jb_string(&qb, ""));
+	jb_set(&qb, address, "zip_code", jb_int(&qb, 0));
+	struct json_object *quote_items = jb_array(&qb);
+	jb_set(&qb, quote, "items", quote_items);
+	for (i = 0; i < nitems && ids != NULL; i++) {
+		struct json_object *qi = jb_object(&qb);
+		jb_push(&qb, quote_items, qi);
+		jb_set(&qb, qi, "product_id", jb_ref(jat(ids, i)));
+		jb_set(&qb, qi, "quantity", jb_int(&qb, quantity[i]));
+	}
+	rpc_start(x, &r2[1], "shipping", "/GetQuote", jb_end(&qb, quote), 0);
 	for (i = 0; i < nitems; i++)
 		rpc_start(x, &r2[2 + i], "productcatalog", "/GetProduct",
-		          json_pack("{s:O}", "id", json_array_get(ids, i)), 0);
+		          ids != NULL ? one_value_request("id", jb_ref(jat(ids, i))) : NULL, 0);
 	n2 = 2 + nitems;
-	json_decref(ids);
+	json_object_put(ids);
 	rpcs_wait(r2, n2);
 	for (i = 1; i < n2; i++)
 		if (!rpc_ok(&r2[i]) ||
@@ -812,7 +1047,7 @@ static int cart_page(struct ctx *x)
 			goto free_r2;
 		}
 	struct money shipping_usd;
-	if (!money_from_json(json_object_get(r2[1].reply, "cost_usd"), &shipping_usd)) {
+	if (!money_from_json(jget(r2[1].reply, "cost_usd"), &shipping_usd)) {
 		r2[1].status = 502;
 		snprintf(r2[1].error, sizeof(r2[1].error), "no cost_usd in the answer");
 		rc = rpc_error_page(x, &r2[1], "Could not get a shipping quote.");
@@ -849,7 +1084,7 @@ static int cart_page(struct ctx *x)
 		goto free_r3;
 	}
 	put_head(&p, "Cart");
-	put_header(&p, x, json_object_get(r[CART_CURRENCIES].reply, "currency_codes"), size);
+	put_header(&p, x, jget(r[CART_CURRENCIES].reply, "currency_codes"), size);
 	if (nitems == 0) {
 		page_put(&p,
 		         "<section class=\"cart empty\"><h1>Your cart is empty</h1>"
@@ -958,7 +1193,7 @@ static int add_to_cart(struct ctx *x)
 		return error_page(x, 404, "There is no such product.", id);
 
 	struct rpc r;
-	rpc_start(x, &r, "productcatalog", "/GetProduct", json_pack("{s:s}", "id", id), 0);
+	rpc_start(x, &r, "productcatalog", "/GetProduct", one_string_request("id", id), 0);
 	rpcs_wait(&r, 1);
 	int rc;
 	if (r.status == 404) {
@@ -967,10 +1202,13 @@ static int add_to_cart(struct ctx *x)
 		rc = rpc_error_page(x, &r, "Could not get the product.");
 	} else {
 		rpcs_free(&r, 1);
-		rpc_start(x, &r, "cart", "/AddItem",
-		          json_pack("{s:s,s:{s:s,s:i}}", "user_id", x->session, "item",
-		                    "product_id", id, "quantity", (int)q),
-		          0);
+		struct jb b = {0};
+		struct json_object *o = jb_object(&b), *item = jb_object(&b);
+		jb_set(&b, o, "user_id", jb_string(&b, x->session));
+		jb_set(&b, o, "item", item);
+		jb_set(&b, item, "product_id", jb_string(&b, id));
+		jb_set(&b, item, "quantity", jb_int(&b, q));
+		rpc_start(x, &r, "cart", "/AddItem", jb_end(&b, o), 0);
 		rpcs_wait(&r, 1);
 		if (r.status == 400)
 			rc = error_page(x, 400, "The cart refused the item.", r.error);
@@ -1036,12 +1274,12 @@ static int set_currency(struct ctx *x)
 	if (n <= 0 || !currency_code_ok(code, (size_t)n))
 		return error_page(x, 400, "Unknown currency.", n > 0 ? code : NULL);
 	struct rpc r;
-	rpc_start(x, &r, "currency", "/GetSupportedCurrencies", json_object(), 0);
+	rpc_start(x, &r, "currency", "/GetSupportedCurrencies", json_object_new_object(), 0);
 	rpcs_wait(&r, 1);
 	int rc;
 	if (!rpc_ok(&r)) {
 		rc = rpc_error_page(x, &r, "Could not get the currencies.");
-	} else if (!currency_listed(json_object_get(r.reply, "currency_codes"), code)) {
+	} else if (!currency_listed(jget(r.reply, "currency_codes"), code)) {
 		rc = error_page(x, 400, "Unknown currency.", code);
 	} else {
 		char cookie[96], location[512];
@@ -1130,22 +1368,31 @@ static int checkout(struct ctx *x)
 	if (bad != NULL)
 		return error_page(x, 400, bad, NULL);
 	struct rpc order;
-	rpc_start(x, &order, "checkout", "/PlaceOrder",
-	          json_pack("{s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:i},s:{s:s,s:i,s:i,s:i}}", "user_id",
-	                    x->session, "user_currency", x->currency, "email", f.email, "address",
-	                    "street_address", f.street, "city", f.city, "state", f.state, "country",
-	                    f.country, "zip_code", (int)f.zip, "credit_card", "credit_card_number",
-	                    f.card, "credit_card_cvv", (int)f.cvv, "credit_card_expiration_year",
-	                    (int)f.year, "credit_card_expiration_month", (int)f.month),
-	          0);
+	struct jb b = {0};
+	struct json_object *req = jb_object(&b), *address = jb_object(&b), *card = jb_object(&b);
+	jb_set(&b, req, "user_id", jb_string(&b, x->session));
+	jb_set(&b, req, "user_currency", jb_string(&b, x->currency));
+	jb_set(&b, req, "email", jb_string(&b, f.email));
+	jb_set(&b, req, "address", address);
+	jb_set(&b, address, "street_address", jb_string(&b, f.street));
+	jb_set(&b, address, "city", jb_string(&b, f.city));
+	jb_set(&b, address, "state", jb_string(&b, f.state));
+	jb_set(&b, address, "country", jb_string(&b, f.country));
+	jb_set(&b, address, "zip_code", jb_int(&b, (int)f.zip));
+	jb_set(&b, req, "credit_card", card);
+	jb_set(&b, card, "credit_card_number", jb_string(&b, f.card));
+	jb_set(&b, card, "credit_card_cvv", jb_int(&b, (int)f.cvv));
+	jb_set(&b, card, "credit_card_expiration_year", jb_int(&b, (int)f.year));
+	jb_set(&b, card, "credit_card_expiration_month", jb_int(&b, (int)f.month));
+	rpc_start(x, &order, "checkout", "/PlaceOrder", jb_end(&b, req), 0);
 	rpcs_wait(&order, 1);
 	if (order.status == 400) {
 		int rc = error_page(x, 400, "The order was not placed.", order.error);
 		rpcs_free(&order, 1);
 		return rc;
 	}
-	json_t *o = json_object_get(order.reply, "order");
-	if (!rpc_ok(&order) || !json_is_object(o)) {
+	struct json_object *o = jget(order.reply, "order");
+	if (!rpc_ok(&order) || !json_object_is_type(o, json_type_object)) {
 		if (order.status == 200) {
 			order.status = 502;
 			snprintf(order.error, sizeof(order.error), "no order in the answer");
@@ -1157,25 +1404,22 @@ static int checkout(struct ctx *x)
 
 	/* What was paid: shipping plus each item's cost times its quantity. */
 	struct money total;
-	bool sum_ok = money_from_json(json_object_get(o, "shipping_cost"), &total);
-	json_t *items = json_object_get(o, "items");
+	bool sum_ok = money_from_json(jget(o, "shipping_cost"), &total);
+	struct json_object *items = jget(o, "items");
 	size_t nitems = 0, i;
-	json_t *it;
 	struct money costs[MAX_PRODUCTS];
 	uint32_t quantity[MAX_PRODUCTS];
 	struct rpc r[1];
 	struct rpc r2[MAX_PRODUCTS + MAX_RECOMMENDATIONS];
 	size_t n2 = 0, nrec = 0;
-	json_array_foreach(items, i, it)
-	{
+	for (i = 0; i < jlen(items); i++) {
 		if (nitems == MAX_PRODUCTS)
 			break;
-		json_t *ci = json_object_get(it, "item");
-		json_int_t q = json_integer_value(json_object_get(ci, "quantity"));
+		struct json_object *it = jat(items, i);
+		int64_t q = jint(jget(jget(it, "item"), "quantity"));
 		struct money line;
 		costs[nitems] = (struct money){.currency_code = "", .units = 0};
-		if (q <= 0 || q > 1000000 ||
-		    !money_from_json(json_object_get(it, "cost"), &costs[nitems]) ||
+		if (q <= 0 || q > 1000000 || !money_from_json(jget(it, "cost"), &costs[nitems]) ||
 		    !money_multiply(&costs[nitems], (uint32_t)q, &line) ||
 		    !money_add(&total, &line, &total))
 			sum_ok = false;
@@ -1183,15 +1427,12 @@ static int checkout(struct ctx *x)
 	}
 
 	/* The names of what was bought, and recommendations, for the confirmation page. */
-	start_recommendations(x, &r[0], json_array());
+	start_recommendations(x, &r[0], json_object_new_array());
 	rpcs_wait(r, 1);
-	json_array_foreach(items, i, it)
-	{
-		if (i == nitems)
-			break;
-		const char *pid = jstr(json_object_get(it, "item"), "product_id");
+	for (i = 0; i < nitems; i++) {
+		const char *pid = jstr(jget(jat(items, i), "item"), "product_id");
 		rpc_start(x, &r2[n2++], "productcatalog", "/GetProduct",
-		          json_pack("{s:s}", "id", pid), 0);
+		          one_string_request("id", pid), 0);
 	}
 	nrec = start_recommended_products(x, &r[0], &r2[n2]);
 	rpcs_wait(r2, n2 + nrec);
@@ -1213,11 +1454,8 @@ static int checkout(struct ctx *x)
 	if (sum_ok)
 		page_put(&p, "<dt>Total paid</dt><dd class=\"total-paid\">%m</dd>", &total);
 	page_put(&p, "</dl><ul class=\"order-items\">");
-	json_array_foreach(items, i, it)
-	{
-		if (i == nitems)
-			break;
-		const char *pid = jstr(json_object_get(it, "item"), "product_id");
+	for (i = 0; i < nitems; i++) {
+		const char *pid = jstr(jget(jat(items, i), "item"), "product_id");
 		const char *name = pid;
 		struct product pr;
 		if (rpc_ok(&r2[i]) && product_from_json(r2[i].reply, &pr))
@@ -1381,8 +1619,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "frontend: static files: %s: %s\n", why, strerror(-rc));
 		return 1;
 	}
-	/* Seed jansson's hash function here, before pd_serve starts the handler threads. */
-	json_object_seed(0);
+	/* Seed json-c's hash function here, before pd_serve starts the handler threads: it
+	 * draws the seed the first time a key is hashed. */
+	json_object_put(json_tokener_parse("{\"seed\":0}"));
 	rc = pd_serve(argc, argv, handle, NULL);
 	statics_free(&statics);
 	return rc;
