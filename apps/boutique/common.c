@@ -78,7 +78,12 @@ static const char *check_tree(struct json_object *v)
 			return "too big integer";
 		return NULL;
 	case json_type_double:
-		return isfinite(json_object_get_double(v)) ? NULL : "real number overflow";
+		if (!isfinite(json_object_get_double(v)))
+			return "real number overflow";
+		/* json-c would write a parsed real back as its text was (1e5, 0.1); jansson
+		 * wrote %.17g with ".0" on whole numbers, as json-c's own serializer does. */
+		json_object_set_serializer(v, NULL, NULL, NULL);
+		return NULL;
 	case json_type_string:
 		if (strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
 			return "\\u0000 is not allowed";
@@ -106,26 +111,94 @@ static const char *check_tree(struct json_object *v)
 	}
 }
 
-/*
- * Whether text has a single quote outside a double-quoted string: json-c's tokener takes
- * 'single-quoted' strings even when strict, JSON (and jansson) does not.
- */
-static bool single_quoted(const char *text, size_t len)
+/* Whether s is UTF-8 as jansson's json_string checked it: no overlong forms, no
+ * surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const char *s, size_t len)
 {
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	while (p < end) {
+		unsigned c = *p;
+		int n;
+		uint32_t cp, min;
+		if (c < 0x80) {
+			p++;
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			n = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			n = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			n = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (end - p <= n)
+			return false;
+		for (int i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+/* The escape at p (after its backslash): 1 if it is \u of a first half of a surrogate
+ * pair, 2 of a second half, 0 if something else. */
+static int surrogate(const char *p, size_t len)
+{
+	if (len < 5 || p[0] != 'u' || (p[1] != 'd' && p[1] != 'D'))
+		return 0;
+	char c = p[2];
+	if ((c >= '8' && c <= '9') || (c >= 'a' && c <= 'b') || (c >= 'A' && c <= 'B'))
+		return 1;
+	if ((c >= 'c' && c <= 'f') || (c >= 'C' && c <= 'F'))
+		return 2;
+	return 0;
+}
+
+/*
+ * What json-c's tokener takes even when strict and JSON (and jansson) does not, seen in
+ * the text: 'single-quoted' strings, control characters inside strings, and bytes that
+ * are not UTF-8 (its own check lets overlong forms through). The reason, or NULL.
+ */
+static const char *scan_text(const char *text, size_t len)
+{
+	if (!utf8_valid(text, len))
+		return "invalid UTF-8";
 	bool in_string = false;
 	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
 		if (in_string) {
-			if (text[i] == '\\')
+			if (c < 0x20)
+				return "control character in a string";
+			if (c == '\\') {
+				/* json-c takes a lone half of a surrogate pair. */
+				int half = surrogate(text + i + 1, len - i - 1);
+				if (half == 2)
+					return "unpaired surrogate";
+				if (half == 1) {
+					if (surrogate(text + i + 7, len - (i + 7)) != 2)
+						return "unpaired surrogate";
+					i += 6;
+				}
 				i++;
-			else if (text[i] == '"')
+			} else if (c == '"') {
 				in_string = false;
-		} else if (text[i] == '"') {
+			}
+		} else if (c == '"') {
 			in_string = true;
-		} else if (text[i] == '\'') {
-			return true;
+		} else if (c == '\'') {
+			return "single quotes are not JSON";
+		} else if (c == '.' && (i + 1 == len || text[i + 1] < '0' || text[i + 1] > '9')) {
+			/* json-c takes "1." as a real. */
+			return "a fraction needs digits";
 		}
 	}
-	return false;
+	return NULL;
 }
 
 struct json_object *boutique_parse(const char *text, size_t len, const char **why)
@@ -139,10 +212,9 @@ struct json_object *boutique_parse(const char *text, size_t len, const char **wh
 		*why = "input too large";
 		return NULL;
 	}
-	if (single_quoted(text, len)) {
-		*why = "single quotes are not JSON";
+	*why = scan_text(text, len);
+	if (*why != NULL)
 		return NULL;
-	}
 	struct json_tokener *tok = json_tokener_new_ex(MAX_DEPTH);
 	if (tok == NULL) {
 		*why = "out of memory";
@@ -159,7 +231,7 @@ struct json_object *boutique_parse(const char *text, size_t len, const char **wh
 		e = json_tokener_get_error(tok);
 		end = len;
 	}
-	if (v == NULL || e != json_tokener_success) {
+	if (e != json_tokener_success) {
 		*why = e == json_tokener_continue ? "unexpected end of input"
 		                                  : json_tokener_error_desc(e);
 		json_object_put(v);
@@ -308,39 +380,6 @@ int boutique_answer(pd_response *res, int status, struct json_object *v)
 	return 0;
 }
 
-/* Whether s is UTF-8 as jansson's json_string checked it: no overlong forms, no
- * surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p != '\0') {
-		unsigned c = *p;
-		int n;
-		uint32_t cp, min;
-		if (c < 0x80) {
-			p++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			n = 3, cp = c & 0x07, min = 0x10000;
-		} else {
-			return false;
-		}
-		for (int i = 1; i <= n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (p[i] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		p += n + 1;
-	}
-	return true;
-}
-
 int boutique_error(pd_response *res, int status, const char *fmt, ...)
 {
 	char msg[512];
@@ -353,8 +392,8 @@ int boutique_error(pd_response *res, int status, const char *fmt, ...)
 	 * refused it. */
 	return boutique_answer(
 	    res, status,
-	    boutique_object1("error",
-	                     json_object_new_string(utf8_valid(msg) ? msg : "invalid request")));
+	    boutique_object1("error", json_object_new_string(
+	                                  utf8_valid(msg, strlen(msg)) ? msg : "invalid request")));
 }
 
 int boutique_unknown_method(pd_response *res, const char *method)
